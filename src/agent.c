@@ -1,0 +1,406 @@
+/*
+ * keyward: the request dispatcher. See agent.h.
+ *
+ * Each handler either writes its success reply and returns 0, or returns a
+ * KW_ERR_* code with a reason; agent_handle() then discards anything the
+ * handler wrote and sends the failure code that fits the request. Every
+ * path ends in exactly one reply and one log line.
+ */
+#include "agent.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+#include "proto.h"
+
+const char *const agent_extensions[] = {EXT_QUERY, EXT_SESSION_BIND, NULL};
+
+/* What a handler reports back to the dispatcher for the log line. */
+struct outcome {
+    const char *why;   /* reason for a refusal; kw_strerror() if NULL */
+    char detail[192];  /* what the request was about: key, extension name */
+    uint8_t fail_code; /* reply code on failure */
+};
+
+void agent_init(struct agent *ag, uint32_t default_lifetime_secs)
+{
+    keystore_init(&ag->keys);
+    lock_init(&ag->lock);
+    ag->default_lifetime_secs = default_lifetime_secs;
+}
+
+void agent_cleanup(struct agent *ag)
+{
+    keystore_clear(&ag->keys);
+    lock_clear(&ag->lock);
+}
+
+void agent_conn_init(struct agent_conn *c, unsigned long id)
+{
+    c->id = id;
+    binding_set_init(&c->bindings);
+}
+
+void agent_conn_cleanup(struct agent_conn *c)
+{
+    binding_set_clear(&c->bindings);
+}
+
+void agent_reply_init(struct agent_reply *reply)
+{
+    wire_writer_init(&reply->msg);
+    reply->delay_ms = 0;
+}
+
+void agent_reply_free(struct agent_reply *reply)
+{
+    wire_writer_free(&reply->msg);
+    reply->delay_ms = 0;
+}
+
+uint64_t agent_expire(struct agent *ag, uint64_t now_ms)
+{
+    uint64_t next = 0;
+
+    keystore_expire(&ag->keys, now_ms, &next);
+    return next;
+}
+
+static void describe_key(struct outcome *o, const struct key *k)
+{
+    char fp[KEY_FINGERPRINT_SIZE];
+
+    key_fingerprint(k, fp, sizeof(fp));
+    snprintf(o->detail, sizeof(o->detail), "%s %s", key_short_name(k), fp);
+}
+
+static void describe_blob(struct outcome *o, struct wire_view blob)
+{
+    struct key *k = NULL;
+
+    if (key_from_blob(blob.ptr, blob.len, &k) == 0) {
+        describe_key(o, k);
+        key_free(k);
+    } else {
+        snprintf(o->detail, sizeof(o->detail), "unparseable key blob (%zu bytes)", blob.len);
+    }
+}
+
+/* ---- handlers ---- */
+
+static int handle_list(struct agent *ag, struct wire_writer *w)
+{
+    size_t i;
+
+    wire_put_u8(w, SSH_AGENT_IDENTITIES_ANSWER);
+    if (ag->lock.locked) {
+        wire_put_u32(w, 0); /* a locked agent shows no keys */
+        return w->error;
+    }
+    wire_put_u32(w, (uint32_t)ag->keys.count);
+    for (i = 0; i < ag->keys.count; i++) {
+        const struct identity *id = ag->keys.ids[i];
+
+        wire_put_string(w, id->key->blob, id->key->blob_len);
+        wire_put_cstring(w, id->comment);
+    }
+    return w->error;
+}
+
+static int handle_sign(struct agent *ag, const struct agent_request *req, struct wire_writer *w,
+                       struct outcome *o)
+{
+    const struct identity *id;
+    size_t mark;
+    int err;
+
+    describe_blob(o, req->u.sign.key_blob);
+    id = keystore_find(&ag->keys, req->u.sign.key_blob.ptr, req->u.sign.key_blob.len);
+    if (id == NULL)
+        return KW_ERR_NOT_FOUND;
+    if (id->confirm) {
+        /* Never sign a confirm-constrained key without asking the user. */
+        o->why = "key requires confirmation, which this build cannot ask for";
+        return KW_ERR_DENIED;
+    }
+    wire_put_u8(w, SSH_AGENT_SIGN_RESPONSE);
+    mark = wire_begin_string(w);
+    if ((err = key_sign(id->key, req->u.sign.data.ptr, req->u.sign.data.len, req->u.sign.flags,
+                        w)) != 0)
+        return err;
+    wire_end_string(w, mark);
+    return w->error;
+}
+
+static int handle_add(struct agent *ag, uint64_t now_ms, struct agent_request *req,
+                      struct wire_writer *w, struct outcome *o)
+{
+    const struct add_constraints *c = &req->u.add.constraints;
+    uint64_t expires = 0;
+    uint32_t lifetime = c->has_lifetime ? c->lifetime_secs : ag->default_lifetime_secs;
+    int err;
+
+    describe_key(o, req->u.add.key);
+    if (c->has_lifetime || lifetime != 0) {
+        expires = now_ms + (uint64_t)lifetime * 1000;
+        if (expires == 0)
+            expires = 1; /* 0 means "never" */
+    }
+    if ((err = keystore_add(&ag->keys, req->u.add.key, req->u.add.comment, expires,
+                            c->confirm)) != 0)
+        return err;
+    req->u.add.key = NULL; /* now owned by the keystore */
+    req->u.add.comment = NULL;
+    if (expires != 0 || c->confirm) {
+        size_t n = strlen(o->detail);
+
+        snprintf(o->detail + n, sizeof(o->detail) - n, "%s%s",
+                 expires ? " (lifetime)" : "", c->confirm ? " (confirm)" : "");
+    }
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    return w->error;
+}
+
+static int handle_remove(struct agent *ag, const struct agent_request *req,
+                         struct wire_writer *w, struct outcome *o)
+{
+    int err;
+
+    describe_blob(o, req->u.remove.key_blob);
+    if ((err = keystore_remove(&ag->keys, req->u.remove.key_blob.ptr,
+                               req->u.remove.key_blob.len)) != 0)
+        return err;
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    return w->error;
+}
+
+static int handle_remove_all(struct agent *ag, struct wire_writer *w, struct outcome *o)
+{
+    size_t n = keystore_remove_all(&ag->keys);
+
+    snprintf(o->detail, sizeof(o->detail), "%zu keys", n);
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    return w->error;
+}
+
+static int handle_lock(struct agent *ag, const struct agent_request *req, struct wire_writer *w,
+                       struct outcome *o)
+{
+    int err = lock_engage(&ag->lock, req->u.lock.passphrase.ptr, req->u.lock.passphrase.len);
+
+    if (err == KW_ERR_DENIED)
+        o->why = "empty passphrase";
+    else if (err == KW_ERR_LOCKED)
+        o->why = "already locked";
+    if (err != 0)
+        return err;
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    return w->error;
+}
+
+static int handle_unlock(struct agent *ag, const struct agent_request *req,
+                         struct wire_writer *w, struct outcome *o, uint32_t *delay_ms)
+{
+    bool was_locked = ag->lock.locked;
+    int err = lock_release(&ag->lock, req->u.lock.passphrase.ptr, req->u.lock.passphrase.len,
+                           delay_ms);
+
+    if (err == KW_ERR_DENIED) {
+        o->why = was_locked ? "wrong passphrase" : "agent is not locked";
+        if (*delay_ms)
+            snprintf(o->detail, sizeof(o->detail), "reply delayed %u ms", *delay_ms);
+    }
+    if (err != 0)
+        return err;
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    return w->error;
+}
+
+static int handle_query(struct wire_writer *w)
+{
+    size_t i;
+
+    /* RFC 9987: EXTENSION_RESPONSE, the extension's name, then the names. */
+    wire_put_u8(w, SSH_AGENT_EXTENSION_RESPONSE);
+    wire_put_cstring(w, EXT_QUERY);
+    for (i = 0; agent_extensions[i] != NULL; i++)
+        wire_put_cstring(w, agent_extensions[i]);
+    return w->error;
+}
+
+static int handle_session_bind(struct agent_conn *c, struct wire_view body,
+                               struct wire_writer *w, struct outcome *o)
+{
+    struct session_bind_request sb;
+    enum binding_result res;
+    char fp[KEY_FINGERPRINT_SIZE];
+    const char *why = NULL;
+    size_t slot = 0;
+    int err;
+
+    if ((err = proto_decode_session_bind(body, &sb)) != 0) {
+        binding_note_failure(&c->bindings);
+        snprintf(o->detail, sizeof(o->detail), "%s", EXT_SESSION_BIND);
+        o->why = "malformed session-bind request";
+        return err;
+    }
+    key_fingerprint(sb.hostkey, fp, sizeof(fp));
+    snprintf(o->detail, sizeof(o->detail), "%s %s %s%s", EXT_SESSION_BIND,
+             key_short_name(sb.hostkey), fp, sb.forwarding ? " (forwarding)" : "");
+    /* The host's signature over the session id proves the binding is real. */
+    if ((err = key_verify(sb.hostkey, sb.signature.ptr, sb.signature.len, sb.sid.ptr,
+                          sb.sid.len)) != 0) {
+        binding_note_failure(&c->bindings);
+        o->why = "host key signature over session ID did not verify";
+        proto_session_bind_free(&sb);
+        return err;
+    }
+    res = binding_record(&c->bindings, sb.hostkey, sb.sid.ptr, sb.sid.len, sb.forwarding, &why,
+                         &slot);
+    if (res == BINDING_REFUSED) {
+        o->why = why;
+        proto_session_bind_free(&sb);
+        return KW_ERR_DENIED;
+    }
+    if (res == BINDING_RECORDED) {
+        sb.hostkey = NULL; /* owned by the binding set */
+        snprintf(o->detail, sizeof(o->detail), "%s: recorded %s %s (slot %zu of %d)%s",
+                 EXT_SESSION_BIND, key_short_name(c->bindings.slots[slot].hostkey), fp, slot,
+                 BINDING_MAX, sb.forwarding ? " forwarding" : "");
+    } else {
+        snprintf(o->detail, sizeof(o->detail), "%s: already recorded %s (slot %zu of %d)",
+                 EXT_SESSION_BIND, fp, slot, BINDING_MAX);
+    }
+    proto_session_bind_free(&sb);
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    return w->error;
+}
+
+static int handle_extension(struct agent *ag, struct agent_conn *c,
+                            const struct agent_request *req, struct wire_writer *w,
+                            struct outcome *o)
+{
+    struct wire_view name = req->u.ext.name;
+    char safe[64];
+
+    if (wire_view_eq_str(name, EXT_SESSION_BIND)) {
+        /* A known extension that fails answers EXTENSION_FAILURE. */
+        o->fail_code = SSH_AGENT_EXTENSION_FAILURE;
+        /* Allowed while locked: binding reveals and uses no key. */
+        return handle_session_bind(c, req->u.ext.body, w, o);
+    }
+    if (wire_view_eq_str(name, EXT_QUERY)) {
+        snprintf(o->detail, sizeof(o->detail), "%s", EXT_QUERY);
+        o->fail_code = SSH_AGENT_EXTENSION_FAILURE;
+        return handle_query(w);
+    }
+    (void)ag;
+    snprintf(o->detail, sizeof(o->detail), "\"%s\"",
+             log_sanitize(name.ptr, name.len, safe, sizeof(safe)));
+    o->why = "unsupported extension";
+    return KW_ERR_DENIED;
+}
+
+/* ---- dispatcher ---- */
+
+static bool allowed_while_locked(const struct agent_request *req)
+{
+    switch (req->type) {
+    case SSH_AGENTC_REQUEST_IDENTITIES: /* answered with an empty list */
+    case SSH_AGENTC_UNLOCK:
+    case SSH_AGENTC_EXTENSION: /* only session-bind and query; see below */
+        return true;
+    }
+    return false;
+}
+
+void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const uint8_t *msg,
+                  size_t len, struct agent_reply *reply)
+{
+    struct agent_request req;
+    struct outcome o;
+    struct wire_writer *w = &reply->msg;
+    int err;
+
+    memset(&o, 0, sizeof(o));
+    o.fail_code = SSH_AGENT_FAILURE;
+    wire_writer_reset(w);
+    reply->delay_ms = 0;
+
+    /* Expired keys must never serve, even if the expiry timer is late. */
+    agent_expire(ag, now_ms);
+
+    if ((err = proto_decode_request(msg, len, &req)) != 0) {
+        o.why = "malformed request";
+        if (req.type == SSH_AGENTC_EXTENSION)
+            snprintf(o.detail, sizeof(o.detail), "(undecodable extension)");
+        goto done;
+    }
+    if (ag->lock.locked && !allowed_while_locked(&req)) {
+        err = KW_ERR_LOCKED;
+        goto done;
+    }
+    switch (req.type) {
+    case SSH_AGENTC_REQUEST_IDENTITIES:
+        err = handle_list(ag, w);
+        snprintf(o.detail, sizeof(o.detail), "%zu keys", ag->lock.locked ? 0 : ag->keys.count);
+        break;
+    case SSH_AGENTC_SIGN_REQUEST:
+        err = handle_sign(ag, &req, w, &o);
+        break;
+    case SSH_AGENTC_ADD_IDENTITY:
+    case SSH_AGENTC_ADD_ID_CONSTRAINED:
+        err = handle_add(ag, now_ms, &req, w, &o);
+        break;
+    case SSH_AGENTC_REMOVE_IDENTITY:
+        err = handle_remove(ag, &req, w, &o);
+        break;
+    case SSH_AGENTC_REMOVE_ALL_IDENTITIES:
+        err = handle_remove_all(ag, w, &o);
+        break;
+    case SSH_AGENTC_LOCK:
+        err = handle_lock(ag, &req, w, &o);
+        break;
+    case SSH_AGENTC_UNLOCK:
+        err = handle_unlock(ag, &req, w, &o, &reply->delay_ms);
+        break;
+    case SSH_AGENTC_EXTENSION:
+        if (ag->lock.locked && !wire_view_eq_str(req.u.ext.name, EXT_SESSION_BIND) &&
+            !wire_view_eq_str(req.u.ext.name, EXT_QUERY)) {
+            err = KW_ERR_LOCKED;
+            break;
+        }
+        err = handle_extension(ag, c, &req, w, &o);
+        break;
+    case SSH_AGENTC_ADD_SMARTCARD_KEY:
+    case SSH_AGENTC_ADD_SMARTCARD_KEY_CONSTRAINED:
+    case SSH_AGENTC_REMOVE_SMARTCARD_KEY:
+        o.why = "PKCS#11 providers are not supported";
+        err = KW_ERR_DENIED;
+        break;
+    default:
+        o.why = "unknown message type";
+        err = KW_ERR_DENIED;
+        break;
+    }
+done:
+    if (err != 0 || w->error != 0) {
+        wire_writer_reset(w);
+        proto_put_status(w, o.fail_code);
+        if (w->error) {
+            /* Only allocation can fail here; one byte must still go out. */
+            wire_writer_free(w);
+            wire_put_u8(w, o.fail_code);
+        }
+        log_info("conn %lu: %s(%u)%s%s -> %s: %s", c->id, proto_type_name(req.type),
+                 (unsigned)req.type, o.detail[0] ? " " : "", o.detail,
+                 proto_type_name(o.fail_code), o.why ? o.why : kw_strerror(err));
+    } else if (log_enabled(LOG_LEVEL_DEBUG)) {
+        log_debug("conn %lu: %s(%u)%s%s -> %s", c->id, proto_type_name(req.type),
+                  (unsigned)req.type, o.detail[0] ? " " : "", o.detail,
+                  proto_type_name(w->buf[0]));
+    }
+    proto_request_free(&req);
+}

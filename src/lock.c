@@ -1,0 +1,84 @@
+/*
+ * keyward: the agent lock. See lock.h.
+ */
+#include "lock.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "err.h"
+
+/*
+ * scrypt cost: N = 2^14, r = 8, p = 1 takes tens of milliseconds and 16 MiB,
+ * enough to make offline guessing of a hash lifted from memory expensive
+ * without making lock/unlock feel slow.
+ */
+#define LOCK_SCRYPT_N (1u << 14)
+#define LOCK_SCRYPT_R 8
+#define LOCK_SCRYPT_P 1
+#define LOCK_SCRYPT_MAXMEM (64u * 1024 * 1024)
+
+#define LOCK_DELAY_STEP_MS 100
+#define LOCK_MAX_FAILS 100
+
+void lock_init(struct agent_lock *l)
+{
+    memset(l, 0, sizeof(*l));
+}
+
+void lock_clear(struct agent_lock *l)
+{
+    OPENSSL_cleanse(l, sizeof(*l));
+}
+
+static int derive(const uint8_t *pass, size_t len, const uint8_t *salt, uint8_t *out)
+{
+    if (EVP_PBE_scrypt((const char *)pass, len, salt, LOCK_SALT_LEN, LOCK_SCRYPT_N,
+                       LOCK_SCRYPT_R, LOCK_SCRYPT_P, LOCK_SCRYPT_MAXMEM, out,
+                       LOCK_HASH_LEN) != 1)
+        return KW_ERR_INTERNAL;
+    return 0;
+}
+
+int lock_engage(struct agent_lock *l, const uint8_t *pass, size_t len)
+{
+    int r;
+
+    if (l->locked)
+        return KW_ERR_LOCKED;
+    if (len == 0)
+        return KW_ERR_DENIED; /* OpenSSH refuses an empty lock passphrase too */
+    if (RAND_bytes(l->salt, LOCK_SALT_LEN) != 1)
+        return KW_ERR_INTERNAL;
+    if ((r = derive(pass, len, l->salt, l->hash)) != 0) {
+        OPENSSL_cleanse(l->hash, sizeof(l->hash));
+        return r;
+    }
+    l->locked = true;
+    return 0;
+}
+
+int lock_release(struct agent_lock *l, const uint8_t *pass, size_t len, uint32_t *delay_ms)
+{
+    uint8_t candidate[LOCK_HASH_LEN];
+    int r;
+
+    *delay_ms = 0;
+    if (!l->locked)
+        return KW_ERR_DENIED;
+    if ((r = derive(pass, len, l->salt, candidate)) != 0)
+        return r;
+    if (len > 0 && CRYPTO_memcmp(candidate, l->hash, LOCK_HASH_LEN) == 0) {
+        OPENSSL_cleanse(candidate, sizeof(candidate));
+        lock_clear(l);
+        return 0;
+    }
+    OPENSSL_cleanse(candidate, sizeof(candidate));
+    if (l->fail_count < LOCK_MAX_FAILS)
+        l->fail_count++;
+    *delay_ms = LOCK_DELAY_STEP_MS * l->fail_count;
+    return KW_ERR_DENIED;
+}

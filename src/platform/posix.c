@@ -1,0 +1,135 @@
+/*
+ * keyward: Unix platform layer. See platform.h.
+ */
+/* struct ucred and SO_PEERCRED */
+#define _GNU_SOURCE
+
+#include "platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include "err.h"
+
+int platform_harden_process(void)
+{
+    struct rlimit rl = {0, 0};
+    int r = 0;
+
+    if (setrlimit(RLIMIT_CORE, &rl) != 0)
+        r = KW_ERR_SYSTEM;
+#ifdef __linux__
+    /* Also stops same-uid ptrace attach and reads of /proc/PID/mem. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        r = KW_ERR_SYSTEM;
+#endif
+    return r;
+}
+
+bool platform_peer_allowed(uv_pipe_t *conn, struct peer_info *peer)
+{
+    uv_os_fd_t fd;
+    uid_t uid;
+
+    peer->pid = -1;
+    peer->uid = -1;
+    snprintf(peer->desc, sizeof(peer->desc), "unknown peer");
+    if (uv_fileno((uv_handle_t *)conn, &fd) != 0)
+        return false;
+#if defined(SO_PEERCRED) && defined(__linux__)
+    {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+            return false;
+        uid = cred.uid;
+        peer->pid = cred.pid;
+    }
+#else
+    {
+        gid_t gid;
+
+        if (getpeereid(fd, &uid, &gid) != 0)
+            return false;
+    }
+#endif
+    peer->uid = (long)uid;
+    snprintf(peer->desc, sizeof(peer->desc), "pid %ld uid %ld", peer->pid, peer->uid);
+    /* Root may always connect, as with OpenSSH's agent. */
+    return uid == getuid() || uid == 0;
+}
+
+int platform_make_socket_dir(char *dir, size_t dirsize, char *err, size_t errsize)
+{
+    const char *base = getenv("XDG_RUNTIME_DIR");
+    struct stat st;
+
+    if (base == NULL || *base == '\0' || stat(base, &st) != 0 || !S_ISDIR(st.st_mode))
+        base = getenv("TMPDIR");
+    if (base == NULL || *base == '\0')
+        base = "/tmp";
+    if ((size_t)snprintf(dir, dirsize, "%s/keyward-XXXXXXXXXX", base) >= dirsize) {
+        snprintf(err, errsize, "socket directory path too long under %s", base);
+        return KW_ERR_TOO_LARGE;
+    }
+    /* mkdtemp creates the directory 0700: nobody else can reach the socket. */
+    if (mkdtemp(dir) == NULL) {
+        snprintf(err, errsize, "cannot create socket directory under %s: %s", base,
+                 strerror(errno));
+        return KW_ERR_SYSTEM;
+    }
+    return 0;
+}
+
+int platform_listen_unix(const char *path, int *fdp, char *err, size_t errsize)
+{
+    struct sockaddr_un sun;
+    mode_t old_umask;
+    int fd, saved;
+
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        snprintf(err, errsize, "cannot bind %s: path too long (at most %zu bytes)", path,
+                 sizeof(sun.sun_path) - 1);
+        return KW_ERR_TOO_LARGE;
+    }
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0) {
+        snprintf(err, errsize, "cannot create socket: %s", strerror(errno));
+        return KW_ERR_SYSTEM;
+    }
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    /* The socket is created 0600 in one step; no window where others may connect. */
+    old_umask = umask(0177);
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+        saved = errno;
+        umask(old_umask);
+        close(fd);
+        snprintf(err, errsize, "cannot bind %s: %s", path, strerror(saved));
+        return KW_ERR_SYSTEM;
+    }
+    umask(old_umask);
+    if (listen(fd, SOMAXCONN) != 0) {
+        saved = errno;
+        close(fd);
+        unlink(path);
+        snprintf(err, errsize, "cannot listen on %s: %s", path, strerror(saved));
+        return KW_ERR_SYSTEM;
+    }
+    *fdp = fd;
+    return 0;
+}

@@ -1,0 +1,201 @@
+/*
+ * keyward: agent protocol message decoding. See proto.h.
+ */
+#include "proto.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "err.h"
+
+/* A C string from a view; refuses embedded NULs, as OpenSSH's cstring does. */
+static int view_to_cstring(struct wire_view v, char **out)
+{
+    char *s;
+
+    if (v.len > 0 && memchr(v.ptr, '\0', v.len) != NULL)
+        return KW_ERR_BAD_FORMAT;
+    if ((s = malloc(v.len + 1)) == NULL)
+        return KW_ERR_ALLOC;
+    if (v.len)
+        memcpy(s, v.ptr, v.len);
+    s[v.len] = '\0';
+    *out = s;
+    return 0;
+}
+
+static int decode_constraints(struct wire_reader *r, struct add_constraints *c)
+{
+    uint8_t type;
+
+    while (wire_remaining(r) > 0) {
+        type = wire_get_u8(r);
+        switch (type) {
+        case SSH_AGENT_CONSTRAIN_LIFETIME:
+            if (c->has_lifetime)
+                return KW_ERR_CONSTRAINT; /* given twice */
+            c->lifetime_secs = wire_get_u32(r);
+            c->has_lifetime = true;
+            break;
+        case SSH_AGENT_CONSTRAIN_CONFIRM:
+            if (c->confirm)
+                return KW_ERR_CONSTRAINT;
+            c->confirm = true;
+            break;
+        default:
+            /*
+             * Includes SSH_AGENT_CONSTRAIN_EXTENSION: none is supported
+             * yet, and a constraint the agent cannot enforce must make
+             * the add fail rather than load a key with less protection
+             * than the user asked for.
+             */
+            return KW_ERR_CONSTRAINT;
+        }
+        if (r->error)
+            return r->error;
+    }
+    return r->error;
+}
+
+static int decode_add(struct wire_reader *r, struct agent_request *req, bool constrained)
+{
+    struct wire_view comment;
+    int err;
+
+    if ((err = key_from_private(r, &req->u.add.key)) != 0)
+        return err;
+    comment = wire_get_string(r);
+    if (r->error)
+        return r->error;
+    if ((err = view_to_cstring(comment, &req->u.add.comment)) != 0)
+        return err;
+    if (constrained && (err = decode_constraints(r, &req->u.add.constraints)) != 0)
+        return err;
+    return wire_reader_finish(r);
+}
+
+int proto_decode_request(const uint8_t *msg, size_t len, struct agent_request *req)
+{
+    struct wire_reader r;
+
+    memset(req, 0, sizeof(*req));
+    if (len == 0)
+        return KW_ERR_TRUNCATED;
+    if (len > WIRE_MAX_MESSAGE)
+        return KW_ERR_TOO_LARGE;
+    wire_reader_init(&r, msg, len);
+    req->type = wire_get_u8(&r);
+    switch (req->type) {
+    case SSH_AGENTC_REQUEST_IDENTITIES:
+    case SSH_AGENTC_REMOVE_ALL_IDENTITIES:
+        break;
+    case SSH_AGENTC_SIGN_REQUEST:
+        req->u.sign.key_blob = wire_get_string(&r);
+        req->u.sign.data = wire_get_string(&r);
+        req->u.sign.flags = wire_get_u32(&r);
+        break;
+    case SSH_AGENTC_ADD_IDENTITY:
+    case SSH_AGENTC_ADD_ID_CONSTRAINED:
+        return decode_add(&r, req, req->type == SSH_AGENTC_ADD_ID_CONSTRAINED);
+    case SSH_AGENTC_REMOVE_IDENTITY:
+        req->u.remove.key_blob = wire_get_string(&r);
+        break;
+    case SSH_AGENTC_LOCK:
+    case SSH_AGENTC_UNLOCK:
+        req->u.lock.passphrase = wire_get_string(&r);
+        break;
+    case SSH_AGENTC_EXTENSION:
+        req->u.ext.name = wire_get_string(&r);
+        req->u.ext.body = wire_get_rest(&r);
+        break;
+    default:
+        /* Unknown types: the body is not ours to judge. */
+        return 0;
+    }
+    return wire_reader_finish(&r);
+}
+
+void proto_request_free(struct agent_request *req)
+{
+    if (req->type == SSH_AGENTC_ADD_IDENTITY || req->type == SSH_AGENTC_ADD_ID_CONSTRAINED) {
+        key_free(req->u.add.key);
+        if (req->u.add.comment != NULL) {
+            OPENSSL_cleanse(req->u.add.comment, strlen(req->u.add.comment));
+            free(req->u.add.comment);
+        }
+    }
+    memset(req, 0, sizeof(*req));
+}
+
+int proto_decode_session_bind(struct wire_view body, struct session_bind_request *sb)
+{
+    struct wire_reader r;
+    struct wire_view hostkey;
+    int err;
+
+    memset(sb, 0, sizeof(*sb));
+    wire_reader_from_view(&r, body);
+    hostkey = wire_get_string(&r);
+    sb->sid = wire_get_string(&r);
+    sb->signature = wire_get_string(&r);
+    sb->forwarding = wire_get_bool(&r);
+    if ((err = wire_reader_finish(&r)) != 0)
+        return err;
+    return key_from_blob(hostkey.ptr, hostkey.len, &sb->hostkey);
+}
+
+void proto_session_bind_free(struct session_bind_request *sb)
+{
+    key_free(sb->hostkey);
+    memset(sb, 0, sizeof(*sb));
+}
+
+const char *proto_type_name(uint8_t type)
+{
+    switch (type) {
+    case SSH_AGENTC_REQUEST_IDENTITIES:
+        return "REQUEST_IDENTITIES";
+    case SSH_AGENTC_SIGN_REQUEST:
+        return "SIGN_REQUEST";
+    case SSH_AGENTC_ADD_IDENTITY:
+        return "ADD_IDENTITY";
+    case SSH_AGENTC_REMOVE_IDENTITY:
+        return "REMOVE_IDENTITY";
+    case SSH_AGENTC_REMOVE_ALL_IDENTITIES:
+        return "REMOVE_ALL_IDENTITIES";
+    case SSH_AGENTC_ADD_SMARTCARD_KEY:
+        return "ADD_SMARTCARD_KEY";
+    case SSH_AGENTC_REMOVE_SMARTCARD_KEY:
+        return "REMOVE_SMARTCARD_KEY";
+    case SSH_AGENTC_LOCK:
+        return "LOCK";
+    case SSH_AGENTC_UNLOCK:
+        return "UNLOCK";
+    case SSH_AGENTC_ADD_ID_CONSTRAINED:
+        return "ADD_ID_CONSTRAINED";
+    case SSH_AGENTC_ADD_SMARTCARD_KEY_CONSTRAINED:
+        return "ADD_SMARTCARD_KEY_CONSTRAINED";
+    case SSH_AGENTC_EXTENSION:
+        return "EXTENSION";
+    case SSH_AGENT_FAILURE:
+        return "FAILURE";
+    case SSH_AGENT_SUCCESS:
+        return "SUCCESS";
+    case SSH_AGENT_IDENTITIES_ANSWER:
+        return "IDENTITIES_ANSWER";
+    case SSH_AGENT_SIGN_RESPONSE:
+        return "SIGN_RESPONSE";
+    case SSH_AGENT_EXTENSION_FAILURE:
+        return "EXTENSION_FAILURE";
+    case SSH_AGENT_EXTENSION_RESPONSE:
+        return "EXTENSION_RESPONSE";
+    }
+    return "UNKNOWN";
+}
+
+void proto_put_status(struct wire_writer *w, uint8_t code)
+{
+    wire_put_u8(w, code);
+}

@@ -1,0 +1,369 @@
+/*
+ * keyward: the agent's transport. See server.h.
+ */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "platform/platform.h"
+#include "wire.h"
+
+/* A frame is a u32 length and then that many bytes. */
+#define FRAME_HEADER 4
+#define READ_CHUNK 4096
+/* Stop reading from a client that does not read its replies. */
+#define WRITE_BACKLOG_LIMIT (1024 * 1024)
+
+struct conn {
+    uv_pipe_t pipe;
+    struct conn *prev, *next; /* in srv->conns */
+    uv_timer_t delay_timer;
+    struct server *srv;
+    struct agent_conn state;
+    struct peer_info peer;
+    uint8_t *buf; /* received, not yet handled bytes */
+    size_t len;
+    size_t cap;
+    struct agent_reply held; /* a reply being held back (failed unlock) */
+    bool holding;
+    bool reading;
+    bool closing;
+    int open_handles;
+};
+
+struct write_req {
+    uv_write_t req;
+    struct conn *conn;
+    size_t len;
+    uint8_t data[];
+};
+
+static void conn_process(struct conn *c);
+static void conn_update_reading(struct conn *c);
+
+/* ---- connection lifetime ---- */
+
+static void conn_free(struct conn *c)
+{
+    if (c->buf != NULL) {
+        OPENSSL_cleanse(c->buf, c->cap);
+        free(c->buf);
+    }
+    agent_reply_free(&c->held);
+    agent_conn_cleanup(&c->state);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        c->srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->srv->live_conns--;
+    free(c);
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+
+    if (--c->open_handles == 0)
+        conn_free(c);
+}
+
+static void conn_close(struct conn *c, const char *why)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    log_debug("conn %lu: closed (%s)", c->state.id, why);
+    uv_close((uv_handle_t *)&c->pipe, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->delay_timer, on_conn_handle_closed);
+}
+
+/* ---- writing ---- */
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct write_req *wr = (struct write_req *)req;
+    struct conn *c = wr->conn;
+
+    free(wr);
+    if (c->closing)
+        return;
+    if (status != 0) {
+        conn_close(c, uv_strerror(status));
+        return;
+    }
+    conn_update_reading(c);
+}
+
+static void conn_send(struct conn *c, const struct wire_writer *msg)
+{
+    struct write_req *wr;
+    uv_buf_t buf;
+    int r;
+
+    if ((wr = malloc(sizeof(*wr) + FRAME_HEADER + msg->len)) == NULL) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    wr->conn = c;
+    wr->len = FRAME_HEADER + msg->len;
+    wire_poke_u32(wr->data, (uint32_t)msg->len);
+    memcpy(wr->data + FRAME_HEADER, msg->buf, msg->len);
+    buf = uv_buf_init((char *)wr->data, (unsigned int)wr->len);
+    if ((r = uv_write(&wr->req, (uv_stream_t *)&c->pipe, &buf, 1, on_write)) != 0) {
+        free(wr);
+        conn_close(c, uv_strerror(r));
+    }
+}
+
+/* ---- reading and framing ---- */
+
+static bool conn_backlogged(struct conn *c)
+{
+    return uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > WRITE_BACKLOG_LIMIT;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = h->data;
+    size_t want = c->len + READ_CHUNK, ncap;
+    uint8_t *nbuf;
+
+    (void)suggested;
+    if (want > c->cap) {
+        /* Never beyond one maximal frame plus a read's worth of the next. */
+        ncap = c->cap ? c->cap : READ_CHUNK;
+        while (ncap < want)
+            ncap *= 2;
+        if ((nbuf = malloc(ncap)) == NULL) {
+            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+            return;
+        }
+        if (c->buf != NULL) {
+            memcpy(nbuf, c->buf, c->len);
+            /* Requests can carry private keys: leave no copy behind. */
+            OPENSSL_cleanse(c->buf, c->cap);
+            free(c->buf);
+        }
+        c->buf = nbuf;
+        c->cap = ncap;
+    }
+    *buf = uv_buf_init((char *)c->buf + c->len, (unsigned int)(c->cap - c->len));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = stream->data;
+
+    (void)buf;
+    if (nread == 0 || c->closing)
+        return;
+    if (nread < 0) {
+        conn_close(c, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
+        return;
+    }
+    c->len += (size_t)nread;
+    conn_process(c);
+}
+
+static void on_delay_done(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+
+    if (c->closing || !c->holding)
+        return;
+    conn_send(c, &c->held.msg);
+    agent_reply_free(&c->held);
+    c->holding = false;
+    conn_process(c); /* frames that arrived meanwhile */
+}
+
+static void conn_update_reading(struct conn *c)
+{
+    bool want = !c->closing && !c->holding && !conn_backlogged(c);
+
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) == 0)
+            c->reading = true;
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->pipe);
+        c->reading = false;
+    }
+}
+
+/* Handles every complete frame in the buffer, in order. */
+static void conn_process(struct conn *c)
+{
+    struct agent_reply reply;
+    size_t frame;
+    uint32_t body;
+
+    agent_reply_init(&reply);
+    while (!c->closing && !c->holding && c->len >= FRAME_HEADER) {
+        body = wire_peek_u32(c->buf);
+        if (body > WIRE_MAX_MESSAGE) {
+            log_info("conn %lu: frame of %u bytes is over the %u byte limit", c->state.id,
+                     body, (unsigned)WIRE_MAX_MESSAGE);
+            conn_close(c, "oversized frame");
+            break;
+        }
+        frame = FRAME_HEADER + (size_t)body;
+        if (c->len < frame)
+            break; /* wait for the rest */
+        uv_update_time(c->srv->loop);
+        agent_handle(c->srv->agent, &c->state, uv_now(c->srv->loop), c->buf + FRAME_HEADER,
+                     body, &reply);
+        OPENSSL_cleanse(c->buf, frame);
+        memmove(c->buf, c->buf + frame, c->len - frame);
+        c->len -= frame;
+        if (reply.delay_ms > 0) {
+            /* Hold this reply, and this connection's later requests, back. */
+            c->held = reply;
+            agent_reply_init(&reply);
+            c->holding = true;
+            uv_timer_start(&c->delay_timer, on_delay_done, c->held.delay_ms, 0);
+        } else {
+            conn_send(c, &reply.msg);
+        }
+        server_schedule_expiry(c->srv);
+    }
+    agent_reply_free(&reply);
+    conn_update_reading(c);
+}
+
+/* ---- accepting ---- */
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct server *srv = listener->data;
+    struct conn *c;
+
+    if (status != 0) {
+        log_error("accept: %s", uv_strerror(status));
+        return;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        log_error("accept: out of memory");
+        return;
+    }
+    c->srv = srv;
+    c->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->live_conns++;
+    agent_conn_init(&c->state, ++srv->next_conn_id);
+    agent_reply_init(&c->held);
+    uv_pipe_init(srv->loop, &c->pipe, 0);
+    uv_timer_init(srv->loop, &c->delay_timer);
+    c->pipe.data = c;
+    c->delay_timer.data = c;
+    c->open_handles = 2;
+    if (uv_accept(listener, (uv_stream_t *)&c->pipe) != 0) {
+        conn_close(c, "accept failed");
+        return;
+    }
+    if (!platform_peer_allowed(&c->pipe, &c->peer)) {
+        log_info("conn %lu: refused connection from %s: not our user", c->state.id,
+                 c->peer.desc);
+        conn_close(c, "peer refused");
+        return;
+    }
+    log_debug("conn %lu: accepted from %s", c->state.id, c->peer.desc);
+    conn_update_reading(c);
+}
+
+/* ---- server ---- */
+
+static void on_expiry(uv_timer_t *t)
+{
+    struct server *srv = t->data;
+
+    uv_update_time(srv->loop);
+    (void)agent_expire(srv->agent, uv_now(srv->loop));
+    server_schedule_expiry(srv);
+}
+
+void server_schedule_expiry(struct server *srv)
+{
+    uint64_t next, now;
+
+    if (srv->closing)
+        return;
+    uv_update_time(srv->loop);
+    now = uv_now(srv->loop);
+    next = agent_expire(srv->agent, now);
+    if (next == 0) {
+        uv_timer_stop(&srv->expiry_timer);
+        return;
+    }
+    uv_timer_start(&srv->expiry_timer, on_expiry, next > now ? next - now : 0, 0);
+}
+
+void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->agent = agent;
+    uv_pipe_init(loop, &srv->listener, 0);
+    srv->listener.data = srv;
+    uv_timer_init(loop, &srv->expiry_timer);
+    srv->expiry_timer.data = srv;
+    /* The timer alone must not keep the loop alive at shutdown. */
+    uv_unref((uv_handle_t *)&srv->expiry_timer);
+}
+
+static int start_listening(struct server *srv)
+{
+    int r;
+
+    if ((r = uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN, on_connection)) != 0) {
+        log_error("listen: %s", uv_strerror(r));
+        return r;
+    }
+    srv->listening = true;
+    server_schedule_expiry(srv);
+    return 0;
+}
+
+#ifndef _WIN32
+int server_listen_fd(struct server *srv, int fd)
+{
+    int r;
+
+    if ((r = uv_pipe_open(&srv->listener, fd)) != 0) {
+        log_error("cannot use listening socket: %s", uv_strerror(r));
+        return r;
+    }
+    return start_listening(srv);
+}
+#endif
+
+int server_listen_name(struct server *srv, const char *name)
+{
+    int r;
+
+    if ((r = uv_pipe_bind(&srv->listener, name)) != 0)
+        return r;
+    return start_listening(srv);
+}
+
+void server_close(struct server *srv)
+{
+    struct conn *c;
+
+    if (srv->closing)
+        return;
+    srv->closing = true;
+    for (c = srv->conns; c != NULL; c = c->next)
+        conn_close(c, "agent shutting down");
+    if (!uv_is_closing((uv_handle_t *)&srv->listener))
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+    if (!uv_is_closing((uv_handle_t *)&srv->expiry_timer))
+        uv_close((uv_handle_t *)&srv->expiry_timer, NULL);
+}

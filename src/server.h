@@ -1,0 +1,50 @@
+/*
+ * keyward: the agent's transport. One libuv loop serves Unix sockets and
+ * Windows named pipes (both are uv_pipe_t) with the same code.
+ *
+ * The server owns framing and I/O and never looks inside a request: it
+ * reads length-prefixed frames, hands each body to agent_handle() and
+ * writes back the reply it gets. It closes a connection only when the peer
+ * closes it, on an I/O error, or when a frame is longer than
+ * WIRE_MAX_MESSAGE (after which the framing can no longer be trusted).
+ */
+#ifndef KEYWARD_SERVER_H
+#define KEYWARD_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "agent.h"
+
+struct conn; /* one client connection; private to server.c */
+
+struct server {
+    uv_loop_t *loop;
+    struct agent *agent;
+    uv_pipe_t listener;
+    uv_timer_t expiry_timer;
+    unsigned long next_conn_id;
+    unsigned long live_conns;
+    struct conn *conns; /* every open connection, for shutdown */
+    bool listening;
+    bool closing;
+};
+
+void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent);
+
+#ifndef _WIN32
+/* Serves connections on an already listening Unix socket. */
+int server_listen_fd(struct server *srv, int fd);
+#endif
+/* Binds and serves a named pipe (Windows) or socket path. */
+int server_listen_name(struct server *srv, const char *name);
+
+/* Closes the listener and every connection; the loop then runs dry. */
+void server_close(struct server *srv);
+
+/* Re-arms the key expiry timer after the key set may have changed. */
+void server_schedule_expiry(struct server *srv);
+
+#endif

@@ -1,0 +1,500 @@
+/*
+ * Unit tests: the dispatcher, request by request, with real keys and real
+ * host key signatures. The central property is the seed's: whatever a
+ * request does, it gets exactly one reply, and the same connection state
+ * goes on serving the next request.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "agent.h"
+#include "check.h"
+#include "err.h"
+#include "key.h"
+#include "log.h"
+#include "proto.h"
+#include "wire.h"
+
+static struct agent ag;
+static uint64_t now_ms = 1000;
+
+/* Sends one request body and returns the reply's message type. */
+static uint8_t roundtrip(struct agent_conn *c, const struct wire_writer *req,
+                         struct agent_reply *reply)
+{
+    agent_handle(&ag, c, now_ms, req->buf, req->len, reply);
+    CHECK(reply->msg.len >= 1); /* always exactly one reply */
+    return reply->msg.len >= 1 ? reply->msg.buf[0] : 0;
+}
+
+static uint8_t send_simple(struct agent_conn *c, const struct wire_writer *req)
+{
+    struct agent_reply reply;
+    uint8_t type;
+
+    agent_reply_init(&reply);
+    type = roundtrip(c, req, &reply);
+    agent_reply_free(&reply);
+    return type;
+}
+
+/* Number of keys a list request reports, or -1 on a malformed answer. */
+static long list_count(struct agent_conn *c)
+{
+    struct wire_writer req;
+    struct agent_reply reply;
+    struct wire_reader r;
+    uint32_t n, i;
+    long result = -1;
+
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_REQUEST_IDENTITIES);
+    agent_reply_init(&reply);
+    if (roundtrip(c, &req, &reply) == SSH_AGENT_IDENTITIES_ANSWER) {
+        wire_reader_init(&r, reply.msg.buf + 1, reply.msg.len - 1);
+        n = wire_get_u32(&r);
+        for (i = 0; i < n; i++) {
+            (void)wire_get_string(&r);
+            (void)wire_get_string(&r);
+        }
+        if (wire_reader_finish(&r) == 0)
+            result = n;
+    }
+    agent_reply_free(&reply);
+    wire_writer_free(&req);
+    return result;
+}
+
+static uint8_t add_key(struct agent_conn *c, const struct key *k, const char *comment,
+                       const uint8_t *constraints, size_t clen)
+{
+    struct wire_writer req;
+    uint8_t type;
+
+    wire_writer_init(&req);
+    wire_put_u8(&req, clen ? SSH_AGENTC_ADD_ID_CONSTRAINED : SSH_AGENTC_ADD_IDENTITY);
+    CHECK_EQ(key_private_serialize(k, &req), 0);
+    wire_put_cstring(&req, comment);
+    wire_put_bytes(&req, constraints, clen);
+    type = send_simple(c, &req);
+    wire_writer_free(&req);
+    return type;
+}
+
+/* Signs data with the agent's copy of k; verifies the reply when it succeeds. */
+static uint8_t sign_with(struct agent_conn *c, const struct key *k, uint32_t flags)
+{
+    static const uint8_t data[] = "data to be signed by the agent";
+    struct wire_writer req;
+    struct agent_reply reply;
+    struct wire_reader r;
+    struct wire_view sig;
+    uint8_t type;
+
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_SIGN_REQUEST);
+    wire_put_string(&req, k->blob, k->blob_len);
+    wire_put_string(&req, data, sizeof(data));
+    wire_put_u32(&req, flags);
+    agent_reply_init(&reply);
+    type = roundtrip(c, &req, &reply);
+    if (type == SSH_AGENT_SIGN_RESPONSE) {
+        wire_reader_init(&r, reply.msg.buf + 1, reply.msg.len - 1);
+        sig = wire_get_string(&r);
+        CHECK_EQ(wire_reader_finish(&r), 0);
+        CHECK_EQ(key_verify(k, sig.ptr, sig.len, data, sizeof(data)), 0);
+    }
+    agent_reply_free(&reply);
+    wire_writer_free(&req);
+    return type;
+}
+
+static void put_session_bind(struct wire_writer *req, const struct key *hostkey,
+                             const uint8_t *sid, size_t sidlen, bool forwarding, bool corrupt)
+{
+    struct wire_writer sig;
+
+    wire_writer_init(&sig);
+    CHECK_EQ(key_sign(hostkey, sid, sidlen, KEY_SIGN_RSA_SHA2_512, &sig), 0);
+    if (corrupt)
+        sig.buf[sig.len - 1] ^= 0x55;
+    wire_put_u8(req, SSH_AGENTC_EXTENSION);
+    wire_put_cstring(req, EXT_SESSION_BIND);
+    wire_put_string(req, hostkey->blob, hostkey->blob_len);
+    wire_put_string(req, sid, sidlen);
+    wire_put_string(req, sig.buf, sig.len);
+    wire_put_bool(req, forwarding);
+    wire_writer_free(&sig);
+}
+
+static uint8_t session_bind(struct agent_conn *c, const struct key *hostkey, const uint8_t *sid,
+                            size_t sidlen, bool forwarding, bool corrupt)
+{
+    struct wire_writer req;
+    uint8_t type;
+
+    wire_writer_init(&req);
+    put_session_bind(&req, hostkey, sid, sidlen, forwarding, corrupt);
+    type = send_simple(c, &req);
+    wire_writer_free(&req);
+    return type;
+}
+
+static void random_sid(uint8_t sid[32])
+{
+    CHECK_EQ(RAND_bytes(sid, 32), 1);
+}
+
+/* ---- tests ---- */
+
+static void test_basic_key_lifecycle(void)
+{
+    struct agent_conn c;
+    struct key *ed = NULL, *rsa = NULL;
+    struct wire_writer req;
+
+    agent_conn_init(&c, 1);
+    CHECK_EQ(list_count(&c), 0);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &ed), 0);
+    CHECK_EQ(key_generate(KEY_RSA, 2048, &rsa), 0);
+    CHECK_EQ(add_key(&c, ed, "ed key", NULL, 0), SSH_AGENT_SUCCESS);
+    CHECK_EQ(add_key(&c, rsa, "rsa key", NULL, 0), SSH_AGENT_SUCCESS);
+    /* Re-adding replaces rather than duplicates. */
+    CHECK_EQ(add_key(&c, ed, "ed key again", NULL, 0), SSH_AGENT_SUCCESS);
+    CHECK_EQ(list_count(&c), 2);
+    CHECK_EQ(sign_with(&c, ed, 0), SSH_AGENT_SIGN_RESPONSE);
+    CHECK_EQ(sign_with(&c, rsa, KEY_SIGN_RSA_SHA2_256), SSH_AGENT_SIGN_RESPONSE);
+    CHECK_EQ(sign_with(&c, rsa, KEY_SIGN_RSA_SHA2_512), SSH_AGENT_SIGN_RESPONSE);
+
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_REMOVE_IDENTITY);
+    wire_put_string(&req, ed->blob, ed->blob_len);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE); /* already gone */
+    CHECK_EQ(sign_with(&c, ed, 0), SSH_AGENT_FAILURE);
+    CHECK_EQ(list_count(&c), 1);
+    wire_writer_free(&req);
+
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+    CHECK_EQ(list_count(&c), 0);
+    wire_writer_free(&req);
+
+    key_free(ed);
+    key_free(rsa);
+    agent_conn_cleanup(&c);
+}
+
+static void test_constraints(void)
+{
+    struct agent_conn c;
+    struct key *k = NULL;
+    static const uint8_t lifetime[] = {SSH_AGENT_CONSTRAIN_LIFETIME, 0, 0, 0, 5};
+    static const uint8_t confirm[] = {SSH_AGENT_CONSTRAIN_CONFIRM};
+    static const uint8_t unknown[] = {SSH_AGENT_CONSTRAIN_LIFETIME, 0, 0, 0, 5, 99};
+    static const uint8_t ext[] = {255, 0, 0, 0, 3, 'f', 'o', 'o'};
+    static const uint8_t twice[] = {SSH_AGENT_CONSTRAIN_CONFIRM, SSH_AGENT_CONSTRAIN_CONFIRM};
+
+    agent_conn_init(&c, 2);
+    CHECK_EQ(key_generate(KEY_ECDSA_P256, 0, &k), 0);
+    /* Unknown constraints fail the whole add: nothing half-added. */
+    CHECK_EQ(add_key(&c, k, "x", unknown, sizeof(unknown)), SSH_AGENT_FAILURE);
+    CHECK_EQ(add_key(&c, k, "x", ext, sizeof(ext)), SSH_AGENT_FAILURE);
+    CHECK_EQ(add_key(&c, k, "x", twice, sizeof(twice)), SSH_AGENT_FAILURE);
+    CHECK_EQ(list_count(&c), 0);
+
+    /* Lifetime: usable before, gone after, even with no timer running. */
+    CHECK_EQ(add_key(&c, k, "x", lifetime, sizeof(lifetime)), SSH_AGENT_SUCCESS);
+    CHECK_EQ(list_count(&c), 1);
+    CHECK_EQ(sign_with(&c, k, 0), SSH_AGENT_SIGN_RESPONSE);
+    now_ms += 5000;
+    CHECK_EQ(list_count(&c), 0);
+    CHECK_EQ(sign_with(&c, k, 0), SSH_AGENT_FAILURE);
+
+    /* Confirm: stored, and never signed without a confirmation. */
+    CHECK_EQ(add_key(&c, k, "x", confirm, sizeof(confirm)), SSH_AGENT_SUCCESS);
+    CHECK_EQ(list_count(&c), 1);
+    CHECK_EQ(sign_with(&c, k, 0), SSH_AGENT_FAILURE);
+    CHECK(ag.keys.count == 1 && ag.keys.ids[0]->confirm);
+
+    /* agent -t: a default lifetime applies to keys added without one. */
+    agent_cleanup(&ag);
+    agent_init(&ag, 2);
+    CHECK_EQ(add_key(&c, k, "x", NULL, 0), SSH_AGENT_SUCCESS);
+    CHECK(ag.keys.count == 1 && ag.keys.ids[0]->expires_ms == now_ms + 2000);
+    now_ms += 2000;
+    CHECK_EQ(list_count(&c), 0);
+    agent_cleanup(&ag);
+    agent_init(&ag, 0);
+
+    key_free(k);
+    agent_conn_cleanup(&c);
+}
+
+/*
+ * The seed: on ONE connection, a session-bind for authentication, then a
+ * second one. The second is refused with EXTENSION_FAILURE, and the same
+ * connection keeps listing and signing.
+ */
+static void test_seed_rebind_keeps_connection(void)
+{
+    struct agent_conn c;
+    struct key *host = NULL, *user = NULL;
+    uint8_t sid1[32], sid2[32];
+
+    agent_conn_init(&c, 3);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &host), 0);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &user), 0);
+    CHECK_EQ(add_key(&c, user, "user", NULL, 0), SSH_AGENT_SUCCESS);
+    random_sid(sid1);
+    random_sid(sid2);
+
+    CHECK_EQ(session_bind(&c, host, sid1, sizeof(sid1), false, false), SSH_AGENT_SUCCESS);
+    CHECK_EQ(c.bindings.count, 1);
+    CHECK_EQ(session_bind(&c, host, sid2, sizeof(sid2), false, false),
+             SSH_AGENT_EXTENSION_FAILURE);
+    CHECK(c.bindings.failed);
+    /* Same connection, still served. */
+    CHECK_EQ(list_count(&c), 1);
+    CHECK_EQ(sign_with(&c, user, 0), SSH_AGENT_SIGN_RESPONSE);
+    /* Even repeating the first binding is refused after an auth binding. */
+    CHECK_EQ(session_bind(&c, host, sid1, sizeof(sid1), false, false),
+             SSH_AGENT_EXTENSION_FAILURE);
+    CHECK_EQ(list_count(&c), 1);
+
+    key_free(host);
+    key_free(user);
+    agent_conn_cleanup(&c);
+    agent_cleanup(&ag);
+    agent_init(&ag, 0);
+}
+
+static void test_session_bind_rules(void)
+{
+    struct agent_conn c;
+    struct key *host = NULL, *other = NULL, *rsahost = NULL;
+    uint8_t sid[32], sids[BINDING_MAX + 1][32], big[BINDING_MAX_SID + 1];
+    int i;
+
+    agent_conn_init(&c, 4);
+    CHECK_EQ(key_generate(KEY_ECDSA_P384, 0, &host), 0);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &other), 0);
+    CHECK_EQ(key_generate(KEY_RSA, 2048, &rsahost), 0);
+    random_sid(sid);
+
+    /* A bad signature is refused and remembered. */
+    CHECK_EQ(session_bind(&c, host, sid, sizeof(sid), true, true), SSH_AGENT_EXTENSION_FAILURE);
+    CHECK(c.bindings.attempted && c.bindings.failed && c.bindings.count == 0);
+    /* A signature by another key over the right sid is refused. */
+    CHECK_EQ(list_count(&c), 0);
+
+    /* Forwarding bindings: same sid and key is a no-op success. */
+    CHECK_EQ(session_bind(&c, rsahost, sid, sizeof(sid), true, false), SSH_AGENT_SUCCESS);
+    CHECK_EQ(session_bind(&c, rsahost, sid, sizeof(sid), true, false), SSH_AGENT_SUCCESS);
+    CHECK_EQ(c.bindings.count, 1);
+    /* Same sid, different key: refused. */
+    CHECK_EQ(session_bind(&c, other, sid, sizeof(sid), true, false),
+             SSH_AGENT_EXTENSION_FAILURE);
+    CHECK_EQ(c.bindings.count, 1);
+    agent_conn_cleanup(&c);
+
+    /* Sixteen forwarding bindings fit; the seventeenth is refused. */
+    agent_conn_init(&c, 5);
+    for (i = 0; i < BINDING_MAX + 1; i++)
+        random_sid(sids[i]);
+    for (i = 0; i < BINDING_MAX; i++)
+        CHECK_EQ(session_bind(&c, host, sids[i], 32, true, false), SSH_AGENT_SUCCESS);
+    CHECK_EQ(session_bind(&c, host, sids[BINDING_MAX], 32, true, false),
+             SSH_AGENT_EXTENSION_FAILURE);
+    CHECK_EQ(c.bindings.count, BINDING_MAX);
+    CHECK_EQ(list_count(&c), 0);
+    agent_conn_cleanup(&c);
+
+    /* Session ids over 128 bytes are refused. */
+    agent_conn_init(&c, 6);
+    memset(big, 7, sizeof(big));
+    CHECK_EQ(session_bind(&c, other, big, sizeof(big), false, false),
+             SSH_AGENT_EXTENSION_FAILURE);
+    CHECK_EQ(session_bind(&c, other, big, BINDING_MAX_SID, false, false), SSH_AGENT_SUCCESS);
+    agent_conn_cleanup(&c);
+
+    key_free(host);
+    key_free(other);
+    key_free(rsahost);
+}
+
+static void test_lock(void)
+{
+    struct agent_conn c;
+    struct key *k = NULL;
+    struct wire_writer req;
+    struct agent_reply reply;
+    uint8_t sid[32];
+
+    agent_conn_init(&c, 7);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &k), 0);
+    CHECK_EQ(add_key(&c, k, "k", NULL, 0), SSH_AGENT_SUCCESS);
+
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_LOCK);
+    wire_put_cstring(&req, "");
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE); /* empty passphrase */
+    wire_writer_reset(&req);
+    wire_put_u8(&req, SSH_AGENTC_LOCK);
+    wire_put_cstring(&req, "hunter2");
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE); /* already locked */
+    CHECK(ag.lock.locked);
+    /* The passphrase is not kept, only its salted hash. */
+    CHECK(memmem(&ag.lock, sizeof(ag.lock), "hunter2", 7) == NULL);
+
+    /* Locked: no keys shown, no signing, no adding; session-bind still works. */
+    CHECK_EQ(list_count(&c), 0);
+    CHECK_EQ(sign_with(&c, k, 0), SSH_AGENT_FAILURE);
+    CHECK_EQ(add_key(&c, k, "k", NULL, 0), SSH_AGENT_FAILURE);
+    random_sid(sid);
+    CHECK_EQ(session_bind(&c, k, sid, sizeof(sid), false, false), SSH_AGENT_SUCCESS);
+
+    /* Wrong passphrase: failure, with a growing delay for this reply. */
+    wire_writer_reset(&req);
+    wire_put_u8(&req, SSH_AGENTC_UNLOCK);
+    wire_put_cstring(&req, "wrong");
+    agent_reply_init(&reply);
+    CHECK_EQ(roundtrip(&c, &req, &reply), SSH_AGENT_FAILURE);
+    CHECK_EQ(reply.delay_ms, 100);
+    CHECK_EQ(roundtrip(&c, &req, &reply), SSH_AGENT_FAILURE);
+    CHECK_EQ(reply.delay_ms, 200);
+    agent_reply_free(&reply);
+    CHECK(ag.lock.locked);
+
+    wire_writer_reset(&req);
+    wire_put_u8(&req, SSH_AGENTC_UNLOCK);
+    wire_put_cstring(&req, "hunter2");
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+    CHECK(!ag.lock.locked);
+    CHECK_EQ(list_count(&c), 1);
+    CHECK_EQ(sign_with(&c, k, 0), SSH_AGENT_SIGN_RESPONSE);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE); /* not locked */
+    wire_writer_free(&req);
+
+    key_free(k);
+    agent_conn_cleanup(&c);
+    agent_cleanup(&ag);
+    agent_init(&ag, 0);
+}
+
+static void test_extensions_and_garbage(void)
+{
+    struct agent_conn c;
+    struct wire_writer req;
+    struct agent_reply reply;
+    struct wire_reader r;
+    struct wire_view name;
+    bool saw_bind = false;
+    static const uint8_t garbage[][6] = {
+        {SSH_AGENTC_SIGN_REQUEST, 0, 0, 0, 9, 1},    /* string past the end */
+        {SSH_AGENTC_ADD_IDENTITY, 0, 0, 0, 1, 'x'},  /* truncated add */
+        {SSH_AGENTC_REMOVE_IDENTITY, 0, 0, 0, 0, 0}, /* trailing byte */
+        {SSH_AGENTC_REQUEST_IDENTITIES, 1, 2, 3, 4, 5},
+        {SSH_AGENTC_EXTENSION, 0xff, 0xff, 0xff, 0xff, 0},
+        {SSH_AGENTC_LOCK, 0, 0, 0, 2, 'a'},
+    };
+    size_t i;
+
+    agent_conn_init(&c, 8);
+    wire_writer_init(&req);
+
+    /* Unknown message type: plain failure. */
+    wire_put_u8(&req, 200);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE);
+    /* Empty message. */
+    wire_writer_reset(&req);
+    agent_reply_init(&reply);
+    agent_handle(&ag, &c, now_ms, NULL, 0, &reply);
+    CHECK(reply.msg.len == 1 && reply.msg.buf[0] == SSH_AGENT_FAILURE);
+    agent_reply_free(&reply);
+
+    /* Unknown extension: plain failure, not EXTENSION_FAILURE. */
+    wire_writer_reset(&req);
+    wire_put_u8(&req, SSH_AGENTC_EXTENSION);
+    wire_put_cstring(&req, "no-such-extension@example.com");
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE);
+
+    /* query: EXTENSION_RESPONSE, "query", then the names. */
+    wire_writer_reset(&req);
+    wire_put_u8(&req, SSH_AGENTC_EXTENSION);
+    wire_put_cstring(&req, EXT_QUERY);
+    agent_reply_init(&reply);
+    CHECK_EQ(roundtrip(&c, &req, &reply), SSH_AGENT_EXTENSION_RESPONSE);
+    wire_reader_init(&r, reply.msg.buf + 1, reply.msg.len - 1);
+    CHECK(wire_view_eq_str(wire_get_string(&r), EXT_QUERY));
+    while (wire_remaining(&r) > 0) {
+        name = wire_get_string(&r);
+        if (wire_view_eq_str(name, EXT_SESSION_BIND))
+            saw_bind = true;
+    }
+    CHECK_EQ(wire_reader_finish(&r), 0);
+    CHECK(saw_bind);
+    agent_reply_free(&reply);
+
+    /* Malformed session-bind: EXTENSION_FAILURE (a known extension). */
+    wire_writer_reset(&req);
+    wire_put_u8(&req, SSH_AGENTC_EXTENSION);
+    wire_put_cstring(&req, EXT_SESSION_BIND);
+    wire_put_cstring(&req, "not a key");
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_EXTENSION_FAILURE);
+
+    for (i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+        agent_reply_init(&reply);
+        agent_handle(&ag, &c, now_ms, garbage[i], sizeof(garbage[i]), &reply);
+        CHECK(reply.msg.len == 1 && reply.msg.buf[0] == SSH_AGENT_FAILURE);
+        agent_reply_free(&reply);
+    }
+    /* After all of it, the connection still answers. */
+    CHECK_EQ(list_count(&c), 0);
+    wire_writer_free(&req);
+    agent_conn_cleanup(&c);
+}
+
+/* Private keys are held in OpenSSL's secure heap and released on removal. */
+static void test_secure_heap(void)
+{
+    struct agent_conn c;
+    struct key *k = NULL;
+    size_t before, loaded;
+
+    agent_conn_init(&c, 9);
+    CHECK_EQ(key_generate(KEY_RSA, 2048, &k), 0);
+    before = CRYPTO_secure_used();
+    CHECK_EQ(add_key(&c, k, "k", NULL, 0), SSH_AGENT_SUCCESS);
+    loaded = CRYPTO_secure_used();
+    CHECK(loaded > before);
+    agent_cleanup(&ag);
+    CHECK_EQ(CRYPTO_secure_used(), before);
+    agent_init(&ag, 0);
+    key_free(k);
+    agent_conn_cleanup(&c);
+}
+
+int main(void)
+{
+    log_init("test_agent", LOG_LEVEL_ERROR, LOG_SINK_STDERR);
+    CHECK(CRYPTO_secure_malloc_init(1 << 20, 64) != 0);
+    agent_init(&ag, 0);
+    test_basic_key_lifecycle();
+    test_constraints();
+    test_seed_rebind_keeps_connection();
+    test_session_bind_rules();
+    test_lock();
+    test_extensions_and_garbage();
+    test_secure_heap();
+    agent_cleanup(&ag);
+    CRYPTO_secure_malloc_done();
+    return check_finish("test_agent");
+}

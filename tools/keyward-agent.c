@@ -1,0 +1,407 @@
+/*
+ * keyward-agent: an SSH agent with OpenSSH's command line.
+ *
+ *   keyward-agent [-c | -s] [-Dd] [-a bind_address] [-t life] [command [arg ...]]
+ *   keyward-agent [-c | -s] -k
+ *
+ * This file parses arguments, sets up the socket and the process (daemon,
+ * foreground or parent of a command) and runs the server. Protocol
+ * decisions live in src/agent.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include <openssl/crypto.h>
+#include <uv.h>
+
+#include "agent.h"
+#include "convtime.h"
+#include "log.h"
+#include "platform/platform.h"
+#include "server.h"
+
+#ifndef KEYWARD_VERSION
+#define KEYWARD_VERSION "unknown"
+#endif
+
+/* Room in OpenSSL's locked, non-dumpable secure heap for private keys. */
+#define SECURE_HEAP_SIZE (8u * 1024 * 1024)
+#define SECURE_HEAP_MIN 64
+
+static const char *progname = "keyward-agent";
+
+struct options {
+    bool csh;          /* -c, or $SHELL ends in csh */
+    bool shell_chosen; /* -c or -s given */
+    bool foreground;   /* -D or -d */
+    bool debug;        /* -d */
+    bool kill;         /* -k */
+    const char *bind_address;
+    uint32_t lifetime;
+    char **command;
+};
+
+/* What main() must undo on the way out. */
+static char socket_path[4096];
+static char socket_dir[3072];
+static pid_t parent_pid = -1; /* subprocess mode: exit when it is gone */
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: %s [-c | -s] [-Dd] [-a bind_address] [-t life] [command [arg ...]]\n"
+            "       %s [-c | -s] -k\n"
+            "\n"
+            "  -a bind_address  listen on this Unix socket path\n"
+            "  -c               print C-shell commands (default if $SHELL ends in csh)\n"
+            "  -s               print Bourne-shell commands\n"
+            "  -D               stay in the foreground\n"
+            "  -d               stay in the foreground and log every request to stderr\n"
+            "  -k               kill the agent named by $SSH_AGENT_PID\n"
+            "  -t life          default lifetime of added keys (e.g. 600, 10m, 1h30m)\n"
+            "  --help           show this help\n"
+            "  --version        show the version\n",
+            progname, progname);
+}
+
+static void die(const char *fmt, ...) KW_PRINTF(1, 2);
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: ", progname);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'H'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *shell;
+    size_t len;
+    int ch;
+
+    memset(o, 0, sizeof(*o));
+    /* "+": stop at the first non-option, which starts the command. */
+    while ((ch = getopt_long(argc, argv, "+cDdksa:t:E:O:P:", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            if (o->shell_chosen && !o->csh)
+                die("-c and -s are mutually exclusive");
+            o->csh = o->shell_chosen = true;
+            break;
+        case 's':
+            if (o->shell_chosen && o->csh)
+                die("-c and -s are mutually exclusive");
+            o->shell_chosen = true;
+            break;
+        case 'D':
+            o->foreground = true;
+            break;
+        case 'd':
+            o->foreground = o->debug = true;
+            break;
+        case 'k':
+            o->kill = true;
+            break;
+        case 'a':
+            o->bind_address = optarg;
+            break;
+        case 't':
+            if (convtime(optarg, &o->lifetime) != 0)
+                die("invalid lifetime \"%s\": use seconds or a time like 10m or 1h30m",
+                    optarg);
+            break;
+        case 'E':
+            if (strcmp(optarg, "sha256") != 0)
+                die("fingerprint hash \"%s\" is not supported (only sha256)", optarg);
+            break;
+        case 'O':
+        case 'P':
+            /* PKCS#11 and FIDO providers: accepted for compatibility, unused. */
+            fprintf(stderr, "%s: ignoring -%c %s: providers are not supported\n", progname,
+                    ch, optarg);
+            break;
+        case 'H':
+            usage(stdout);
+            exit(0);
+        case 'V':
+            printf("keyward-agent %s\n", KEYWARD_VERSION);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(1);
+        }
+    }
+    o->command = argv + optind;
+    if (*o->command != NULL && (o->shell_chosen || o->kill || o->foreground)) {
+        usage(stderr);
+        exit(1);
+    }
+    if (o->kill && (o->foreground || o->bind_address != NULL)) {
+        usage(stderr);
+        exit(1);
+    }
+    if (!o->shell_chosen) {
+        /* Same rule as ssh-agent: a shell whose name ends in "csh". */
+        shell = getenv("SHELL");
+        if (shell != NULL && (len = strlen(shell)) >= 3 && strcmp(shell + len - 3, "csh") == 0)
+            o->csh = true;
+    }
+}
+
+static int kill_agent(const struct options *o)
+{
+    const char *pidstr = getenv("SSH_AGENT_PID");
+    char *end;
+    long pid;
+
+    if (pidstr == NULL || *pidstr == '\0')
+        die("SSH_AGENT_PID is not set, cannot kill agent");
+    errno = 0;
+    pid = strtol(pidstr, &end, 10);
+    if (errno != 0 || *end != '\0' || pid < 2)
+        die("SSH_AGENT_PID=\"%s\" is not a valid pid", pidstr);
+    if (kill((pid_t)pid, SIGTERM) != 0)
+        die("cannot kill agent pid %ld: %s", pid, strerror(errno));
+    if (o->csh)
+        printf("unsetenv SSH_AUTH_SOCK;\nunsetenv SSH_AGENT_PID;\n");
+    else
+        printf("unset SSH_AUTH_SOCK;\nunset SSH_AGENT_PID;\n");
+    printf("echo Agent pid %ld killed;\n", pid);
+    return 0;
+}
+
+static void print_env(const struct options *o, long pid, bool with_pid)
+{
+    if (o->csh) {
+        printf("setenv SSH_AUTH_SOCK %s;\n", socket_path);
+        if (with_pid)
+            printf("setenv SSH_AGENT_PID %ld;\n", pid);
+    } else {
+        printf("SSH_AUTH_SOCK=%s; export SSH_AUTH_SOCK;\n", socket_path);
+        if (with_pid)
+            printf("SSH_AGENT_PID=%ld; export SSH_AGENT_PID;\n", pid);
+    }
+    printf("echo Agent pid %ld;\n", pid);
+    fflush(stdout);
+}
+
+static void remove_socket(void)
+{
+    if (socket_path[0] != '\0')
+        (void)unlink(socket_path);
+    if (socket_dir[0] != '\0')
+        (void)rmdir(socket_dir);
+}
+
+/* ---- the running agent ---- */
+
+struct runtime {
+    uv_loop_t loop;
+    struct agent agent;
+    struct server server;
+    uv_signal_t sigint, sigterm, sighup;
+    uv_timer_t parent_check;
+    bool parent_check_active;
+};
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void shutdown_runtime(struct runtime *rt, const char *why)
+{
+    log_info("shutting down: %s", why);
+    server_close(&rt->server);
+    close_handle((uv_handle_t *)&rt->sigint);
+    close_handle((uv_handle_t *)&rt->sigterm);
+    close_handle((uv_handle_t *)&rt->sighup);
+    if (rt->parent_check_active)
+        close_handle((uv_handle_t *)&rt->parent_check);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct runtime *rt = s->data;
+
+    shutdown_runtime(rt, signum == SIGINT    ? "interrupted"
+                         : signum == SIGHUP ? "hangup"
+                                            : "terminated");
+}
+
+static void on_parent_check(uv_timer_t *t)
+{
+    struct runtime *rt = t->data;
+
+    if (getppid() != parent_pid)
+        shutdown_runtime(rt, "parent process exited");
+}
+
+static int run_agent(const struct options *o, int listen_fd)
+{
+    struct runtime rt;
+    int r;
+
+    memset(&rt, 0, sizeof(rt));
+    if (platform_harden_process() != 0)
+        log_error("cannot fully protect process memory: %s", strerror(errno));
+    /* Private keys go to OpenSSL's secure heap: locked, excluded from dumps. */
+    r = CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, SECURE_HEAP_MIN);
+    if (r == 0)
+        log_error("secure heap unavailable; keys will be held in ordinary memory");
+    else if (r == 2)
+        log_info("secure heap could not be locked into memory (RLIMIT_MEMLOCK)");
+
+    uv_loop_init(&rt.loop);
+    agent_init(&rt.agent, o->lifetime);
+    server_init(&rt.server, &rt.loop, &rt.agent);
+    if ((r = server_listen_fd(&rt.server, listen_fd)) != 0) {
+        agent_cleanup(&rt.agent);
+        return 1;
+    }
+    uv_signal_init(&rt.loop, &rt.sigint);
+    uv_signal_init(&rt.loop, &rt.sigterm);
+    uv_signal_init(&rt.loop, &rt.sighup);
+    rt.sigint.data = rt.sigterm.data = rt.sighup.data = &rt;
+    uv_signal_start(&rt.sigint, on_signal, SIGINT);
+    uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&rt.sighup, on_signal, SIGHUP);
+    uv_unref((uv_handle_t *)&rt.sigint);
+    uv_unref((uv_handle_t *)&rt.sigterm);
+    uv_unref((uv_handle_t *)&rt.sighup);
+    if (parent_pid != -1) {
+        uv_timer_init(&rt.loop, &rt.parent_check);
+        rt.parent_check.data = &rt;
+        rt.parent_check_active = true;
+        uv_timer_start(&rt.parent_check, on_parent_check, 1000, 1000);
+        uv_unref((uv_handle_t *)&rt.parent_check);
+    }
+    log_debug("listening on %s", socket_path);
+
+    uv_run(&rt.loop, UV_RUN_DEFAULT);
+    /* Let close callbacks run so every connection's memory is released. */
+    uv_run(&rt.loop, UV_RUN_DEFAULT);
+    agent_cleanup(&rt.agent);
+    uv_loop_close(&rt.loop);
+    CRYPTO_secure_malloc_done();
+    return 0;
+}
+
+static void detach_stdio(void)
+{
+    int fd = open("/dev/null", O_RDWR);
+
+    if (fd < 0)
+        return;
+    (void)dup2(fd, STDIN_FILENO);
+    (void)dup2(fd, STDOUT_FILENO);
+    (void)dup2(fd, STDERR_FILENO);
+    if (fd > STDERR_FILENO)
+        close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    char err[512];
+    pid_t pid;
+    int fd, rc;
+
+    parse_args(argc, argv, &o);
+    if (o.kill)
+        return kill_agent(&o);
+
+    if (o.bind_address != NULL) {
+        if ((size_t)snprintf(socket_path, sizeof(socket_path), "%s", o.bind_address) >=
+            sizeof(socket_path))
+            die("cannot bind %s: path too long", o.bind_address);
+    } else {
+        if (platform_make_socket_dir(socket_dir, sizeof(socket_dir), err, sizeof(err)) != 0)
+            die("%s", err);
+        if ((size_t)snprintf(socket_path, sizeof(socket_path), "%s/agent.%ld", socket_dir,
+                             (long)getpid()) >= sizeof(socket_path))
+            die("socket directory path too long: %s", socket_dir);
+    }
+    if (platform_listen_unix(socket_path, &fd, err, sizeof(err)) != 0) {
+        socket_path[0] = '\0'; /* not ours to remove */
+        remove_socket();
+        die("%s", err);
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    if (o.foreground) {
+        log_init(progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
+        print_env(&o, (long)getpid(), false);
+        rc = run_agent(&o, fd);
+        remove_socket();
+        return rc;
+    }
+
+    fflush(stdout);
+    parent_pid = getpid();
+    if ((pid = fork()) < 0) {
+        remove_socket();
+        die("fork: %s", strerror(errno));
+    }
+    if (pid != 0) {
+        /* Parent: report the agent, or become the command. */
+        close(fd);
+        if (*o.command == NULL) {
+            print_env(&o, (long)pid, true);
+            return 0;
+        }
+        snprintf(err, sizeof(err), "%ld", (long)pid);
+        if (setenv("SSH_AUTH_SOCK", socket_path, 1) != 0 ||
+            setenv("SSH_AGENT_PID", err, 1) != 0)
+            die("setenv: %s", strerror(errno));
+        execvp(o.command[0], o.command);
+        fprintf(stderr, "%s: %s: %s\n", progname, o.command[0], strerror(errno));
+        exit(1);
+    }
+
+    /* Child: the agent. */
+    if (*o.command == NULL) {
+        parent_pid = -1; /* a daemon outlives the shell that started it */
+    } else {
+#ifdef __linux__
+        (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+        if (getppid() != parent_pid) {
+            remove_socket();
+            return 0; /* the command already exited */
+        }
+    }
+    (void)setsid();
+    if (chdir("/") != 0)
+        (void)0;
+    detach_stdio();
+    log_init(progname, LOG_LEVEL_INFO, LOG_SINK_SYSLOG);
+    rc = run_agent(&o, fd);
+    remove_socket();
+    return rc;
+}
