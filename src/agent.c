@@ -9,7 +9,10 @@
 #include "agent.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "err.h"
 #include "log.h"
@@ -29,6 +32,7 @@ void agent_init(struct agent *ag, uint32_t default_lifetime_secs)
     keystore_init(&ag->keys);
     lock_init(&ag->lock);
     ag->default_lifetime_secs = default_lifetime_secs;
+    ag->offload_slow_signatures = false;
 }
 
 void agent_cleanup(struct agent *ag)
@@ -52,12 +56,58 @@ void agent_reply_init(struct agent_reply *reply)
 {
     wire_writer_init(&reply->msg);
     reply->delay_ms = 0;
+    reply->job = NULL;
 }
 
 void agent_reply_free(struct agent_reply *reply)
 {
     wire_writer_free(&reply->msg);
     reply->delay_ms = 0;
+    agent_job_free(reply->job);
+    reply->job = NULL;
+}
+
+void agent_job_free(struct agent_job *job)
+{
+    if (job == NULL)
+        return;
+    key_free(job->key);
+    free(job->blob);
+    if (job->data != NULL) {
+        OPENSSL_cleanse(job->data, job->data_len);
+        free(job->data);
+    }
+    wire_writer_free(&job->sig);
+    free(job);
+}
+
+static struct agent_job *job_new(enum agent_job_kind kind, const struct agent_request *req,
+                                 const struct outcome *o)
+{
+    struct agent_job *job = calloc(1, sizeof(*job));
+
+    if (job == NULL)
+        return NULL;
+    job->kind = kind;
+    wire_writer_init(&job->sig);
+    job->flags = req->u.sign.flags;
+    job->blob_len = req->u.sign.key_blob.len;
+    job->data_len = req->u.sign.data.len;
+    if ((job->blob = malloc(job->blob_len ? job->blob_len : 1)) == NULL ||
+        (job->data = malloc(job->data_len ? job->data_len : 1)) == NULL) {
+        agent_job_free(job);
+        return NULL;
+    }
+    memcpy(job->blob, req->u.sign.key_blob.ptr, job->blob_len);
+    if (job->data_len)
+        memcpy(job->data, req->u.sign.data.ptr, job->data_len);
+    snprintf(job->detail, sizeof(job->detail), "%s", o->detail);
+    return job;
+}
+
+void agent_job_run_sign(struct agent_job *job)
+{
+    job->sign_err = key_sign(job->key, job->data, job->data_len, job->flags, &job->sig);
 }
 
 uint64_t agent_expire(struct agent *ag, uint64_t now_ms)
@@ -109,29 +159,88 @@ static int handle_list(struct agent *ag, struct wire_writer *w)
     return w->error;
 }
 
-static int handle_sign(struct agent *ag, const struct agent_request *req, struct wire_writer *w,
-                       struct outcome *o)
+/* Writes a SIGN_RESPONSE around a signature blob. */
+static int put_sign_response(struct wire_writer *w, struct wire_view sig)
+{
+    wire_put_u8(w, SSH_AGENT_SIGN_RESPONSE);
+    wire_put_view(w, sig);
+    return w->error;
+}
+
+/* RSA signatures take milliseconds; the others tens of microseconds. */
+static bool is_slow_to_sign(const struct key *k)
+{
+    return k->kind == KEY_RSA;
+}
+
+/*
+ * Signs now, or hands the signature to a worker thread as a job. Shared by
+ * a plain sign request and a confirmed one.
+ */
+static int sign_or_defer(struct agent *ag, const struct identity *id, struct agent_job *job,
+                         const struct agent_request *req, struct wire_writer *w,
+                         struct outcome *o, struct agent_reply *reply)
+{
+    struct wire_writer sig;
+    const uint8_t *data = job ? job->data : req->u.sign.data.ptr;
+    size_t len = job ? job->data_len : req->u.sign.data.len;
+    uint32_t flags = job ? job->flags : req->u.sign.flags;
+    int err;
+
+    if (ag->offload_slow_signatures && is_slow_to_sign(id->key)) {
+        if (job == NULL && (job = job_new(AGENT_JOB_SIGN, req, o)) == NULL)
+            return KW_ERR_ALLOC;
+        job->kind = AGENT_JOB_SIGN;
+        job->key = key_ref(id->key);
+        reply->job = job;
+        return 0;
+    }
+    wire_writer_init(&sig);
+    if ((err = key_sign(id->key, data, len, flags, &sig)) == 0)
+        err = put_sign_response(w, wire_writer_view(&sig));
+    wire_writer_free(&sig);
+    agent_job_free(job);
+    return err;
+}
+
+static void confirm_prompt(const struct agent_conn *c, const struct identity *id, char *buf,
+                           size_t size)
+{
+    char fp[KEY_FINGERPRINT_SIZE], hfp[KEY_FINGERPRINT_SIZE], safe[128];
+    const struct binding *b;
+    int n;
+
+    key_fingerprint(id->key, fp, sizeof(fp));
+    n = snprintf(buf, size, "Allow use of key %s?\nKey fingerprint %s.",
+                 log_sanitize(id->comment, strlen(id->comment), safe, sizeof(safe)), fp);
+    if (c->bindings.count > 0 && n > 0 && (size_t)n < size) {
+        /* Name where the signature will be used: the latest bound host. */
+        b = &c->bindings.slots[c->bindings.count - 1];
+        key_fingerprint(b->hostkey, hfp, sizeof(hfp));
+        snprintf(buf + n, size - (size_t)n, "\nDestination host key %s %s%s.",
+                 key_short_name(b->hostkey), hfp, b->forwarding ? " (forwarded)" : "");
+    }
+}
+
+static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agent_request *req,
+                       struct wire_writer *w, struct outcome *o, struct agent_reply *reply)
 {
     const struct identity *id;
-    size_t mark;
-    int err;
+    struct agent_job *job;
 
     describe_blob(o, req->u.sign.key_blob);
     id = keystore_find(&ag->keys, req->u.sign.key_blob.ptr, req->u.sign.key_blob.len);
     if (id == NULL)
         return KW_ERR_NOT_FOUND;
     if (id->confirm) {
-        /* Never sign a confirm-constrained key without asking the user. */
-        o->why = "key requires confirmation, which this build cannot ask for";
-        return KW_ERR_DENIED;
+        /* Never sign with a confirm-constrained key without asking. */
+        if ((job = job_new(AGENT_JOB_CONFIRM, req, o)) == NULL)
+            return KW_ERR_ALLOC;
+        confirm_prompt(c, id, job->prompt, sizeof(job->prompt));
+        reply->job = job;
+        return 0;
     }
-    wire_put_u8(w, SSH_AGENT_SIGN_RESPONSE);
-    mark = wire_begin_string(w);
-    if ((err = key_sign(id->key, req->u.sign.data.ptr, req->u.sign.data.len, req->u.sign.flags,
-                        w)) != 0)
-        return err;
-    wire_end_string(w, mark);
-    return w->error;
+    return sign_or_defer(ag, id, NULL, req, w, o, reply);
 }
 
 static int handle_add(struct agent *ag, uint64_t now_ms, struct agent_request *req,
@@ -328,6 +437,8 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
     o.fail_code = SSH_AGENT_FAILURE;
     wire_writer_reset(w);
     reply->delay_ms = 0;
+    agent_job_free(reply->job);
+    reply->job = NULL;
 
     /* Expired keys must never serve, even if the expiry timer is late. */
     agent_expire(ag, now_ms);
@@ -348,7 +459,7 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
         snprintf(o.detail, sizeof(o.detail), "%zu keys", ag->lock.locked ? 0 : ag->keys.count);
         break;
     case SSH_AGENTC_SIGN_REQUEST:
-        err = handle_sign(ag, &req, w, &o);
+        err = handle_sign(ag, c, &req, w, &o, reply);
         break;
     case SSH_AGENTC_ADD_IDENTITY:
     case SSH_AGENTC_ADD_ID_CONSTRAINED:
@@ -397,10 +508,82 @@ done:
         log_info("conn %lu: %s(%u)%s%s -> %s: %s", c->id, proto_type_name(req.type),
                  (unsigned)req.type, o.detail[0] ? " " : "", o.detail,
                  proto_type_name(o.fail_code), o.why ? o.why : kw_strerror(err));
+    } else if (reply->job != NULL) {
+        log_debug("conn %lu: %s(%u) %s -> %s", c->id, proto_type_name(req.type),
+                  (unsigned)req.type, o.detail,
+                  reply->job->kind == AGENT_JOB_CONFIRM ? "asking for confirmation"
+                                                        : "signing on a worker thread");
     } else if (log_enabled(LOG_LEVEL_DEBUG)) {
         log_debug("conn %lu: %s(%u)%s%s -> %s", c->id, proto_type_name(req.type),
                   (unsigned)req.type, o.detail[0] ? " " : "", o.detail,
                   proto_type_name(w->buf[0]));
     }
     proto_request_free(&req);
+}
+
+/* ---- finishing jobs ---- */
+
+/* Ends a job's request with a failure reply and a log line. */
+static void job_fail(struct agent_conn *c, struct agent_job *job, const char *why,
+                     struct agent_reply *reply)
+{
+    wire_writer_reset(&reply->msg);
+    proto_put_status(&reply->msg, SSH_AGENT_FAILURE);
+    log_info("conn %lu: SIGN_REQUEST(%u) %s -> FAILURE: %s", c->id,
+             (unsigned)SSH_AGENTC_SIGN_REQUEST, job->detail, why);
+    agent_job_free(job);
+}
+
+void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                         bool approved, struct agent_reply *reply)
+{
+    const struct identity *id;
+    struct outcome o;
+    int err;
+
+    agent_reply_free(reply);
+    if (!approved) {
+        job_fail(c, job, "user did not confirm the use of the key", reply);
+        return;
+    }
+    /* The key may have been removed, or the agent locked, while asking. */
+    if (ag->lock.locked) {
+        job_fail(c, job, kw_strerror(KW_ERR_LOCKED), reply);
+        return;
+    }
+    if ((id = keystore_find(&ag->keys, job->blob, job->blob_len)) == NULL) {
+        job_fail(c, job, "key was removed while waiting for confirmation", reply);
+        return;
+    }
+    memset(&o, 0, sizeof(o));
+    snprintf(o.detail, sizeof(o.detail), "%s", job->detail);
+    if ((err = sign_or_defer(ag, id, job, NULL, &reply->msg, &o, reply)) != 0) {
+        /* sign_or_defer consumed the job on the inline path only. */
+        wire_writer_reset(&reply->msg);
+        proto_put_status(&reply->msg, SSH_AGENT_FAILURE);
+        log_info("conn %lu: SIGN_REQUEST(%u) %s -> FAILURE: %s", c->id,
+                 (unsigned)SSH_AGENTC_SIGN_REQUEST, o.detail, kw_strerror(err));
+        return;
+    }
+    if (reply->job == NULL)
+        log_debug("conn %lu: SIGN_REQUEST(%u) %s -> SIGN_RESPONSE (confirmed)", c->id,
+                  (unsigned)SSH_AGENTC_SIGN_REQUEST, o.detail);
+}
+
+void agent_job_signed(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                      struct agent_reply *reply)
+{
+    (void)ag;
+    agent_reply_free(reply);
+    if (job->sign_err != 0 || job->sig.error != 0) {
+        job_fail(c, job, kw_strerror(job->sign_err ? job->sign_err : job->sig.error), reply);
+        return;
+    }
+    if (put_sign_response(&reply->msg, wire_writer_view(&job->sig)) != 0) {
+        job_fail(c, job, kw_strerror(KW_ERR_ALLOC), reply);
+        return;
+    }
+    log_debug("conn %lu: SIGN_REQUEST(%u) %s -> SIGN_RESPONSE", c->id,
+              (unsigned)SSH_AGENTC_SIGN_REQUEST, job->detail);
+    agent_job_free(job);
 }

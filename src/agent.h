@@ -27,6 +27,39 @@ struct agent {
     struct keystore keys;
     struct agent_lock lock;
     uint32_t default_lifetime_secs; /* keyward-agent -t; 0 = none */
+    /*
+     * Hand slow (RSA) signatures to the transport as jobs for a worker
+     * thread instead of signing inside agent_handle(), so one client's
+     * RSA-4096 signature never delays another client's request.
+     */
+    bool offload_slow_signatures;
+};
+
+/*
+ * Work that cannot finish inside agent_handle() without blocking the event
+ * loop: asking the user to confirm a key's use (a child process), or a slow
+ * signature (a worker thread). The transport runs it and then calls
+ * agent_job_confirmed() or agent_job_signed(), which write the reply. While
+ * a connection has a job out, the transport reads no further request from
+ * it, so replies stay in order; other connections are served meanwhile.
+ */
+enum agent_job_kind {
+    AGENT_JOB_CONFIRM = 1,
+    AGENT_JOB_SIGN,
+};
+
+struct agent_job {
+    enum agent_job_kind kind;
+    uint8_t *blob; /* the identity asked for, by public blob */
+    size_t blob_len;
+    uint8_t *data; /* what to sign */
+    size_t data_len;
+    uint32_t flags;
+    struct key *key;         /* AGENT_JOB_SIGN: a reference to the signing key */
+    char prompt[512];        /* AGENT_JOB_CONFIRM: the question for the askpass */
+    struct wire_writer sig;  /* AGENT_JOB_SIGN: result of agent_job_run_sign() */
+    int sign_err;            /* AGENT_JOB_SIGN: its status */
+    char detail[192];        /* what the request was about, for the log */
 };
 
 struct agent_conn {
@@ -37,6 +70,7 @@ struct agent_conn {
 struct agent_reply {
     struct wire_writer msg; /* one message body, without the frame length */
     uint32_t delay_ms;      /* hold the reply back this long (failed unlock) */
+    struct agent_job *job;  /* if set, msg is empty: run the job, then finish it */
 };
 
 void agent_init(struct agent *ag, uint32_t default_lifetime_secs);
@@ -52,6 +86,24 @@ void agent_reply_free(struct agent_reply *reply);
 /* now_ms is a monotonic clock in milliseconds (the caller's loop time). */
 void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const uint8_t *msg,
                   size_t len, struct agent_reply *reply);
+
+/* Worker side: computes a job's signature. Touches nothing but the job. */
+void agent_job_run_sign(struct agent_job *job);
+
+/*
+ * Loop side: the user answered a confirmation (approved) or could not be
+ * asked (!approved). Writes the reply, or hands back a signing job in
+ * reply->job. Consumes job.
+ */
+void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                         bool approved, struct agent_reply *reply);
+
+/* Loop side: a signing job is done. Writes the reply. Consumes job. */
+void agent_job_signed(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                      struct agent_reply *reply);
+
+/* Frees a job that will not be finished (its connection went away). */
+void agent_job_free(struct agent_job *job);
 
 /* Drops expired keys; returns the next expiry (monotonic ms) or 0 if none. */
 uint64_t agent_expire(struct agent *ag, uint64_t now_ms);

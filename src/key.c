@@ -99,14 +99,22 @@ static struct key *key_alloc(enum key_kind kind)
 {
     struct key *k = calloc(1, sizeof(*k));
 
-    if (k != NULL)
+    if (k != NULL) {
         k->kind = kind;
+        k->refs = 1;
+    }
+    return k;
+}
+
+struct key *key_ref(struct key *k)
+{
+    k->refs++;
     return k;
 }
 
 void key_free(struct key *k)
 {
-    if (k == NULL)
+    if (k == NULL || --k->refs > 0)
         return;
     EVP_PKEY_free(k->pkey); /* OpenSSL clears private components */
     if (k->plain_blob != k->blob)

@@ -46,6 +46,11 @@ struct key {
     size_t blob_len;
     uint8_t *plain_blob; /* the plain public key blob (== blob unless is_cert) */
     size_t plain_blob_len;
+    /*
+     * References: a key being used by a signing job stays alive if it is
+     * removed meanwhile. Only the event loop thread takes or drops them.
+     */
+    unsigned refs;
 };
 
 /* Parses a public key or certificate blob. Certificates are checked against
@@ -94,6 +99,8 @@ const char *key_short_name(const struct key *k);
 /* True if both name the same wire identity (same blob). */
 bool key_equal(const struct key *a, const struct key *b);
 
+/* Takes another reference; key_free() drops one and frees on the last. */
+struct key *key_ref(struct key *k);
 void key_free(struct key *k);
 
 #endif

@@ -3,8 +3,12 @@
  */
 #include "server.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <unistd.h>
+#endif
 
 #include <openssl/crypto.h>
 
@@ -29,10 +33,16 @@ struct conn {
     size_t len;
     size_t cap;
     struct agent_reply held; /* a reply being held back (failed unlock) */
-    bool holding;
+    struct agent_job *job;   /* a confirmation or signature under way */
+    uv_process_t askpass;    /* runs while job is a confirmation */
+    uv_work_t work;          /* queued while job is a signature */
+    bool askpass_running;
+    bool busy;       /* a held reply or a job: read no further request yet */
+    bool processing; /* inside conn_process(): do not re-enter it */
     bool reading;
     bool closing;
-    int open_handles;
+    /* Handles and queued work that still refer to this struct. */
+    int refs;
 };
 
 struct write_req {
@@ -54,6 +64,7 @@ static void conn_free(struct conn *c)
         free(c->buf);
     }
     agent_reply_free(&c->held);
+    agent_job_free(c->job);
     agent_conn_cleanup(&c->state);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -65,12 +76,15 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
+static void conn_release(struct conn *c)
+{
+    if (--c->refs == 0)
+        conn_free(c);
+}
+
 static void on_conn_handle_closed(uv_handle_t *h)
 {
-    struct conn *c = h->data;
-
-    if (--c->open_handles == 0)
-        conn_free(c);
+    conn_release(h->data);
 }
 
 static void conn_close(struct conn *c, const char *why)
@@ -79,6 +93,8 @@ static void conn_close(struct conn *c, const char *why)
         return;
     c->closing = true;
     log_debug("conn %lu: closed (%s)", c->state.id, why);
+    if (c->askpass_running)
+        (void)uv_process_kill(&c->askpass, SIGTERM); /* nobody is left to answer */
     uv_close((uv_handle_t *)&c->pipe, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->delay_timer, on_conn_handle_closed);
 }
@@ -175,17 +191,216 @@ static void on_delay_done(uv_timer_t *t)
 {
     struct conn *c = t->data;
 
-    if (c->closing || !c->holding)
+    if (c->closing || !c->busy)
         return;
     conn_send(c, &c->held.msg);
     agent_reply_free(&c->held);
-    c->holding = false;
+    c->busy = false;
     conn_process(c); /* frames that arrived meanwhile */
+}
+
+/* ---- jobs: confirmations and signatures off the loop ---- */
+
+static void conn_deliver(struct conn *c, struct agent_reply *reply);
+
+static void on_sign_work(uv_work_t *w)
+{
+    struct conn *c = w->data;
+
+    agent_job_run_sign(c->job); /* worker thread: touches only the job */
+}
+
+static void on_sign_done(uv_work_t *w, int status)
+{
+    struct conn *c = w->data;
+    struct agent_job *job = c->job;
+    struct agent_reply reply;
+
+    (void)status;
+    c->job = NULL;
+    if (c->closing) {
+        agent_job_free(job);
+    } else {
+        agent_reply_init(&reply);
+        agent_job_signed(c->srv->agent, &c->state, job, &reply);
+        conn_deliver(c, &reply);
+        agent_reply_free(&reply);
+    }
+    conn_release(c);
+}
+
+static void finish_confirm(struct conn *c, bool approved)
+{
+    struct agent_job *job = c->job;
+    struct agent_reply reply;
+
+    c->job = NULL;
+    if (c->closing) {
+        agent_job_free(job);
+        return;
+    }
+    agent_reply_init(&reply);
+    agent_job_confirmed(c->srv->agent, &c->state, job, approved, &reply);
+    conn_deliver(c, &reply);
+    agent_reply_free(&reply);
+}
+
+static void on_askpass_exit(uv_process_t *p, int64_t exit_status, int term_signal)
+{
+    struct conn *c = p->data;
+
+    c->askpass_running = false;
+    uv_close((uv_handle_t *)p, on_conn_handle_closed);
+    log_debug("conn %lu: askpass exited with status %d%s", c->state.id, (int)exit_status,
+              term_signal ? " (killed)" : "");
+    finish_confirm(c, exit_status == 0 && term_signal == 0);
+}
+
+/* The askpass program: $SSH_ASKPASS, else the Debian default if installed. */
+static const char *askpass_program(void)
+{
+    static char path[1024];
+    size_t len = sizeof(path);
+
+    if (uv_os_getenv("SSH_ASKPASS", path, &len) == 0 && path[0] != '\0')
+        return path;
+#ifndef _WIN32
+    if (access("/usr/bin/ssh-askpass", X_OK) == 0)
+        return "/usr/bin/ssh-askpass";
+#endif
+    return NULL;
+}
+
+/* Our environment plus SSH_ASKPASS_PROMPT=confirm, as "name=value" strings. */
+static char **askpass_environment(void)
+{
+    uv_env_item_t *items = NULL;
+    int count = 0, i, n = 0;
+    char **env;
+    size_t len;
+
+    if (uv_os_environ(&items, &count) != 0)
+        return NULL;
+    if ((env = calloc((size_t)count + 2, sizeof(*env))) == NULL)
+        goto out;
+    for (i = 0; i < count; i++) {
+        if (strcmp(items[i].name, "SSH_ASKPASS_PROMPT") == 0)
+            continue;
+        len = strlen(items[i].name) + strlen(items[i].value) + 2;
+        if ((env[n] = malloc(len)) == NULL)
+            break;
+        snprintf(env[n++], len, "%s=%s", items[i].name, items[i].value);
+    }
+    env[n] = strdup("SSH_ASKPASS_PROMPT=confirm");
+out:
+    uv_os_free_environ(items, count);
+    return env;
+}
+
+static void free_environment(char **env)
+{
+    size_t i;
+
+    for (i = 0; env != NULL && env[i] != NULL; i++)
+        free(env[i]);
+    free(env);
+}
+
+static void start_confirm(struct conn *c)
+{
+    uv_process_options_t opts;
+    uv_stdio_container_t stdio[3];
+    const char *program = askpass_program();
+    char *args[3];
+    char **env = NULL;
+    int r;
+
+    if (program == NULL) {
+        log_info("conn %lu: cannot ask for confirmation: SSH_ASKPASS is not set",
+                 c->state.id);
+        finish_confirm(c, false);
+        return;
+    }
+    memset(&opts, 0, sizeof(opts));
+    args[0] = (char *)program;
+    args[1] = c->job->prompt;
+    args[2] = NULL;
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_IGNORE;
+    stdio[2].flags = UV_IGNORE;
+    opts.file = program;
+    opts.args = args;
+    opts.env = env = askpass_environment();
+    opts.stdio = stdio;
+    opts.stdio_count = 3;
+    opts.exit_cb = on_askpass_exit;
+    c->askpass.data = c;
+    r = uv_spawn(c->srv->loop, &c->askpass, &opts);
+    free_environment(env);
+    if (r != 0) {
+        /* libuv still wants the handle closed after a failed spawn. */
+        c->refs++;
+        uv_close((uv_handle_t *)&c->askpass, on_conn_handle_closed);
+        log_info("conn %lu: cannot run askpass %s: %s", c->state.id, program, uv_strerror(r));
+        finish_confirm(c, false);
+        return;
+    }
+    c->refs++;
+    c->askpass_running = true;
+}
+
+static void start_job(struct conn *c, struct agent_job *job)
+{
+    c->job = job;
+    c->busy = true;
+    if (job->kind == AGENT_JOB_CONFIRM) {
+        start_confirm(c);
+        return;
+    }
+    c->work.data = c;
+    c->refs++;
+    if (uv_queue_work(c->srv->loop, &c->work, on_sign_work, on_sign_done) != 0) {
+        /* Cannot happen with a valid loop; sign here rather than fail. */
+        c->refs--;
+        agent_job_run_sign(job);
+        on_sign_done(&c->work, 0);
+        c->refs++;
+        conn_release(c);
+    }
+}
+
+/* Sends a reply, holds it back, or starts the job it asks for. */
+static void conn_deliver(struct conn *c, struct agent_reply *reply)
+{
+    if (reply->job != NULL) {
+        struct agent_job *job = reply->job;
+
+        reply->job = NULL;
+        start_job(c, job);
+        return;
+    }
+    if (reply->delay_ms > 0) {
+        /* Hold this reply, and this connection's later requests, back. */
+        c->held = *reply;
+        agent_reply_init(reply);
+        c->busy = true;
+        uv_timer_start(&c->delay_timer, on_delay_done, c->held.delay_ms, 0);
+        return;
+    }
+    conn_send(c, &reply->msg);
+    c->busy = false;
+    /*
+     * Requests that arrived meanwhile. A job can finish synchronously
+     * (no askpass to run) from inside conn_process(); its loop then simply
+     * continues, so a long pipeline never turns into deep recursion.
+     */
+    if (!c->processing)
+        conn_process(c);
 }
 
 static void conn_update_reading(struct conn *c)
 {
-    bool want = !c->closing && !c->holding && !conn_backlogged(c);
+    bool want = !c->closing && !c->busy && !conn_backlogged(c);
 
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) == 0)
@@ -204,7 +419,8 @@ static void conn_process(struct conn *c)
     uint32_t body;
 
     agent_reply_init(&reply);
-    while (!c->closing && !c->holding && c->len >= FRAME_HEADER) {
+    c->processing = true;
+    while (!c->closing && !c->busy && c->len >= FRAME_HEADER) {
         body = wire_peek_u32(c->buf);
         if (body > WIRE_MAX_MESSAGE) {
             log_info("conn %lu: frame of %u bytes is over the %u byte limit", c->state.id,
@@ -221,17 +437,15 @@ static void conn_process(struct conn *c)
         OPENSSL_cleanse(c->buf, frame);
         memmove(c->buf, c->buf + frame, c->len - frame);
         c->len -= frame;
-        if (reply.delay_ms > 0) {
-            /* Hold this reply, and this connection's later requests, back. */
-            c->held = reply;
-            agent_reply_init(&reply);
-            c->holding = true;
-            uv_timer_start(&c->delay_timer, on_delay_done, c->held.delay_ms, 0);
-        } else {
-            conn_send(c, &reply.msg);
-        }
         server_schedule_expiry(c->srv);
+        if (reply.job != NULL || reply.delay_ms > 0) {
+            /* Sets busy until the job or delay is over, which ends this loop. */
+            conn_deliver(c, &reply);
+            continue;
+        }
+        conn_send(c, &reply.msg);
     }
+    c->processing = false;
     agent_reply_free(&reply);
     conn_update_reading(c);
 }
@@ -263,7 +477,7 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_timer_init(srv->loop, &c->delay_timer);
     c->pipe.data = c;
     c->delay_timer.data = c;
-    c->open_handles = 2;
+    c->refs = 2; /* the pipe and the timer */
     if (uv_accept(listener, (uv_stream_t *)&c->pipe) != 0) {
         conn_close(c, "accept failed");
         return;

@@ -217,10 +217,9 @@ static void test_constraints(void)
     CHECK_EQ(list_count(&c), 0);
     CHECK_EQ(sign_with(&c, k, 0), SSH_AGENT_FAILURE);
 
-    /* Confirm: stored, and never signed without a confirmation. */
+    /* Confirm: stored; covered in test_jobs. */
     CHECK_EQ(add_key(&c, k, "x", confirm, sizeof(confirm)), SSH_AGENT_SUCCESS);
     CHECK_EQ(list_count(&c), 1);
-    CHECK_EQ(sign_with(&c, k, 0), SSH_AGENT_FAILURE);
     CHECK(ag.keys.count == 1 && ag.keys.ids[0]->confirm);
 
     /* agent -t: a default lifetime applies to keys added without one. */
@@ -462,6 +461,136 @@ static void test_extensions_and_garbage(void)
     agent_conn_cleanup(&c);
 }
 
+/* Starts a sign request that must become a job; returns it (or NULL). */
+static struct agent_job *sign_job(struct agent_conn *c, const struct key *k, uint32_t flags)
+{
+    static const uint8_t data[] = "data to be signed by the agent";
+    struct wire_writer req;
+    struct agent_reply reply;
+    struct agent_job *job;
+
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_SIGN_REQUEST);
+    wire_put_string(&req, k->blob, k->blob_len);
+    wire_put_string(&req, data, sizeof(data));
+    wire_put_u32(&req, flags);
+    agent_reply_init(&reply);
+    agent_handle(&ag, c, now_ms, req.buf, req.len, &reply);
+    CHECK_EQ(reply.msg.len, 0); /* no reply yet: the job comes first */
+    job = reply.job;
+    reply.job = NULL;
+    agent_reply_free(&reply);
+    wire_writer_free(&req);
+    return job;
+}
+
+/* The reply's type; on SIGN_RESPONSE also checks that the signature verifies. */
+static uint8_t check_sign_reply(const struct key *k, const struct agent_reply *reply)
+{
+    static const uint8_t data[] = "data to be signed by the agent";
+    struct wire_reader r;
+    struct wire_view sig;
+
+    if (reply->msg.len < 1)
+        return 0;
+    if (reply->msg.buf[0] == SSH_AGENT_SIGN_RESPONSE) {
+        wire_reader_init(&r, reply->msg.buf + 1, reply->msg.len - 1);
+        sig = wire_get_string(&r);
+        CHECK_EQ(wire_reader_finish(&r), 0);
+        CHECK_EQ(key_verify(k, sig.ptr, sig.len, data, sizeof(data)), 0);
+    }
+    return reply->msg.buf[0];
+}
+
+/*
+ * Confirmations and offloaded signatures come back from agent_handle() as
+ * jobs; finishing them produces the reply.
+ */
+static void test_jobs(void)
+{
+    static const uint8_t confirm[] = {SSH_AGENT_CONSTRAIN_CONFIRM};
+    struct agent_conn c;
+    struct key *ed = NULL, *rsa = NULL, *host = NULL;
+    struct agent_job *job;
+    struct agent_reply reply;
+    struct wire_writer req;
+    uint8_t sid[32];
+    char fp[KEY_FINGERPRINT_SIZE];
+
+    agent_conn_init(&c, 10);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &ed), 0);
+    CHECK_EQ(key_generate(KEY_RSA, 2048, &rsa), 0);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &host), 0);
+    CHECK_EQ(add_key(&c, ed, "my laptop key", confirm, sizeof(confirm)), SSH_AGENT_SUCCESS);
+    random_sid(sid);
+    CHECK_EQ(session_bind(&c, host, sid, sizeof(sid), false, false), SSH_AGENT_SUCCESS);
+
+    /* A confirm key: the job's prompt names the key and the bound host. */
+    job = sign_job(&c, ed, 0);
+    CHECK(job != NULL && job->kind == AGENT_JOB_CONFIRM);
+    if (job != NULL) {
+        key_fingerprint(ed, fp, sizeof(fp));
+        CHECK(strstr(job->prompt, fp) != NULL);
+        CHECK(strstr(job->prompt, "my laptop key") != NULL);
+        key_fingerprint(host, fp, sizeof(fp));
+        CHECK(strstr(job->prompt, fp) != NULL);
+        agent_reply_init(&reply);
+        agent_job_confirmed(&ag, &c, job, false, &reply);
+        CHECK_EQ(check_sign_reply(ed, &reply), SSH_AGENT_FAILURE);
+        agent_reply_free(&reply);
+    }
+    job = sign_job(&c, ed, 0);
+    CHECK(job != NULL);
+    if (job != NULL) {
+        agent_reply_init(&reply);
+        agent_job_confirmed(&ag, &c, job, true, &reply);
+        CHECK_EQ(check_sign_reply(ed, &reply), SSH_AGENT_SIGN_RESPONSE);
+        agent_reply_free(&reply);
+    }
+    /* Removed while the user was being asked: refused. */
+    job = sign_job(&c, ed, 0);
+    CHECK(job != NULL);
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_REMOVE_IDENTITY);
+    wire_put_string(&req, ed->blob, ed->blob_len);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+    wire_writer_free(&req);
+    if (job != NULL) {
+        agent_reply_init(&reply);
+        agent_job_confirmed(&ag, &c, job, true, &reply);
+        CHECK_EQ(check_sign_reply(ed, &reply), SSH_AGENT_FAILURE);
+        agent_reply_free(&reply);
+    }
+
+    /* Offloaded RSA signature: the job keeps the key alive if it is removed. */
+    ag.offload_slow_signatures = true;
+    CHECK_EQ(add_key(&c, rsa, "rsa", NULL, 0), SSH_AGENT_SUCCESS);
+    job = sign_job(&c, rsa, KEY_SIGN_RSA_SHA2_512);
+    CHECK(job != NULL && job->kind == AGENT_JOB_SIGN && job->key != NULL);
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+    wire_writer_free(&req);
+    if (job != NULL) {
+        agent_job_run_sign(job);
+        agent_reply_init(&reply);
+        agent_job_signed(&ag, &c, job, &reply);
+        CHECK_EQ(check_sign_reply(rsa, &reply), SSH_AGENT_SIGN_RESPONSE);
+        agent_reply_free(&reply);
+    }
+    /* Ed25519 is fast: signed inline even with offloading on. */
+    CHECK_EQ(add_key(&c, ed, "ed", NULL, 0), SSH_AGENT_SUCCESS);
+    CHECK_EQ(sign_with(&c, ed, 0), SSH_AGENT_SIGN_RESPONSE);
+    ag.offload_slow_signatures = false;
+
+    key_free(ed);
+    key_free(rsa);
+    key_free(host);
+    agent_conn_cleanup(&c);
+    agent_cleanup(&ag);
+    agent_init(&ag, 0);
+}
+
 /* Private keys are held in OpenSSL's secure heap and released on removal. */
 static void test_secure_heap(void)
 {
@@ -493,6 +622,7 @@ int main(void)
     test_session_bind_rules();
     test_lock();
     test_extensions_and_garbage();
+    test_jobs();
     test_secure_heap();
     agent_cleanup(&ag);
     CRYPTO_secure_malloc_done();
