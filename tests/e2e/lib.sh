@@ -373,12 +373,22 @@ _e2e_cleanup() {
     exit "$rc"
 }
 
+# 0 when a log holds no AddressSanitizer, LeakSanitizer or UBSan report.
+_e2e_no_sanitizer_report() {
+    ! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1" 2>/dev/null
+}
+
 # e2e_finish: final sanity checks, summary line, exit 0 (pass) or 1 (fail).
 e2e_finish() {
     # An agent that crashed during the test fails it even if each check was
     # answered (for example by a fallback path in the tools).
     if [ -n "$E2E_AGENT_PID" ]; then
         check "agent process is still running at the end" kill -0 "$E2E_AGENT_PID"
+        # Stop it cleanly now, so that a sanitizer build reports leaks and
+        # errors at exit into the agent log, where the next check reads them.
+        e2e_stop_agent
+        check "agent log has no sanitizer report" \
+            _e2e_no_sanitizer_report "$E2E_AGENT_LOG"
     fi
     if [ "$E2E_HOME_SSH_EXISTED" = 0 ]; then
         check "test did not create $HOME/.ssh" test ! -e "$HOME/.ssh"
