@@ -32,7 +32,7 @@ void agent_init(struct agent *ag, uint32_t default_lifetime_secs)
     keystore_init(&ag->keys);
     lock_init(&ag->lock);
     ag->default_lifetime_secs = default_lifetime_secs;
-    ag->offload_slow_signatures = false;
+    ag->offload_slow_work = false;
 }
 
 void agent_cleanup(struct agent *ag)
@@ -73,6 +73,11 @@ void agent_job_free(struct agent_job *job)
         return;
     key_free(job->key);
     free(job->blob);
+    if (job->pass != NULL) {
+        OPENSSL_cleanse(job->pass, job->pass_len);
+        free(job->pass);
+    }
+    OPENSSL_cleanse(job->hash, sizeof(job->hash));
     if (job->data != NULL) {
         OPENSSL_cleanse(job->data, job->data_len);
         free(job->data);
@@ -105,9 +110,22 @@ static struct agent_job *job_new(enum agent_job_kind kind, const struct agent_re
     return job;
 }
 
-void agent_job_run_sign(struct agent_job *job)
+void agent_job_run(struct agent_job *job)
 {
-    job->sign_err = key_sign(job->key, job->data, job->data_len, job->flags, &job->sig);
+    switch (job->kind) {
+    case AGENT_JOB_SIGN:
+        job->run_err = key_sign(job->key, job->data, job->data_len, job->flags, &job->sig);
+        break;
+    case AGENT_JOB_LOCK:
+    case AGENT_JOB_UNLOCK:
+        job->run_err = lock_derive(job->pass, job->pass_len, job->salt, job->hash);
+        /* The passphrase is not needed any more: do not keep it around. */
+        OPENSSL_cleanse(job->pass, job->pass_len);
+        break;
+    default:
+        job->run_err = KW_ERR_INTERNAL;
+        break;
+    }
 }
 
 uint64_t agent_expire(struct agent *ag, uint64_t now_ms)
@@ -187,7 +205,7 @@ static int sign_or_defer(struct agent *ag, const struct identity *id, struct age
     uint32_t flags = job ? job->flags : req->u.sign.flags;
     int err;
 
-    if (ag->offload_slow_signatures && is_slow_to_sign(id->key)) {
+    if (ag->offload_slow_work && is_slow_to_sign(id->key)) {
         if (job == NULL && (job = job_new(AGENT_JOB_SIGN, req, o)) == NULL)
             return KW_ERR_ALLOC;
         job->kind = AGENT_JOB_SIGN;
@@ -294,37 +312,79 @@ static int handle_remove_all(struct agent *ag, struct wire_writer *w, struct out
     return w->error;
 }
 
-static int handle_lock(struct agent *ag, const struct agent_request *req, struct wire_writer *w,
-                       struct outcome *o)
+/* A lock or unlock job carrying a copy of the passphrase for the worker. */
+static struct agent_job *kdf_job_new(enum agent_job_kind kind, struct wire_view pass,
+                                     const uint8_t salt[LOCK_SALT_LEN])
 {
-    int err = lock_engage(&ag->lock, req->u.lock.passphrase.ptr, req->u.lock.passphrase.len);
+    struct agent_job *job = calloc(1, sizeof(*job));
 
-    if (err == KW_ERR_DENIED)
-        o->why = "empty passphrase";
-    else if (err == KW_ERR_LOCKED)
-        o->why = "already locked";
-    if (err != 0)
+    if (job == NULL)
+        return NULL;
+    job->kind = kind;
+    wire_writer_init(&job->sig);
+    if ((job->pass = malloc(pass.len ? pass.len : 1)) == NULL) {
+        free(job);
+        return NULL;
+    }
+    if (pass.len)
+        memcpy(job->pass, pass.ptr, pass.len);
+    job->pass_len = pass.len;
+    memcpy(job->salt, salt, LOCK_SALT_LEN);
+    snprintf(job->detail, sizeof(job->detail), "(passphrase withheld)");
+    return job;
+}
+
+static int finish_lock(struct agent *ag, const struct agent_job *job, struct wire_writer *w,
+                       const char **why, uint32_t *delay_ms)
+{
+    bool was_locked = ag->lock.locked;
+    int err;
+
+    if (job->run_err != 0)
+        return job->run_err;
+    if (job->kind == AGENT_JOB_LOCK) {
+        if ((err = lock_commit_engage(&ag->lock, job->salt, job->hash)) != 0) {
+            *why = "already locked";
+            return err;
+        }
+    } else if ((err = lock_commit_release(&ag->lock, job->salt, job->hash, delay_ms)) != 0) {
+        *why = was_locked ? "wrong passphrase" : "agent is not locked";
         return err;
+    }
     proto_put_status(w, SSH_AGENT_SUCCESS);
     return w->error;
 }
 
-static int handle_unlock(struct agent *ag, const struct agent_request *req,
-                         struct wire_writer *w, struct outcome *o, uint32_t *delay_ms)
+static int handle_lock(struct agent *ag, const struct agent_request *req, struct wire_writer *w,
+                       struct outcome *o, struct agent_reply *reply)
 {
-    bool was_locked = ag->lock.locked;
-    int err = lock_release(&ag->lock, req->u.lock.passphrase.ptr, req->u.lock.passphrase.len,
-                           delay_ms);
+    bool engage = req->type == SSH_AGENTC_LOCK;
+    uint8_t salt[LOCK_SALT_LEN];
+    struct agent_job *job;
+    int err;
 
-    if (err == KW_ERR_DENIED) {
-        o->why = was_locked ? "wrong passphrase" : "agent is not locked";
-        if (*delay_ms)
-            snprintf(o->detail, sizeof(o->detail), "reply delayed %u ms", *delay_ms);
-    }
-    if (err != 0)
+    err = engage ? lock_prepare_engage(&ag->lock, req->u.lock.passphrase.len, salt)
+                 : lock_prepare_release(&ag->lock, salt);
+    if (err != 0) {
+        if (engage)
+            o->why = err == KW_ERR_LOCKED ? "already locked" : "empty passphrase";
+        else
+            o->why = "agent is not locked";
         return err;
-    proto_put_status(w, SSH_AGENT_SUCCESS);
-    return w->error;
+    }
+    job = kdf_job_new(engage ? AGENT_JOB_LOCK : AGENT_JOB_UNLOCK, req->u.lock.passphrase, salt);
+    if (job == NULL)
+        return KW_ERR_ALLOC;
+    if (ag->offload_slow_work) {
+        reply->job = job;
+        return 0;
+    }
+    agent_job_run(job);
+    err = finish_lock(ag, job, w, &o->why, &reply->delay_ms);
+    if (reply->delay_ms)
+        snprintf(o->detail, sizeof(o->detail), "reply delayed %u ms", reply->delay_ms);
+    agent_job_free(job);
+    return err;
 }
 
 static int handle_query(struct wire_writer *w)
@@ -472,10 +532,8 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
         err = handle_remove_all(ag, w, &o);
         break;
     case SSH_AGENTC_LOCK:
-        err = handle_lock(ag, &req, w, &o);
-        break;
     case SSH_AGENTC_UNLOCK:
-        err = handle_unlock(ag, &req, w, &o, &reply->delay_ms);
+        err = handle_lock(ag, &req, w, &o, reply);
         break;
     case SSH_AGENTC_EXTENSION:
         if (ag->lock.locked && !wire_view_eq_str(req.u.ext.name, EXT_SESSION_BIND) &&
@@ -512,7 +570,7 @@ done:
         log_debug("conn %lu: %s(%u) %s -> %s", c->id, proto_type_name(req.type),
                   (unsigned)req.type, o.detail,
                   reply->job->kind == AGENT_JOB_CONFIRM ? "asking for confirmation"
-                                                        : "signing on a worker thread");
+                                                        : "continuing on a worker thread");
     } else if (log_enabled(LOG_LEVEL_DEBUG)) {
         log_debug("conn %lu: %s(%u)%s%s -> %s", c->id, proto_type_name(req.type),
                   (unsigned)req.type, o.detail[0] ? " " : "", o.detail,
@@ -523,14 +581,29 @@ done:
 
 /* ---- finishing jobs ---- */
 
+/* The request a job came from, for log lines. */
+static uint8_t job_request_type(const struct agent_job *job)
+{
+    switch (job->kind) {
+    case AGENT_JOB_LOCK:
+        return SSH_AGENTC_LOCK;
+    case AGENT_JOB_UNLOCK:
+        return SSH_AGENTC_UNLOCK;
+    default:
+        return SSH_AGENTC_SIGN_REQUEST;
+    }
+}
+
 /* Ends a job's request with a failure reply and a log line. */
 static void job_fail(struct agent_conn *c, struct agent_job *job, const char *why,
                      struct agent_reply *reply)
 {
+    uint8_t type = job_request_type(job);
+
     wire_writer_reset(&reply->msg);
     proto_put_status(&reply->msg, SSH_AGENT_FAILURE);
-    log_info("conn %lu: SIGN_REQUEST(%u) %s -> FAILURE: %s", c->id,
-             (unsigned)SSH_AGENTC_SIGN_REQUEST, job->detail, why);
+    log_info("conn %lu: %s(%u) %s -> FAILURE: %s", c->id, proto_type_name(type), (unsigned)type,
+             job->detail, why);
     agent_job_free(job);
 }
 
@@ -570,20 +643,33 @@ void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_jo
                   (unsigned)SSH_AGENTC_SIGN_REQUEST, o.detail);
 }
 
-void agent_job_signed(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *job,
                       struct agent_reply *reply)
 {
-    (void)ag;
+    const char *why = NULL;
+    uint8_t type = job_request_type(job);
+    int err;
+
     agent_reply_free(reply);
-    if (job->sign_err != 0 || job->sig.error != 0) {
-        job_fail(c, job, kw_strerror(job->sign_err ? job->sign_err : job->sig.error), reply);
-        return;
+    if (job->kind == AGENT_JOB_LOCK || job->kind == AGENT_JOB_UNLOCK) {
+        if ((err = finish_lock(ag, job, &reply->msg, &why, &reply->delay_ms)) != 0) {
+            if (reply->delay_ms)
+                snprintf(job->detail, sizeof(job->detail), "reply delayed %u ms",
+                         reply->delay_ms);
+            job_fail(c, job, why ? why : kw_strerror(err), reply);
+            return;
+        }
+    } else {
+        if (job->run_err != 0 || job->sig.error != 0) {
+            job_fail(c, job, kw_strerror(job->run_err ? job->run_err : job->sig.error), reply);
+            return;
+        }
+        if (put_sign_response(&reply->msg, wire_writer_view(&job->sig)) != 0) {
+            job_fail(c, job, kw_strerror(KW_ERR_ALLOC), reply);
+            return;
+        }
     }
-    if (put_sign_response(&reply->msg, wire_writer_view(&job->sig)) != 0) {
-        job_fail(c, job, kw_strerror(KW_ERR_ALLOC), reply);
-        return;
-    }
-    log_debug("conn %lu: SIGN_REQUEST(%u) %s -> SIGN_RESPONSE", c->id,
-              (unsigned)SSH_AGENTC_SIGN_REQUEST, job->detail);
+    log_debug("conn %lu: %s(%u) %s -> %s", c->id, proto_type_name(type), (unsigned)type,
+              job->detail, proto_type_name(reply->msg.buf[0]));
     agent_job_free(job);
 }

@@ -28,24 +28,28 @@ struct agent {
     struct agent_lock lock;
     uint32_t default_lifetime_secs; /* keyward-agent -t; 0 = none */
     /*
-     * Hand slow (RSA) signatures to the transport as jobs for a worker
-     * thread instead of signing inside agent_handle(), so one client's
-     * RSA-4096 signature never delays another client's request.
+     * Hand slow work (RSA signatures, the lock passphrase's scrypt) to the
+     * transport as jobs for a worker thread instead of doing it inside
+     * agent_handle(), so one client's RSA-4096 signature or unlock attempt
+     * never delays another client's request.
      */
-    bool offload_slow_signatures;
+    bool offload_slow_work;
 };
 
 /*
  * Work that cannot finish inside agent_handle() without blocking the event
- * loop: asking the user to confirm a key's use (a child process), or a slow
- * signature (a worker thread). The transport runs it and then calls
- * agent_job_confirmed() or agent_job_signed(), which write the reply. While
- * a connection has a job out, the transport reads no further request from
- * it, so replies stay in order; other connections are served meanwhile.
+ * loop: asking the user to confirm a key's use (a child process), or slow
+ * computation (a worker thread: signatures, the lock passphrase hash). The
+ * transport runs it and then calls agent_job_confirmed() or
+ * agent_job_finish(), which write the reply. While a connection has a job
+ * out, the transport reads no further request from it, so replies stay in
+ * order; other connections are served meanwhile.
  */
 enum agent_job_kind {
-    AGENT_JOB_CONFIRM = 1,
-    AGENT_JOB_SIGN,
+    AGENT_JOB_CONFIRM = 1, /* run the askpass, then agent_job_confirmed() */
+    AGENT_JOB_SIGN,        /* agent_job_run() on a worker, then agent_job_finish() */
+    AGENT_JOB_LOCK,        /* likewise */
+    AGENT_JOB_UNLOCK,      /* likewise */
 };
 
 struct agent_job {
@@ -57,9 +61,13 @@ struct agent_job {
     uint32_t flags;
     struct key *key;         /* AGENT_JOB_SIGN: a reference to the signing key */
     char prompt[512];        /* AGENT_JOB_CONFIRM: the question for the askpass */
-    struct wire_writer sig;  /* AGENT_JOB_SIGN: result of agent_job_run_sign() */
-    int sign_err;            /* AGENT_JOB_SIGN: its status */
-    char detail[192];        /* what the request was about, for the log */
+    struct wire_writer sig;  /* AGENT_JOB_SIGN: result of agent_job_run() */
+    uint8_t *pass;           /* AGENT_JOB_(UN)LOCK: the passphrase, cleared after use */
+    size_t pass_len;
+    uint8_t salt[LOCK_SALT_LEN];
+    uint8_t hash[LOCK_HASH_LEN]; /* AGENT_JOB_(UN)LOCK: result of agent_job_run() */
+    int run_err;                 /* status of agent_job_run() */
+    char detail[192];            /* what the request was about, for the log */
 };
 
 struct agent_conn {
@@ -87,8 +95,8 @@ void agent_reply_free(struct agent_reply *reply);
 void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const uint8_t *msg,
                   size_t len, struct agent_reply *reply);
 
-/* Worker side: computes a job's signature. Touches nothing but the job. */
-void agent_job_run_sign(struct agent_job *job);
+/* Worker side: does a job's computation. Touches nothing but the job. */
+void agent_job_run(struct agent_job *job);
 
 /*
  * Loop side: the user answered a confirmation (approved) or could not be
@@ -98,8 +106,8 @@ void agent_job_run_sign(struct agent_job *job);
 void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_job *job,
                          bool approved, struct agent_reply *reply);
 
-/* Loop side: a signing job is done. Writes the reply. Consumes job. */
-void agent_job_signed(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+/* Loop side: agent_job_run() is done. Writes the reply. Consumes job. */
+void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *job,
                       struct agent_reply *reply);
 
 /* Frees a job that will not be finished (its connection went away). */

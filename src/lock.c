@@ -34,49 +34,60 @@ void lock_clear(struct agent_lock *l)
     OPENSSL_cleanse(l, sizeof(*l));
 }
 
-static int derive(const uint8_t *pass, size_t len, const uint8_t *salt, uint8_t *out)
+int lock_derive(const uint8_t *pass, size_t len, const uint8_t salt[LOCK_SALT_LEN],
+                uint8_t out[LOCK_HASH_LEN])
 {
     if (EVP_PBE_scrypt((const char *)pass, len, salt, LOCK_SALT_LEN, LOCK_SCRYPT_N,
                        LOCK_SCRYPT_R, LOCK_SCRYPT_P, LOCK_SCRYPT_MAXMEM, out,
-                       LOCK_HASH_LEN) != 1)
+                       LOCK_HASH_LEN) != 1) {
+        OPENSSL_cleanse(out, LOCK_HASH_LEN);
+        return KW_ERR_INTERNAL;
+    }
+    return 0;
+}
+
+int lock_prepare_engage(const struct agent_lock *l, size_t passlen,
+                        uint8_t salt[LOCK_SALT_LEN])
+{
+    if (l->locked)
+        return KW_ERR_LOCKED;
+    if (passlen == 0)
+        return KW_ERR_DENIED; /* OpenSSH refuses an empty lock passphrase too */
+    if (RAND_bytes(salt, LOCK_SALT_LEN) != 1)
         return KW_ERR_INTERNAL;
     return 0;
 }
 
-int lock_engage(struct agent_lock *l, const uint8_t *pass, size_t len)
+int lock_prepare_release(const struct agent_lock *l, uint8_t salt[LOCK_SALT_LEN])
 {
-    int r;
+    if (!l->locked)
+        return KW_ERR_DENIED;
+    memcpy(salt, l->salt, LOCK_SALT_LEN);
+    return 0;
+}
 
+int lock_commit_engage(struct agent_lock *l, const uint8_t salt[LOCK_SALT_LEN],
+                       const uint8_t hash[LOCK_HASH_LEN])
+{
     if (l->locked)
-        return KW_ERR_LOCKED;
-    if (len == 0)
-        return KW_ERR_DENIED; /* OpenSSH refuses an empty lock passphrase too */
-    if (RAND_bytes(l->salt, LOCK_SALT_LEN) != 1)
-        return KW_ERR_INTERNAL;
-    if ((r = derive(pass, len, l->salt, l->hash)) != 0) {
-        OPENSSL_cleanse(l->hash, sizeof(l->hash));
-        return r;
-    }
+        return KW_ERR_LOCKED; /* another client locked while we hashed */
+    memcpy(l->salt, salt, LOCK_SALT_LEN);
+    memcpy(l->hash, hash, LOCK_HASH_LEN);
     l->locked = true;
     return 0;
 }
 
-int lock_release(struct agent_lock *l, const uint8_t *pass, size_t len, uint32_t *delay_ms)
+int lock_commit_release(struct agent_lock *l, const uint8_t salt[LOCK_SALT_LEN],
+                        const uint8_t candidate[LOCK_HASH_LEN], uint32_t *delay_ms)
 {
-    uint8_t candidate[LOCK_HASH_LEN];
-    int r;
-
     *delay_ms = 0;
-    if (!l->locked)
+    /* Unlocked, or unlocked and locked again, while we hashed: not ours. */
+    if (!l->locked || CRYPTO_memcmp(salt, l->salt, LOCK_SALT_LEN) != 0)
         return KW_ERR_DENIED;
-    if ((r = derive(pass, len, l->salt, candidate)) != 0)
-        return r;
-    if (len > 0 && CRYPTO_memcmp(candidate, l->hash, LOCK_HASH_LEN) == 0) {
-        OPENSSL_cleanse(candidate, sizeof(candidate));
+    if (CRYPTO_memcmp(candidate, l->hash, LOCK_HASH_LEN) == 0) {
         lock_clear(l);
         return 0;
     }
-    OPENSSL_cleanse(candidate, sizeof(candidate));
     if (l->fail_count < LOCK_MAX_FAILS)
         l->fail_count++;
     *delay_ms = LOCK_DELAY_STEP_MS * l->fail_count;

@@ -203,14 +203,14 @@ static void on_delay_done(uv_timer_t *t)
 
 static void conn_deliver(struct conn *c, struct agent_reply *reply);
 
-static void on_sign_work(uv_work_t *w)
+static void on_job_work(uv_work_t *w)
 {
     struct conn *c = w->data;
 
-    agent_job_run_sign(c->job); /* worker thread: touches only the job */
+    agent_job_run(c->job); /* worker thread: touches only the job */
 }
 
-static void on_sign_done(uv_work_t *w, int status)
+static void on_job_done(uv_work_t *w, int status)
 {
     struct conn *c = w->data;
     struct agent_job *job = c->job;
@@ -222,7 +222,7 @@ static void on_sign_done(uv_work_t *w, int status)
         agent_job_free(job);
     } else {
         agent_reply_init(&reply);
-        agent_job_signed(c->srv->agent, &c->state, job, &reply);
+        agent_job_finish(c->srv->agent, &c->state, job, &reply);
         conn_deliver(c, &reply);
         agent_reply_free(&reply);
     }
@@ -359,11 +359,11 @@ static void start_job(struct conn *c, struct agent_job *job)
     }
     c->work.data = c;
     c->refs++;
-    if (uv_queue_work(c->srv->loop, &c->work, on_sign_work, on_sign_done) != 0) {
+    if (uv_queue_work(c->srv->loop, &c->work, on_job_work, on_job_done) != 0) {
         /* Cannot happen with a valid loop; sign here rather than fail. */
         c->refs--;
-        agent_job_run_sign(job);
-        on_sign_done(&c->work, 0);
+        agent_job_run(job);
+        on_job_done(&c->work, 0);
         c->refs++;
         conn_release(c);
     }

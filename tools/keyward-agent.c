@@ -279,7 +279,7 @@ static int run_agent(const struct options *o, int listen_fd)
 
     uv_loop_init(&rt.loop);
     agent_init(&rt.agent, o->lifetime);
-    rt.agent.offload_slow_signatures = true;
+    rt.agent.offload_slow_work = true;
     server_init(&rt.server, &rt.loop, &rt.agent);
     if ((r = server_listen_fd(&rt.server, listen_fd)) != 0) {
         agent_cleanup(&rt.agent);

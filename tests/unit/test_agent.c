@@ -563,7 +563,7 @@ static void test_jobs(void)
     }
 
     /* Offloaded RSA signature: the job keeps the key alive if it is removed. */
-    ag.offload_slow_signatures = true;
+    ag.offload_slow_work = true;
     CHECK_EQ(add_key(&c, rsa, "rsa", NULL, 0), SSH_AGENT_SUCCESS);
     job = sign_job(&c, rsa, KEY_SIGN_RSA_SHA2_512);
     CHECK(job != NULL && job->kind == AGENT_JOB_SIGN && job->key != NULL);
@@ -572,16 +572,16 @@ static void test_jobs(void)
     CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
     wire_writer_free(&req);
     if (job != NULL) {
-        agent_job_run_sign(job);
+        agent_job_run(job);
         agent_reply_init(&reply);
-        agent_job_signed(&ag, &c, job, &reply);
+        agent_job_finish(&ag, &c, job, &reply);
         CHECK_EQ(check_sign_reply(rsa, &reply), SSH_AGENT_SIGN_RESPONSE);
         agent_reply_free(&reply);
     }
     /* Ed25519 is fast: signed inline even with offloading on. */
     CHECK_EQ(add_key(&c, ed, "ed", NULL, 0), SSH_AGENT_SUCCESS);
     CHECK_EQ(sign_with(&c, ed, 0), SSH_AGENT_SIGN_RESPONSE);
-    ag.offload_slow_signatures = false;
+    ag.offload_slow_work = false;
 
     key_free(ed);
     key_free(rsa);
@@ -589,6 +589,98 @@ static void test_jobs(void)
     agent_conn_cleanup(&c);
     agent_cleanup(&ag);
     agent_init(&ag, 0);
+}
+
+/* A lock or unlock request that must become a worker job. */
+static struct agent_job *lock_job(struct agent_conn *c, uint8_t type, const char *pass)
+{
+    struct wire_writer req;
+    struct agent_reply reply;
+    struct agent_job *job;
+
+    wire_writer_init(&req);
+    wire_put_u8(&req, type);
+    wire_put_cstring(&req, pass);
+    agent_reply_init(&reply);
+    agent_handle(&ag, c, now_ms, req.buf, req.len, &reply);
+    CHECK_EQ(reply.msg.len, 0);
+    job = reply.job;
+    reply.job = NULL;
+    agent_reply_free(&reply);
+    wire_writer_free(&req);
+    return job;
+}
+
+/* Runs a job as a worker would and returns the reply type and delay. */
+static uint8_t run_and_finish(struct agent_conn *c, struct agent_job *job, uint32_t *delay)
+{
+    struct agent_reply reply;
+    uint8_t type;
+
+    if (job == NULL)
+        return 0;
+    agent_job_run(job);
+    CHECK(job->pass_len == 0 || job->pass[0] == 0); /* passphrase cleared after use */
+    agent_reply_init(&reply);
+    agent_job_finish(&ag, c, job, &reply);
+    type = reply.msg.len ? reply.msg.buf[0] : 0;
+    if (delay != NULL)
+        *delay = reply.delay_ms;
+    agent_reply_free(&reply);
+    return type;
+}
+
+/* With offloading, scrypt runs as a job; the state is re-checked after it. */
+static void test_lock_jobs(void)
+{
+    struct agent_conn c1, c2;
+    struct agent_job *a, *b;
+    uint32_t delay = 0;
+
+    agent_conn_init(&c1, 11);
+    agent_conn_init(&c2, 12);
+    ag.offload_slow_work = true;
+
+    /* Two clients lock at once: the first to finish wins, the other fails. */
+    a = lock_job(&c1, SSH_AGENTC_LOCK, "first");
+    b = lock_job(&c2, SSH_AGENTC_LOCK, "second");
+    CHECK(a != NULL && b != NULL && a->kind == AGENT_JOB_LOCK);
+    CHECK(!ag.lock.locked); /* nothing changes until a job finishes */
+    CHECK_EQ(run_and_finish(&c1, a, NULL), SSH_AGENT_SUCCESS);
+    CHECK(ag.lock.locked);
+    CHECK_EQ(run_and_finish(&c2, b, NULL), SSH_AGENT_FAILURE);
+
+    /* Wrong passphrase: failure with a delay; the right one unlocks. */
+    a = lock_job(&c1, SSH_AGENTC_UNLOCK, "second");
+    CHECK(a != NULL && a->kind == AGENT_JOB_UNLOCK);
+    CHECK_EQ(run_and_finish(&c1, a, &delay), SSH_AGENT_FAILURE);
+    CHECK_EQ(delay, 100);
+    CHECK(ag.lock.locked);
+    /* Unlock attempts racing: the second finds the agent already unlocked. */
+    a = lock_job(&c1, SSH_AGENTC_UNLOCK, "first");
+    b = lock_job(&c2, SSH_AGENTC_UNLOCK, "first");
+    CHECK_EQ(run_and_finish(&c1, a, &delay), SSH_AGENT_SUCCESS);
+    CHECK_EQ(delay, 0);
+    CHECK(!ag.lock.locked);
+    CHECK_EQ(run_and_finish(&c2, b, NULL), SSH_AGENT_FAILURE);
+    /* Unlocking an unlocked agent fails at once, without a job. */
+    {
+        struct wire_writer req;
+        struct agent_reply reply;
+
+        wire_writer_init(&req);
+        wire_put_u8(&req, SSH_AGENTC_UNLOCK);
+        wire_put_cstring(&req, "first");
+        agent_reply_init(&reply);
+        CHECK_EQ(roundtrip(&c1, &req, &reply), SSH_AGENT_FAILURE);
+        CHECK(reply.job == NULL);
+        agent_reply_free(&reply);
+        wire_writer_free(&req);
+    }
+
+    ag.offload_slow_work = false;
+    agent_conn_cleanup(&c1);
+    agent_conn_cleanup(&c2);
 }
 
 /* Private keys are held in OpenSSL's secure heap and released on removal. */
@@ -623,6 +715,7 @@ int main(void)
     test_lock();
     test_extensions_and_garbage();
     test_jobs();
+    test_lock_jobs();
     test_secure_heap();
     agent_cleanup(&ag);
     CRYPTO_secure_malloc_done();
