@@ -1,12 +1,13 @@
 # keyward: the two commands a fresh Debian 12 machine needs.
 #   make run    install what is missing, build, run keyward-agent in the foreground
 #   make test   install what is missing, build, run every test
+#   make repro  the seed report end to end, keyward beside OpenSSH and a Windows-like agent
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= 2
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEYWARD_WERROR=ON
 
-.PHONY: all setup build build-asan run test clean
+.PHONY: repro all setup build build-asan run test clean
 
 all: build
 
@@ -31,6 +32,13 @@ run: build
 test: build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# The seed report end to end, with a side-by-side table (also a CTest).
+repro: build
+	tests/repro/seed.sh $(BUILD)/tests/shared_mux \
+		keyward-agent:survives:$(BUILD)/keyward-agent \
+		openssh:survives:/usr/bin/ssh-agent \
+		windows-like:breaks:$(BUILD)/tests/closing_agent
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
