@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
 #include "err.h"
 #include "log.h"
 #include "proto.h"
+#include "userauth.h"
 
 const char *const agent_extensions[] = {EXT_QUERY, EXT_SESSION_BIND, NULL};
 
@@ -24,6 +26,7 @@ const char *const agent_extensions[] = {EXT_QUERY, EXT_SESSION_BIND, NULL};
 struct outcome {
     const char *why;   /* reason for a refusal; kw_strerror() if NULL */
     char detail[192];  /* what the request was about: key, extension name */
+    char whybuf[256];  /* room for a reason built at run time */
     uint8_t fail_code; /* reply code on failure */
 };
 
@@ -158,22 +161,44 @@ static void describe_blob(struct outcome *o, struct wire_view blob)
 
 /* ---- handlers ---- */
 
-static int handle_list(struct agent *ag, struct wire_writer *w)
+/* Wall-clock seconds, for host certificate validity in destination checks. */
+static uint64_t wall_now(void)
 {
-    size_t i;
+    time_t t = time(NULL);
+
+    return t > 0 ? (uint64_t)t : 0;
+}
+
+static int handle_list(struct agent *ag, struct agent_conn *c, struct wire_writer *w,
+                       struct outcome *o)
+{
+    char why[256], fp[KEY_FINGERPRINT_SIZE];
+    size_t i, count_at, shown = 0;
 
     wire_put_u8(w, SSH_AGENT_IDENTITIES_ANSWER);
     if (ag->lock.locked) {
         wire_put_u32(w, 0); /* a locked agent shows no keys */
+        snprintf(o->detail, sizeof(o->detail), "0 keys (locked)");
         return w->error;
     }
-    wire_put_u32(w, (uint32_t)ag->keys.count);
+    count_at = w->len;
+    wire_put_u32(w, 0); /* filled in below */
     for (i = 0; i < ag->keys.count; i++) {
         const struct identity *id = ag->keys.ids[i];
 
+        /* Keys that could not be used from this connection are not shown. */
+        if (!dest_permitted(&id->dest, &c->bindings, NULL, wall_now(), why, sizeof(why))) {
+            key_fingerprint(id->key, fp, sizeof(fp));
+            log_debug("conn %lu: hiding %s %s: %s", c->id, key_short_name(id->key), fp, why);
+            continue;
+        }
         wire_put_string(w, id->key->blob, id->key->blob_len);
         wire_put_cstring(w, id->comment);
+        shown++;
     }
+    if (w->error == 0)
+        wire_poke_u32(w->buf + count_at, (uint32_t)shown);
+    snprintf(o->detail, sizeof(o->detail), "%zu keys", shown);
     return w->error;
 }
 
@@ -240,16 +265,57 @@ static void confirm_prompt(const struct agent_conn *c, const struct identity *id
     }
 }
 
+/*
+ * A destination-constrained key signs only a userauth request for the
+ * host this connection is bound to, by a permitted path (OpenSSH's rules).
+ */
+static int check_destination(const struct identity *id, const struct agent_conn *c,
+                             const uint8_t *data, size_t len, struct outcome *o)
+{
+    struct userauth_request ua;
+    const struct binding *last;
+    int err = KW_ERR_DENIED;
+
+    if (id->dest.count == 0)
+        return 0;
+    if (c->bindings.count == 0) {
+        o->why = "destination-constrained key on a connection with no session binding";
+        return KW_ERR_DENIED;
+    }
+    if (userauth_parse(data, len, id->key, &ua) != 0) {
+        o->why = "destination-constrained key may only sign a userauth request for itself";
+        return KW_ERR_DENIED;
+    }
+    last = &c->bindings.slots[c->bindings.count - 1];
+    if (!dest_permitted(&id->dest, &c->bindings, ua.user, wall_now(), o->whybuf,
+                        sizeof(o->whybuf))) {
+        o->why = o->whybuf;
+    } else if (ua.sid.len != last->sid_len || memcmp(ua.sid.ptr, last->sid, last->sid_len)) {
+        o->why = "userauth request is for a session other than the most recently bound one";
+    } else if (c->bindings.count > 1 && ua.hostkey == NULL) {
+        o->why = "forwarded userauth request does not name its host key";
+    } else if (ua.hostkey != NULL && !key_equal(ua.hostkey, last->hostkey)) {
+        o->why = "host key in the userauth request is not the bound host's";
+    } else {
+        err = 0;
+    }
+    userauth_free(&ua);
+    return err;
+}
+
 static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agent_request *req,
                        struct wire_writer *w, struct outcome *o, struct agent_reply *reply)
 {
     const struct identity *id;
     struct agent_job *job;
+    int err;
 
     describe_blob(o, req->u.sign.key_blob);
     id = keystore_find(&ag->keys, req->u.sign.key_blob.ptr, req->u.sign.key_blob.len);
     if (id == NULL)
         return KW_ERR_NOT_FOUND;
+    if ((err = check_destination(id, c, req->u.sign.data.ptr, req->u.sign.data.len, o)) != 0)
+        return err;
     if (id->confirm) {
         /* Never sign with a confirm-constrained key without asking. */
         if ((job = job_new(AGENT_JOB_CONFIRM, req, o)) == NULL)
@@ -261,30 +327,43 @@ static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agen
     return sign_or_defer(ag, id, NULL, req, w, o, reply);
 }
 
-static int handle_add(struct agent *ag, uint64_t now_ms, struct agent_request *req,
-                      struct wire_writer *w, struct outcome *o)
+static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms,
+                      struct agent_request *req, struct wire_writer *w, struct outcome *o)
 {
-    const struct add_constraints *c = &req->u.add.constraints;
+    struct add_constraints *c = &req->u.add.constraints;
+    const struct identity *existing;
     uint64_t expires = 0;
     uint32_t lifetime = c->has_lifetime ? c->lifetime_secs : ag->default_lifetime_secs;
+    size_t hops = c->dest.count;
     int err;
 
     describe_key(o, req->u.add.key);
+    /* Re-adding must not let a connection lift restrictions it is subject to. */
+    existing = keystore_find(&ag->keys, req->u.add.key->blob, req->u.add.key->blob_len);
+    if (existing != NULL &&
+        !dest_permitted(&existing->dest, &conn->bindings, NULL, wall_now(), o->whybuf,
+                        sizeof(o->whybuf))) {
+        o->why = o->whybuf;
+        return KW_ERR_DENIED;
+    }
     if (c->has_lifetime || lifetime != 0) {
         expires = now_ms + (uint64_t)lifetime * 1000;
         if (expires == 0)
             expires = 1; /* 0 means "never" */
     }
     if ((err = keystore_add(&ag->keys, req->u.add.key, req->u.add.comment, expires,
-                            c->confirm)) != 0)
+                            c->confirm, &c->dest)) != 0)
         return err;
     req->u.add.key = NULL; /* now owned by the keystore */
     req->u.add.comment = NULL;
-    if (expires != 0 || c->confirm) {
+    if (expires != 0 || c->confirm || hops != 0) {
         size_t n = strlen(o->detail);
 
-        snprintf(o->detail + n, sizeof(o->detail) - n, "%s%s",
-                 expires ? " (lifetime)" : "", c->confirm ? " (confirm)" : "");
+        snprintf(o->detail + n, sizeof(o->detail) - n, "%s%s", expires ? " (lifetime)" : "",
+                 c->confirm ? " (confirm)" : "");
+        n = strlen(o->detail);
+        if (hops != 0)
+            snprintf(o->detail + n, sizeof(o->detail) - n, " (%zu permitted hops)", hops);
     }
     proto_put_status(w, SSH_AGENT_SUCCESS);
     return w->error;
@@ -515,15 +594,14 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
     }
     switch (req.type) {
     case SSH_AGENTC_REQUEST_IDENTITIES:
-        err = handle_list(ag, w);
-        snprintf(o.detail, sizeof(o.detail), "%zu keys", ag->lock.locked ? 0 : ag->keys.count);
+        err = handle_list(ag, c, w, &o);
         break;
     case SSH_AGENTC_SIGN_REQUEST:
         err = handle_sign(ag, c, &req, w, &o, reply);
         break;
     case SSH_AGENTC_ADD_IDENTITY:
     case SSH_AGENTC_ADD_ID_CONSTRAINED:
-        err = handle_add(ag, now_ms, &req, w, &o);
+        err = handle_add(ag, c, now_ms, &req, w, &o);
         break;
     case SSH_AGENTC_REMOVE_IDENTITY:
         err = handle_remove(ag, &req, w, &o);
@@ -630,6 +708,11 @@ void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_jo
     }
     memset(&o, 0, sizeof(o));
     snprintf(o.detail, sizeof(o.detail), "%s", job->detail);
+    /* It may have been re-added with a destination restriction meanwhile. */
+    if (check_destination(id, c, job->data, job->data_len, &o) != 0) {
+        job_fail(c, job, o.why, reply);
+        return;
+    }
     if ((err = sign_or_defer(ag, id, job, NULL, &reply->msg, &o, reply)) != 0) {
         /* sign_or_defer consumed the job on the inline path only. */
         wire_writer_reset(&reply->msg);

@@ -33,6 +33,7 @@
 #include <openssl/x509.h>
 
 #include "err.h"
+#include "match.h"
 
 #define ED25519_PK_LEN 32
 #define ED25519_SK_LEN 64
@@ -117,6 +118,11 @@ void key_free(struct key *k)
     if (k == NULL || --k->refs > 0)
         return;
     EVP_PKEY_free(k->pkey); /* OpenSSL clears private components */
+    if (k->cert != NULL) {
+        key_free(k->cert->ca);
+        free(k->cert->principals);
+        free(k->cert);
+    }
     if (k->plain_blob != k->blob)
         free(k->plain_blob);
     free(k->blob);
@@ -496,20 +502,23 @@ static int parse_blob(const uint8_t *blob, size_t len, bool allow_cert, struct k
  */
 static int parse_cert_body(const struct kind_info *ki, struct key *k, struct wire_reader *r)
 {
-    struct wire_view ca_blob, sig;
-    struct key *ca = NULL;
+    struct wire_view ca_blob, sig, principals;
+    struct key_cert *cert;
     size_t signed_len;
     int err;
 
+    if ((cert = calloc(1, sizeof(*cert))) == NULL)
+        return KW_ERR_ALLOC;
+    k->cert = cert; /* freed with k on any error */
     (void)wire_get_string(r); /* nonce */
     if ((err = read_public_fields(ki, r, &k->pkey)) != 0)
         return err;
-    (void)wire_get_u64(r);    /* serial */
-    (void)wire_get_u32(r);    /* certificate type: user or host */
+    (void)wire_get_u64(r); /* serial */
+    cert->type = wire_get_u32(r);
     (void)wire_get_string(r); /* key id */
-    (void)wire_get_string(r); /* valid principals */
-    (void)wire_get_u64(r);    /* valid after */
-    (void)wire_get_u64(r);    /* valid before */
+    principals = wire_get_string(r);
+    cert->valid_after = wire_get_u64(r);
+    cert->valid_before = wire_get_u64(r);
     (void)wire_get_string(r); /* critical options */
     (void)wire_get_string(r); /* extensions */
     (void)wire_get_string(r); /* reserved */
@@ -518,12 +527,14 @@ static int parse_cert_body(const struct kind_info *ki, struct key *k, struct wir
     sig = wire_get_string(r);
     if ((err = wire_reader_finish(r)) != 0)
         return err;
-    /* The CA key must be a plain key: no certificate chains. */
-    if ((err = parse_blob(ca_blob.ptr, ca_blob.len, false, &ca)) != 0)
+    if (cert->type != KEY_CERT_USER && cert->type != KEY_CERT_HOST)
+        return KW_ERR_BAD_KEY;
+    if ((err = copy_out(principals, &cert->principals, &cert->principals_len)) != 0)
         return err;
-    err = key_verify(ca, sig.ptr, sig.len, r->data, signed_len);
-    key_free(ca);
-    if (err != 0)
+    /* The CA key must be a plain key: no certificate chains. */
+    if ((err = parse_blob(ca_blob.ptr, ca_blob.len, false, &cert->ca)) != 0)
+        return err;
+    if ((err = key_verify(cert->ca, sig.ptr, sig.len, r->data, signed_len)) != 0)
         return err;
     return plain_blob_of(ki, k->pkey, &k->plain_blob, &k->plain_blob_len);
 }
@@ -724,6 +735,8 @@ int key_from_private(struct wire_reader *r, struct key **out)
         k->plain_blob = plain;
         k->plain_blob_len = plain_len;
         plain = NULL;
+        k->cert = cert->cert; /* the certificate's fields now belong to k */
+        cert->cert = NULL;
         err = copy_out((struct wire_view){cert->blob, cert->blob_len}, &k->blob, &k->blob_len);
     } else {
         k->blob = k->plain_blob = plain;
@@ -1082,4 +1095,50 @@ const char *key_short_name(const struct key *k)
 bool key_equal(const struct key *a, const struct key *b)
 {
     return a->blob_len == b->blob_len && memcmp(a->blob, b->blob, a->blob_len) == 0;
+}
+
+bool key_equal_public(const struct key *a, const struct key *b)
+{
+    return a->plain_blob_len == b->plain_blob_len &&
+           memcmp(a->plain_blob, b->plain_blob, a->plain_blob_len) == 0;
+}
+
+bool key_algorithm_matches(const struct key *k, struct wire_view alg)
+{
+    static const char *const rsa_plain[] = {"ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"};
+    static const char *const rsa_cert[] = {"ssh-rsa-cert-v01@openssh.com",
+                                           "rsa-sha2-256-cert-v01@openssh.com",
+                                           "rsa-sha2-512-cert-v01@openssh.com"};
+    size_t i;
+
+    if (k->kind != KEY_RSA)
+        return wire_view_eq_str(alg, key_type_name(k));
+    for (i = 0; i < 3; i++)
+        if (wire_view_eq_str(alg, k->is_cert ? rsa_cert[i] : rsa_plain[i]))
+            return true;
+    return false;
+}
+
+bool key_cert_valid_for_host(const struct key *k, const char *hostname, uint64_t now)
+{
+    struct wire_reader r;
+    struct wire_view p;
+    char name[256];
+
+    if (!k->is_cert || k->cert == NULL || k->cert->type != KEY_CERT_HOST || hostname == NULL)
+        return false;
+    if (now < k->cert->valid_after || now >= k->cert->valid_before)
+        return false;
+    /* A host certificate must name its host: no principals means no match. */
+    wire_reader_init(&r, k->cert->principals, k->cert->principals_len);
+    while (wire_remaining(&r) > 0) {
+        p = wire_get_string(&r);
+        if (r.error || p.len >= sizeof(name) || memchr(p.ptr, '\0', p.len) != NULL)
+            return false;
+        memcpy(name, p.ptr, p.len);
+        name[p.len] = '\0';
+        if (match_glob(hostname, name))
+            return true;
+    }
+    return false;
 }

@@ -37,6 +37,19 @@ enum key_kind {
 #define KEY_SIGN_RSA_SHA2_256 0x02
 #define KEY_SIGN_RSA_SHA2_512 0x04
 
+/* Certificate fields that policy decisions need (PROTOCOL.certkeys). */
+#define KEY_CERT_USER 1
+#define KEY_CERT_HOST 2
+
+struct key_cert {
+    uint32_t type;         /* KEY_CERT_USER or KEY_CERT_HOST */
+    uint64_t valid_after;  /* seconds since the epoch */
+    uint64_t valid_before; /* seconds since the epoch */
+    uint8_t *principals;   /* the raw principals field: a list of strings */
+    size_t principals_len;
+    struct key *ca; /* the signing CA's (plain) public key */
+};
+
 struct key {
     enum key_kind kind;
     EVP_PKEY *pkey;
@@ -46,6 +59,7 @@ struct key {
     size_t blob_len;
     uint8_t *plain_blob; /* the plain public key blob (== blob unless is_cert) */
     size_t plain_blob_len;
+    struct key_cert *cert; /* set when is_cert */
     /*
      * References: a key being used by a signing job stays alive if it is
      * removed meanwhile. Only the event loop thread takes or drops them.
@@ -98,6 +112,22 @@ const char *key_short_name(const struct key *k);
 
 /* True if both name the same wire identity (same blob). */
 bool key_equal(const struct key *a, const struct key *b);
+/* True if both have the same public key, certificates or not. */
+bool key_equal_public(const struct key *a, const struct key *b);
+
+/*
+ * True if alg (a userauth request's public key algorithm) names a key of
+ * k's kind and form: "rsa-sha2-512" for a plain RSA key,
+ * "rsa-sha2-256-cert-v01@openssh.com" for an RSA certificate, and so on.
+ */
+bool key_algorithm_matches(const struct key *k, struct wire_view alg);
+
+/*
+ * True if k is a host certificate valid at now (seconds since the epoch)
+ * that names hostname among its principals (shell-style patterns allowed,
+ * as OpenSSH allows for host certificates).
+ */
+bool key_cert_valid_for_host(const struct key *k, const char *hostname, uint64_t now);
 
 /* Takes another reference; key_free() drops one and frees on the last. */
 struct key *key_ref(struct key *k);

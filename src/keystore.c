@@ -23,6 +23,7 @@ static void identity_free(struct identity *id)
     if (id == NULL)
         return;
     key_free(id->key);
+    dest_free(&id->dest);
     if (id->comment != NULL) {
         OPENSSL_cleanse(id->comment, strlen(id->comment));
         free(id->comment);
@@ -51,7 +52,7 @@ static size_t index_of(const struct keystore *ks, const uint8_t *blob, size_t le
 }
 
 int keystore_add(struct keystore *ks, struct key *key, char *comment, uint64_t expires_ms,
-                 bool confirm)
+                 bool confirm, struct dest_constraints *dest)
 {
     struct identity *id, **nids;
     size_t i = index_of(ks, key->blob, key->blob_len);
@@ -65,7 +66,7 @@ int keystore_add(struct keystore *ks, struct key *key, char *comment, uint64_t e
     if (i < ks->count) {
         identity_free(ks->ids[i]);
         ks->ids[i] = id;
-        return 0;
+        goto take_dest;
     }
     if (ks->count == ks->cap) {
         size_t ncap = ks->cap ? ks->cap * 2 : 16;
@@ -78,6 +79,13 @@ int keystore_add(struct keystore *ks, struct key *key, char *comment, uint64_t e
         ks->cap = ncap;
     }
     ks->ids[ks->count++] = id;
+take_dest:
+    /* Only now that nothing can fail does the identity own the constraints. */
+    if (dest != NULL) {
+        id->dest = *dest;
+        dest->items = NULL;
+        dest->count = 0;
+    }
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "destination.h"
 #include "key.h"
 
 struct identity {
@@ -21,6 +22,7 @@ struct identity {
     char *comment;
     uint64_t expires_ms; /* monotonic ms; 0 = never */
     bool confirm;
+    struct dest_constraints dest; /* count 0: usable anywhere */
 };
 
 struct keystore {
@@ -34,12 +36,12 @@ void keystore_init(struct keystore *ks);
 void keystore_clear(struct keystore *ks);
 
 /*
- * Adds an identity, taking ownership of key and comment on success. An
- * identity with the same blob is replaced, as OpenSSH does, so a client can
- * re-add a key to change its constraints.
+ * Adds an identity, taking ownership of key, comment and *dest (which is
+ * emptied) on success. An identity with the same blob is replaced, as
+ * OpenSSH does, so a client can re-add a key to change its constraints.
  */
 int keystore_add(struct keystore *ks, struct key *key, char *comment, uint64_t expires_ms,
-                 bool confirm);
+                 bool confirm, struct dest_constraints *dest);
 
 struct identity *keystore_find(const struct keystore *ks, const uint8_t *blob, size_t len);
 int keystore_remove(struct keystore *ks, const uint8_t *blob, size_t len);

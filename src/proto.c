@@ -44,13 +44,27 @@ static int decode_constraints(struct wire_reader *r, struct add_constraints *c)
                 return KW_ERR_CONSTRAINT;
             c->confirm = true;
             break;
-        default:
+        case SSH_AGENT_CONSTRAIN_EXTENSION: {
+            struct wire_view name = wire_get_string(r), body;
+            int err;
+
+            if (r->error)
+                return r->error;
             /*
-             * Includes SSH_AGENT_CONSTRAIN_EXTENSION: none is supported
-             * yet, and a constraint the agent cannot enforce must make
-             * the add fail rather than load a key with less protection
-             * than the user asked for.
+             * Only destination restrictions. Any other extension (e.g. a
+             * FIDO provider) must make the add fail rather than load a
+             * key with less protection than the user asked for.
              */
+            if (!wire_view_eq_str(name, DEST_EXTENSION) || c->dest.count != 0)
+                return KW_ERR_CONSTRAINT;
+            body = wire_get_string(r);
+            if (r->error)
+                return r->error;
+            if ((err = dest_decode(body, &c->dest)) != 0)
+                return err;
+            break;
+        }
+        default:
             return KW_ERR_CONSTRAINT;
         }
         if (r->error)
@@ -121,6 +135,7 @@ void proto_request_free(struct agent_request *req)
 {
     if (req->type == SSH_AGENTC_ADD_IDENTITY || req->type == SSH_AGENTC_ADD_ID_CONSTRAINED) {
         key_free(req->u.add.key);
+        dest_free(&req->u.add.constraints.dest);
         if (req->u.add.comment != NULL) {
             OPENSSL_cleanse(req->u.add.comment, strlen(req->u.add.comment));
             free(req->u.add.comment);

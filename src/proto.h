@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "destination.h"
 #include "key.h"
 #include "wire.h"
 
@@ -51,6 +52,7 @@ struct add_constraints {
     bool has_lifetime;
     uint32_t lifetime_secs;
     bool confirm;
+    struct dest_constraints dest; /* count 0: no destination restriction */
 };
 
 struct agent_request {
