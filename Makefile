@@ -2,12 +2,14 @@
 #   make run    install what is missing, build, run keyward-agent in the foreground
 #   make test   install what is missing, build, run every test
 #   make repro  the seed report end to end, keyward beside OpenSSH and a Windows-like agent
+#   make win    cross-build keyward-agent.exe and the Windows tests (build-win/)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+WIN_BUILD ?= build-win
 JOBS ?= 2
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEYWARD_WERROR=ON
 
-.PHONY: repro all setup build build-asan run test clean
+.PHONY: repro all setup build build-asan win run test clean
 
 all: build
 
@@ -25,11 +27,24 @@ build-asan: setup
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_SANITIZE=ON -DKEYWARD_WERROR=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
+# The Windows build: static OpenSSL and libuv cross-built once into a cache
+# (scripts/win-deps.sh prints their prefix last), then keyward with mingw-w64.
+# The Wine prefix the win_* tests share is made here, once, so that tests
+# running in parallel never race to create it.
+win: setup
+	@prefix=$$(scripts/win-deps.sh | tail -n 1) && test -n "$$prefix" && \
+	cmake -S . -B $(WIN_BUILD) -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64-x86_64.cmake \
+		-DKEYWARD_WIN_DEPS="$$prefix" $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(WIN_BUILD) -j$(JOBS)
+	@tests/win/wineprefix.sh $(abspath $(WIN_BUILD))/wineprefix
+
 # Prints the line to export in another shell, then serves until Ctrl-C.
 run: build
 	$(BUILD)/keyward-agent -D $(ARGS)
 
-test: build build-asan
+# The Linux build's ctest also runs the Windows programs under Wine (win_*).
+test: build build-asan win
+	@cmake -S . -B $(BUILD) -DKEYWARD_WIN_BUILD_DIR=$(abspath $(WIN_BUILD)) >/dev/null
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j$(JOBS)
 
@@ -41,4 +56,4 @@ repro: build
 		windows-like:breaks:$(BUILD)/tests/closing_agent
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(WIN_BUILD)

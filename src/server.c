@@ -12,6 +12,7 @@
 
 #include <openssl/crypto.h>
 
+#include "err.h"
 #include "log.h"
 #include "platform/platform.h"
 #include "wire.h"
@@ -21,6 +22,8 @@
 #define READ_CHUNK 4096
 /* Stop reading from a client that does not read its replies. */
 #define WRITE_BACKLOG_LIMIT (1024 * 1024)
+/* Windows named pipe instances kept listening (libuv's default is 4). */
+#define SERVER_PIPE_INSTANCES 16
 
 struct conn {
     uv_pipe_t pipe;
@@ -562,9 +565,23 @@ int server_listen_name(struct server *srv, const char *name)
 {
     int r;
 
-    if ((r = uv_pipe_bind(&srv->listener, name)) != 0)
+    /*
+     * Windows: instances waiting for a client. libuv makes a new one after
+     * each accept; more of them in reserve means a burst of short-lived
+     * clients (ssh.exe opens one connection per use) rarely finds every
+     * instance busy. No effect on Unix.
+     */
+    uv_pipe_pending_instances(&srv->listener, SERVER_PIPE_INSTANCES);
+    if ((r = uv_pipe_bind(&srv->listener, name)) != 0) {
+        log_error("cannot bind %s: %s", name, uv_strerror(r));
+        return KW_ERR_SYSTEM;
+    }
+#ifdef _WIN32
+    /* Before uv_listen() creates the other instances, which then share the DACL. */
+    if ((r = platform_restrict_pipe(&srv->listener)) != 0)
         return r;
-    return start_listening(srv);
+#endif
+    return start_listening(srv) == 0 ? 0 : KW_ERR_SYSTEM;
 }
 
 void server_close(struct server *srv)

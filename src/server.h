@@ -38,7 +38,11 @@ void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent);
 /* Serves connections on an already listening Unix socket. */
 int server_listen_fd(struct server *srv, int fd);
 #endif
-/* Binds and serves a named pipe (Windows) or socket path. */
+/*
+ * Binds and serves a named pipe (Windows: restricted to our user, see
+ * platform_restrict_pipe()) or socket path. Returns 0 or a KW_ERR_* code;
+ * the reason is logged.
+ */
 int server_listen_name(struct server *srv, const char *name);
 
 /* Closes the listener and every connection; the loop then runs dry. */

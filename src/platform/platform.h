@@ -19,7 +19,8 @@ struct peer_info {
 
 /*
  * Makes the process hard to inspect: no core dumps, no ptrace or
- * /proc/PID/mem by the same user (PR_SET_DUMPABLE 0 on Linux). Returns 0
+ * /proc/PID/mem by the same user (PR_SET_DUMPABLE 0 on Linux; on Windows
+ * a process DACL and no error-reporting dialog). Returns 0
  * or an error; failure is reported but the agent may go on.
  */
 int platform_harden_process(void);
@@ -27,11 +28,51 @@ int platform_harden_process(void);
 /*
  * Decides whether the peer of an accepted connection may talk to the
  * agent: on Unix our own uid or root (as OpenSSH's agent); on Windows the
- * same user SID as ours. Fills *peer either way.
+ * same user SID as ours, or SYSTEM. Fills *peer either way.
  */
 bool platform_peer_allowed(uv_pipe_t *conn, struct peer_info *peer);
 
-#ifndef _WIN32
+/*
+ * Binary SIDs (the Windows security identifier layout: revision, count,
+ * 48-bit authority, count 32-bit sub-authorities). Pure functions with no
+ * Windows calls, so the decision is unit-tested on every platform.
+ *
+ * platform_sid_equal(): true only if both buffers hold whole, valid SIDs
+ * and they are the same SID; an invalid SID equals nothing.
+ * platform_sid_allowed(): the peer check on Windows: the peer's token user
+ * is our own user, or LocalSystem (S-1-5-18), as root is on Unix.
+ */
+bool platform_sid_equal(const void *a, size_t alen, const void *b, size_t blen);
+bool platform_sid_allowed(const void *peer, size_t peer_len, const void *self, size_t self_len);
+
+#ifdef _WIN32
+/* The agent's pipe when -a does not name another, as OpenSSH for Windows. */
+#define PLATFORM_DEFAULT_PIPE "\\\\.\\pipe\\openssh-ssh-agent"
+
+/*
+ * Reads our own token user SID, which the peer check and the pipe's DACL
+ * use. Call before anything below; without it every peer is refused.
+ */
+int platform_init_user(char *err, size_t errsize);
+
+/* Our user SID as a string ("S-1-5-21-..."), for messages. */
+const char *platform_user_sid(void);
+
+/*
+ * True if a server already answers on the pipe: connecting as a client
+ * worked, or every instance is busy, or its DACL keeps us out. Wine does not
+ * enforce FILE_FLAG_FIRST_PIPE_INSTANCE, so this is how a second server
+ * (the OpenSSH "ssh-agent" service, say) is noticed there.
+ */
+bool platform_pipe_in_use(const char *name);
+
+/*
+ * Restricts a freshly bound pipe to our user and SYSTEM, and refuses
+ * network logons. Must run after uv_pipe_bind() and before uv_listen(): the
+ * DACL belongs to the pipe, so every instance created later shares it.
+ */
+int platform_restrict_pipe(uv_pipe_t *listener);
+#else
 /*
  * Creates a fresh private directory (mode 0700) for the default socket,
  * under $XDG_RUNTIME_DIR, else $TMPDIR, else /tmp. Writes its path to dir.

@@ -1,0 +1,57 @@
+#!/bin/bash
+# keyward-agent.exe's command line, and what it does when the pipe is taken:
+#   - the default pipe is \\.\pipe\openssh-ssh-agent; when something already
+#     serves it (Windows' own ssh-agent service, typically) a second agent
+#     exits with a message naming the cause and the fixes (Stop-Service,
+#     Set-Service -StartupType Disabled, -a). Wine does not enforce
+#     FILE_FLAG_FIRST_PIPE_INSTANCE, so this is the client-side check at work;
+#   - the same for a pipe chosen with -a;
+#   - the first agent goes on serving;
+#   - --version, -D (a no-op), and clear refusals of -s, -c, -k, a command,
+#     a bad pipe name and a bad lifetime.
+. "$(dirname "$0")/lib.sh" "$1"
+
+# Runs the agent expecting exit status 1 and a message with every given string.
+expect_error() {
+    local args=("${@:1:$#-1}") want=${!#} status=0 msg
+    msg=$(wine_run "$AGENT" "${args[@]}" 2>&1 | tr -d '\r') || status=$?
+    [ "$status" -ne 0 ] || fail "keyward-agent ${args[*]} succeeded"
+    echo "$msg" | grep -qF -- "$want" || fail "keyward-agent ${args[*]}: no \"$want\" in: $msg"
+}
+
+# The default pipe has one name for everyone using this Wine prefix: two
+# test runs at once take turns here (every other pipe name is per process).
+exec 8>"$WINEPREFIX.default-pipe.lock"
+flock 8
+start_agent # the default pipe
+grep -qF 'listening on \\.\pipe\openssh-ssh-agent' "$agent_log" ||
+    fail "not listening on the default pipe"
+for want in "already served by another agent" "OpenSSH Authentication Agent" \
+    "Stop-Service ssh-agent" "Set-Service ssh-agent -StartupType Disabled" \
+    'keyward-agent -a \\.\pipe\'; do
+    expect_error "$want"
+done
+wine_run "$CLIENT" dacl >/dev/null || fail "the first agent no longer serves the default pipe"
+stop_agent
+flock -u 8
+
+pipe=$(pipe_for cli)
+start_agent -D -t 1h -a "$pipe"
+expect_error -a "$pipe" "is already served by another program"
+wine_run "$CLIENT" -p "$pipe" dacl >/dev/null || fail "the first agent no longer serves $pipe"
+stop_agent
+
+version=$(wine_run "$AGENT" --version | tr -d '\r')
+case "$version" in
+"keyward-agent "[0-9]*) ;;
+*) fail "--version printed \"$version\"" ;;
+esac
+wine_run "$AGENT" --help | grep -q "openssh-ssh-agent" || fail "--help does not name the default pipe"
+expect_error -s "-s is not supported on Windows"
+expect_error -c "-c is not supported on Windows"
+expect_error -k "Stop-ScheduledTask"
+expect_error cmd.exe "running a command under the agent is not supported on Windows"
+expect_error -a 'C:\agent.sock' "invalid pipe name"
+expect_error -a '\\.\pipe\' "invalid pipe name"
+expect_error -t soon "invalid lifetime"
+echo "PASS"

@@ -1,0 +1,104 @@
+# Shared by the win_* tests: run the cross-built Windows programs under Wine.
+# Source it with the cross build directory as $1:
+#   . "$(dirname "$0")/lib.sh" "$1"
+# Each test gets a scratch directory ($work, removed on exit), its own pipe
+# names, and an agent that is stopped on exit whatever happens.
+
+set -euo pipefail
+
+WIN_BUILD=${1:?usage: $0 WIN_BUILD_DIR}
+WIN_BUILD=$(cd "$WIN_BUILD" && pwd)
+
+# Skip only when Wine is truly absent; anything else missing is a failure.
+if ! command -v wine >/dev/null 2>&1; then
+    echo "SKIP: wine is not installed (apt-get install wine64)"
+    exit 77
+fi
+
+# The private prefix that `make win` or the win_prefix fixture created.
+export WINEPREFIX=$WIN_BUILD/wineprefix
+export WINEDEBUG=-all
+export WINEDLLOVERRIDES="mscoree=;mshtml="
+if [ ! -f "$WINEPREFIX/.keyward-ready" ]; then
+    echo "FAIL: no Wine prefix at $WINEPREFIX (tests/win/wineprefix.sh makes it)"
+    exit 1
+fi
+
+AGENT=$WIN_BUILD/keyward-agent.exe
+CLIENT=$WIN_BUILD/tests/win/pipe_client.exe
+for f in "$AGENT" "$CLIENT"; do
+    [ -f "$f" ] || { echo "FAIL: $f is not built (make win)"; exit 1; }
+done
+
+work=$(mktemp -d /tmp/keyward-win.XXXXXX)
+agent_pid=
+agent_log=
+
+cleanup() {
+    if [ -n "$agent_pid" ] && kill -0 "$agent_pid" 2>/dev/null; then
+        kill "$agent_pid" 2>/dev/null || true
+        wait "$agent_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*"
+    if [ -n "$agent_log" ] && [ -f "$agent_log" ]; then
+        echo "--- agent log ($agent_log):"
+        cat "$agent_log"
+    fi
+    exit 1
+}
+
+# A pipe name that no other test (nor another run) uses at the same time.
+# The Windows path separators are backslashes: \\.\pipe\NAME.
+pipe_for() {
+    printf '\\\\.\\pipe\\keyward-test-%s-%s' "$1" "$$"
+}
+
+# wine with a time limit: a hung program fails its test instead of the run.
+wine_run() {
+    timeout 120 wine "$@"
+}
+
+# Starts keyward-agent.exe -d with the given arguments, logging to
+# $work/agent.log, and waits until it says it listens. Sets agent_pid, the
+# process that Ctrl-C (SIGINT, which Wine turns into CTRL_C_EVENT) goes to.
+start_agent() {
+    local i
+    agent_log=$work/agent.log
+    : >"$agent_log"
+    wine "$AGENT" -d "$@" >"$agent_log" 2>&1 &
+    agent_pid=$!
+    for i in $(seq 1 300); do
+        if grep -q "listening on" "$agent_log"; then
+            return 0
+        fi
+        kill -0 "$agent_pid" 2>/dev/null || fail "keyward-agent.exe exited before listening"
+        sleep 0.1
+    done
+    fail "keyward-agent.exe did not start listening within 30 s"
+}
+
+# Ctrl-C: the agent must shut down cleanly, clear its keys and exit 0.
+stop_agent() {
+    local status=0 i
+    kill -INT "$agent_pid"
+    for i in $(seq 1 300); do
+        kill -0 "$agent_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$agent_pid" 2>/dev/null && fail "keyward-agent.exe ignored Ctrl-C for 30 s"
+    wait "$agent_pid" || status=$?
+    agent_pid=
+    [ "$status" -eq 0 ] || fail "keyward-agent.exe exited with status $status after Ctrl-C"
+    grep -q "shutting down: interrupted" "$agent_log" || fail "no clean shutdown logged"
+    grep -q "stopped; keys cleared" "$agent_log" || fail "keys not reported cleared"
+}
+
+# The user SID the agent serves, from its "listening on ... for user S-..." line.
+agent_sid() {
+    sed -n 's/.* for user \(S-[0-9-]*\) .*/\1/p' "$agent_log" | head -n 1
+}

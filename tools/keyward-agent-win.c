@@ -1,0 +1,303 @@
+/*
+ * keyward-agent for Windows: an SSH agent on a named pipe.
+ *
+ *   keyward-agent [-Dd] [-a \\.\pipe\NAME] [-t life]
+ *
+ * It serves \\.\pipe\openssh-ssh-agent, where Windows' ssh.exe looks, unless
+ * -a names another pipe. It always runs in the foreground, in the logon
+ * session of the user who starts it (README.md shows how to start it at
+ * logon); Ctrl-C stops it and clears every key. The protocol core and the
+ * server are the same as on Unix; this file parses arguments and sets up
+ * the process, and src/platform/win32.c holds what is Windows-specific.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <uv.h>
+#include <windows.h>
+
+#include "agent.h"
+#include "convtime.h"
+#include "log.h"
+#include "platform/platform.h"
+#include "server.h"
+
+#ifndef KEYWARD_VERSION
+#define KEYWARD_VERSION "unknown"
+#endif
+
+/* Room in OpenSSL's secure heap (VirtualLock'ed on Windows) for private keys. */
+#define SECURE_HEAP_SIZE (8u * 1024 * 1024)
+#define SECURE_HEAP_MIN  64
+
+/* What every pipe name starts with; the rest may not hold a backslash. */
+#define PIPE_PREFIX   "\\\\.\\pipe\\"
+#define PIPE_NAME_MAX 256
+
+static const char *progname = "keyward-agent";
+
+struct options {
+    bool debug; /* -d */
+    const char *pipe_name;
+    uint32_t lifetime;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: %s [-Dd] [-a \\\\.\\pipe\\NAME] [-t life]\n"
+            "\n"
+            "  -a pipe    serve this named pipe (default %s)\n"
+            "  -D         stay in the foreground (always so on Windows)\n"
+            "  -d         log every request to stderr\n"
+            "  -t life    default lifetime of added keys (e.g. 600, 10m, 1h30m)\n"
+            "  --help     show this help\n"
+            "  --version  show the version\n"
+            "\n"
+            "Stop it with Ctrl-C; every key is cleared.\n",
+            progname, PLATFORM_DEFAULT_PIPE);
+}
+
+static void die(const char *fmt, ...) KW_PRINTF(1, 2);
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: ", progname);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+/* The Unix options that have no meaning here: say why, and what to do instead. */
+static void unsupported(int ch)
+{
+    switch (ch) {
+    case 'c':
+    case 's':
+        die("-%c is not supported on Windows: there are no shell variables to set.\n"
+            "ssh.exe finds the agent at %s by itself; for another pipe set, in PowerShell,\n"
+            "  $env:SSH_AUTH_SOCK = '\\\\.\\pipe\\NAME'",
+            ch, PLATFORM_DEFAULT_PIPE);
+        break;
+    case 'k':
+        die("-k is not supported on Windows. Stop the agent with Ctrl-C in its console,\n"
+            "or in PowerShell: Stop-ScheduledTask -TaskName keyward-agent\n"
+            "              or: Stop-Process -Name keyward-agent");
+        break;
+    default:
+        die("running a command under the agent is not supported on Windows");
+    }
+}
+
+/* \\.\pipe\NAME with a non-empty NAME and no further backslash, as Windows requires. */
+static bool valid_pipe_name(const char *name)
+{
+    size_t plen = strlen(PIPE_PREFIX), len = strlen(name);
+
+    return len > plen && len <= PIPE_NAME_MAX && _strnicmp(name, PIPE_PREFIX, plen) == 0 &&
+           strchr(name + plen, '\\') == NULL;
+}
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'H'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    memset(o, 0, sizeof(*o));
+    o->pipe_name = PLATFORM_DEFAULT_PIPE;
+    while ((ch = getopt_long(argc, argv, "+cDdksa:t:E:O:P:", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+        case 's':
+        case 'k':
+            unsupported(ch);
+            break;
+        case 'D':
+            break; /* the agent always runs in the foreground here */
+        case 'd':
+            o->debug = true;
+            break;
+        case 'a':
+            if (!valid_pipe_name(optarg))
+                die("invalid pipe name \"%s\": use \\\\.\\pipe\\NAME", optarg);
+            o->pipe_name = optarg;
+            break;
+        case 't':
+            if (convtime(optarg, &o->lifetime) != 0)
+                die("invalid lifetime \"%s\": use seconds or a time like 10m or 1h30m", optarg);
+            break;
+        case 'E':
+            if (strcmp(optarg, "sha256") != 0)
+                die("fingerprint hash \"%s\" is not supported (only sha256)", optarg);
+            break;
+        case 'O':
+        case 'P':
+            fprintf(stderr, "%s: ignoring -%c %s: providers are not supported\n", progname, ch,
+                    optarg);
+            break;
+        case 'H':
+            usage(stdout);
+            exit(0);
+        case 'V':
+            printf("keyward-agent %s\n", KEYWARD_VERSION);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(1);
+        }
+    }
+    if (argv[optind] != NULL)
+        unsupported(0);
+}
+
+/* Names the cause and the fix: most often Windows' own agent service holds the pipe. */
+static void die_pipe_in_use(const char *name)
+{
+    if (_stricmp(name, PLATFORM_DEFAULT_PIPE) == 0)
+        die("%s is already served by another agent, most likely Windows' own\n"
+            "\"OpenSSH Authentication Agent\" service (ssh-agent). Either stop and disable it,\n"
+            "in an elevated PowerShell:\n"
+            "    Stop-Service ssh-agent\n"
+            "    Set-Service ssh-agent -StartupType Disabled\n"
+            "or give keyward another pipe and point ssh at it:\n"
+            "    keyward-agent -a \\\\.\\pipe\\keyward-agent\n"
+            "    $env:SSH_AUTH_SOCK = '\\\\.\\pipe\\keyward-agent'",
+            name);
+    die("%s is already served by another program (another keyward-agent?).\n"
+        "Stop it, or choose another pipe with -a \\\\.\\pipe\\NAME",
+        name);
+}
+
+/* ---- the running agent ---- */
+
+struct runtime {
+    uv_loop_t loop;
+    struct agent agent;
+    struct server server;
+    uv_signal_t sigint, sigbreak, sighup;
+};
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct runtime *rt = s->data;
+
+    log_info("shutting down: %s", signum == SIGINT     ? "interrupted"
+                                  : signum == SIGBREAK ? "Ctrl-Break"
+                                                       : "console closed");
+    server_close(&rt->server);
+    close_handle((uv_handle_t *)&rt->sigint);
+    close_handle((uv_handle_t *)&rt->sigbreak);
+    close_handle((uv_handle_t *)&rt->sighup);
+}
+
+static void start_signal(struct runtime *rt, uv_signal_t *s, int signum)
+{
+    uv_signal_init(&rt->loop, s);
+    s->data = rt;
+    if (uv_signal_start(s, on_signal, signum) != 0)
+        log_error("cannot catch signal %d; stop the agent by ending its process", signum);
+    /* Only the server keeps the loop alive. */
+    uv_unref((uv_handle_t *)s);
+}
+
+/*
+ * OpenSSL's secure heap is VirtualLock'ed memory on Windows, and a process
+ * may lock no more than its minimum working set (a few hundred KiB by
+ * default): raise it by the heap's size first.
+ */
+static void init_secure_heap(void)
+{
+    SIZE_T min_ws = 0, max_ws = 0;
+    int r;
+
+    if (GetProcessWorkingSetSize(GetCurrentProcess(), &min_ws, &max_ws))
+        (void)SetProcessWorkingSetSize(GetCurrentProcess(), min_ws + SECURE_HEAP_SIZE,
+                                       max_ws + SECURE_HEAP_SIZE);
+    r = CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, SECURE_HEAP_MIN);
+    if (r == 0)
+        log_error("secure heap unavailable; keys will be held in ordinary memory");
+    else if (r == 2)
+        log_info("secure heap could not be locked into memory (VirtualLock)");
+    else
+        log_debug("secure heap: %u bytes, locked", SECURE_HEAP_SIZE);
+}
+
+static int run_agent(const struct options *o)
+{
+    struct runtime rt;
+
+    memset(&rt, 0, sizeof(rt));
+    (void)platform_harden_process(); /* logs why it failed; not fatal, as on Unix */
+    init_secure_heap();
+
+    uv_loop_init(&rt.loop);
+    agent_init(&rt.agent, o->lifetime);
+    rt.agent.offload_slow_work = true;
+    server_init(&rt.server, &rt.loop, &rt.agent);
+    if (server_listen_name(&rt.server, o->pipe_name) != 0) {
+        /* Lost a race with another server since the check in main()? */
+        if (platform_pipe_in_use(o->pipe_name))
+            die_pipe_in_use(o->pipe_name);
+        die("cannot serve %s", o->pipe_name);
+    }
+    start_signal(&rt, &rt.sigint, SIGINT);
+    start_signal(&rt, &rt.sigbreak, SIGBREAK);
+    start_signal(&rt, &rt.sighup, SIGHUP); /* console window closed */
+    log_info("listening on %s for user %s (pid %lu)", o->pipe_name, platform_user_sid(),
+             GetCurrentProcessId());
+    if (_stricmp(o->pipe_name, PLATFORM_DEFAULT_PIPE) != 0)
+        log_info("for ssh.exe, in PowerShell: $env:SSH_AUTH_SOCK = '%s'", o->pipe_name);
+
+    uv_run(&rt.loop, UV_RUN_DEFAULT);
+    /* Let close callbacks run so every connection's memory is released. */
+    uv_run(&rt.loop, UV_RUN_DEFAULT);
+    agent_cleanup(&rt.agent);
+    uv_loop_close(&rt.loop);
+    CRYPTO_secure_malloc_done();
+    log_info("stopped; keys cleared");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    char err[512];
+
+    /*
+     * First of all: the cross-built libcrypto has a Linux OPENSSLDIR
+     * compiled in, which on Windows names a directory on the current drive
+     * that any user may create. Never read an openssl.cnf from there (nor
+     * from $OPENSSL_CONF). Whichever init runs first decides, so this must
+     * come before any other OpenSSL call.
+     */
+    if (!OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL))
+        die("cannot initialise OpenSSL");
+
+    parse_args(argc, argv, &o);
+    log_init(progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
+    if (platform_init_user(err, sizeof(err)) != 0)
+        die("%s", err);
+    if (platform_pipe_in_use(o.pipe_name))
+        die_pipe_in_use(o.pipe_name);
+    return run_agent(&o);
+}
