@@ -187,7 +187,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->len += (size_t)nread;
-    conn_process(c);
+    if (c->busy)
+        conn_update_reading(c); /* buffer only; handled when the job is done */
+    else
+        conn_process(c);
 }
 
 static void on_delay_done(uv_timer_t *t)
@@ -403,7 +406,14 @@ static void conn_deliver(struct conn *c, struct agent_reply *reply)
 
 static void conn_update_reading(struct conn *c)
 {
-    bool want = !c->closing && !c->busy && !conn_backlogged(c);
+    /*
+     * While a job or a delayed reply is out, keep reading (without
+     * handling) up to one maximal frame: that is how a client that hangs
+     * up during a confirmation prompt is noticed, so its askpass is killed
+     * and nothing is left waiting for it.
+     */
+    bool room = !c->busy || c->len < FRAME_HEADER + WIRE_MAX_MESSAGE;
+    bool want = !c->closing && room && !conn_backlogged(c);
 
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) == 0)
