@@ -27,6 +27,9 @@ struct outcome {
     const char *why;   /* reason for a refusal; kw_strerror() if NULL */
     char detail[192];  /* what the request was about: key, extension name */
     char whybuf[256];  /* room for a reason built at run time */
+    struct key *key;   /* the key the request named, if it parsed (a reference) */
+    char comment[128]; /* its comment, when the agent holds it */
+    char dest_user[USERAUTH_MAX_USER]; /* the user of the userauth request signed */
     uint8_t fail_code; /* reply code on failure */
 };
 
@@ -36,6 +39,8 @@ void agent_init(struct agent *ag, uint32_t default_lifetime_secs)
     lock_init(&ag->lock);
     ag->default_lifetime_secs = default_lifetime_secs;
     ag->offload_slow_work = false;
+    ag->audit = NULL;
+    ag->audit_ctx = NULL;
 }
 
 void agent_cleanup(struct agent *ag)
@@ -48,6 +53,9 @@ void agent_conn_init(struct agent_conn *c, unsigned long id)
 {
     c->id = id;
     binding_set_init(&c->bindings);
+    c->client.pid = -1;
+    c->client.uid = -1;
+    c->client.exe[0] = '\0';
 }
 
 void agent_conn_cleanup(struct agent_conn *c)
@@ -75,6 +83,7 @@ void agent_job_free(struct agent_job *job)
     if (job == NULL)
         return;
     key_free(job->key);
+    key_free(job->subject);
     free(job->blob);
     if (job->pass != NULL) {
         OPENSSL_cleanse(job->pass, job->pass_len);
@@ -110,6 +119,9 @@ static struct agent_job *job_new(enum agent_job_kind kind, const struct agent_re
     if (job->data_len)
         memcpy(job->data, req->u.sign.data.ptr, job->data_len);
     snprintf(job->detail, sizeof(job->detail), "%s", o->detail);
+    snprintf(job->comment, sizeof(job->comment), "%s", o->comment);
+    snprintf(job->dest_user, sizeof(job->dest_user), "%s", o->dest_user);
+    job->subject = o->key ? key_ref(o->key) : NULL;
     return job;
 }
 
@@ -133,18 +145,36 @@ void agent_job_run(struct agent_job *job)
 
 uint64_t agent_expire(struct agent *ag, uint64_t now_ms)
 {
+    struct audit_event ev;
     uint64_t next = 0;
+    size_t i;
 
+    if (ag->audit != NULL) {
+        for (i = 0; i < ag->keys.count; i++) {
+            const struct identity *id = ag->keys.ids[i];
+
+            if (id->expires_ms == 0 || id->expires_ms > now_ms)
+                continue;
+            memset(&ev, 0, sizeof(ev));
+            ev.event = "expire";
+            ev.outcome = "ok";
+            ev.key = id->key;
+            ev.comment = id->comment[0] ? id->comment : NULL;
+            ag->audit(ag->audit_ctx, &ev);
+        }
+    }
     keystore_expire(&ag->keys, now_ms, &next);
     return next;
 }
 
-static void describe_key(struct outcome *o, const struct key *k)
+static void describe_key(struct outcome *o, struct key *k)
 {
     char fp[KEY_FINGERPRINT_SIZE];
 
     key_fingerprint(k, fp, sizeof(fp));
     snprintf(o->detail, sizeof(o->detail), "%s %s", key_short_name(k), fp);
+    if (o->key == NULL)
+        o->key = key_ref(k);
 }
 
 static void describe_blob(struct outcome *o, struct wire_view blob)
@@ -152,10 +182,80 @@ static void describe_blob(struct outcome *o, struct wire_view blob)
     struct key *k = NULL;
 
     if (key_from_blob(blob.ptr, blob.len, &k) == 0) {
-        describe_key(o, k);
+        describe_key(o, k); /* takes its own reference */
         key_free(k);
     } else {
         snprintf(o->detail, sizeof(o->detail), "unparseable key blob (%zu bytes)", blob.len);
+    }
+}
+
+/* ---- audit ---- */
+
+/* The audit log's name for a request's event. */
+static const char *audit_event_name(uint8_t type)
+{
+    switch (type) {
+    case SSH_AGENTC_SIGN_REQUEST:
+        return "sign";
+    case SSH_AGENTC_ADD_IDENTITY:
+    case SSH_AGENTC_ADD_ID_CONSTRAINED:
+        return "add";
+    case SSH_AGENTC_REMOVE_IDENTITY:
+        return "remove";
+    case SSH_AGENTC_REMOVE_ALL_IDENTITIES:
+        return "remove-all";
+    case SSH_AGENTC_LOCK:
+        return "lock";
+    case SSH_AGENTC_UNLOCK:
+        return "unlock";
+    }
+    return NULL;
+}
+
+/*
+ * Sends one event to the audit sink: every outcome of the requests named
+ * above, and every refusal of any other request.
+ */
+static void audit_request(struct agent *ag, const struct agent_conn *c, uint8_t type, bool ok,
+                          const struct key *key, const char *comment, const char *dest_user,
+                          const char *reason)
+{
+    struct audit_event ev;
+    const char *name = audit_event_name(type);
+
+    if (ag->audit == NULL || (name == NULL && ok))
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.event = name ? name : "refused";
+    ev.outcome = ok ? "ok" : "refused";
+    ev.request = proto_type_name(type);
+    ev.conn = c->id;
+    ev.client = &c->client;
+    ev.key = key;
+    ev.comment = comment && comment[0] ? comment : NULL;
+    ev.bound = c->bindings.count > 0;
+    /* A forwarded connection's first binding is the forwarding hop. */
+    ev.forwarded = ev.bound && c->bindings.slots[0].forwarding;
+    ev.dest_hostkey = ev.bound ? c->bindings.slots[c->bindings.count - 1].hostkey : NULL;
+    ev.dest_user = dest_user && dest_user[0] ? dest_user : NULL;
+    ev.reason = ok ? NULL : reason;
+    ag->audit(ag->audit_ctx, &ev);
+}
+
+/* Remembers what the audit log says about the identity a request named. */
+static void note_identity(struct outcome *o, const struct identity *id)
+{
+    snprintf(o->comment, sizeof(o->comment), "%s", id->comment);
+}
+
+/* The user of a userauth request being signed, when the data is one. */
+static void note_sign_user(struct outcome *o, const struct identity *id, struct wire_view data)
+{
+    struct userauth_request ua;
+
+    if (userauth_parse(data.ptr, data.len, id->key, &ua) == 0) {
+        snprintf(o->dest_user, sizeof(o->dest_user), "%s", ua.user);
+        userauth_free(&ua);
     }
 }
 
@@ -314,6 +414,8 @@ static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agen
     id = keystore_find(&ag->keys, req->u.sign.key_blob.ptr, req->u.sign.key_blob.len);
     if (id == NULL)
         return KW_ERR_NOT_FOUND;
+    note_identity(o, id);
+    note_sign_user(o, id, req->u.sign.data);
     if ((err = check_destination(id, c, req->u.sign.data.ptr, req->u.sign.data.len, o)) != 0)
         return err;
     if (id->confirm) {
@@ -338,6 +440,7 @@ static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms
     int err;
 
     describe_key(o, req->u.add.key);
+    snprintf(o->comment, sizeof(o->comment), "%s", req->u.add.comment);
     /* Re-adding must not let a connection lift restrictions it is subject to. */
     existing = keystore_find(&ag->keys, req->u.add.key->blob, req->u.add.key->blob_len);
     if (existing != NULL &&
@@ -375,6 +478,13 @@ static int handle_remove(struct agent *ag, const struct agent_request *req,
     int err;
 
     describe_blob(o, req->u.remove.key_blob);
+    {
+        const struct identity *id =
+            keystore_find(&ag->keys, req->u.remove.key_blob.ptr, req->u.remove.key_blob.len);
+
+        if (id != NULL)
+            note_identity(o, id);
+    }
     if ((err = keystore_remove(&ag->keys, req->u.remove.key_blob.ptr,
                                req->u.remove.key_blob.len)) != 0)
         return err;
@@ -644,16 +754,20 @@ done:
         log_info("conn %lu: %s(%u)%s%s -> %s: %s", c->id, proto_type_name(req.type),
                  (unsigned)req.type, o.detail[0] ? " " : "", o.detail,
                  proto_type_name(o.fail_code), o.why ? o.why : kw_strerror(err));
+        audit_request(ag, c, req.type, false, o.key, o.comment, o.dest_user,
+                      o.why ? o.why : kw_strerror(err));
     } else if (reply->job != NULL) {
         log_debug("conn %lu: %s(%u) %s -> %s", c->id, proto_type_name(req.type),
                   (unsigned)req.type, o.detail,
                   reply->job->kind == AGENT_JOB_CONFIRM ? "asking for confirmation"
                                                         : "continuing on a worker thread");
-    } else if (log_enabled(LOG_LEVEL_DEBUG)) {
+    } else {
         log_debug("conn %lu: %s(%u)%s%s -> %s", c->id, proto_type_name(req.type),
                   (unsigned)req.type, o.detail[0] ? " " : "", o.detail,
                   proto_type_name(w->buf[0]));
+        audit_request(ag, c, req.type, true, o.key, o.comment, o.dest_user, NULL);
     }
+    key_free(o.key);
     proto_request_free(&req);
 }
 
@@ -673,8 +787,8 @@ static uint8_t job_request_type(const struct agent_job *job)
 }
 
 /* Ends a job's request with a failure reply and a log line. */
-static void job_fail(struct agent_conn *c, struct agent_job *job, const char *why,
-                     struct agent_reply *reply)
+static void job_fail(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                     const char *why, struct agent_reply *reply)
 {
     uint8_t type = job_request_type(job);
 
@@ -682,6 +796,7 @@ static void job_fail(struct agent_conn *c, struct agent_job *job, const char *wh
     proto_put_status(&reply->msg, SSH_AGENT_FAILURE);
     log_info("conn %lu: %s(%u) %s -> FAILURE: %s", c->id, proto_type_name(type), (unsigned)type,
              job->detail, why);
+    audit_request(ag, c, type, false, job->subject, job->comment, job->dest_user, why);
     agent_job_free(job);
 }
 
@@ -694,36 +809,44 @@ void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_jo
 
     agent_reply_free(reply);
     if (!approved) {
-        job_fail(c, job, "user did not confirm the use of the key", reply);
+        job_fail(ag, c, job, "user did not confirm the use of the key", reply);
         return;
     }
     /* The key may have been removed, or the agent locked, while asking. */
     if (ag->lock.locked) {
-        job_fail(c, job, kw_strerror(KW_ERR_LOCKED), reply);
+        job_fail(ag, c, job, kw_strerror(KW_ERR_LOCKED), reply);
         return;
     }
     if ((id = keystore_find(&ag->keys, job->blob, job->blob_len)) == NULL) {
-        job_fail(c, job, "key was removed while waiting for confirmation", reply);
+        job_fail(ag, c, job, "key was removed while waiting for confirmation", reply);
         return;
     }
     memset(&o, 0, sizeof(o));
     snprintf(o.detail, sizeof(o.detail), "%s", job->detail);
     /* It may have been re-added with a destination restriction meanwhile. */
     if (check_destination(id, c, job->data, job->data_len, &o) != 0) {
-        job_fail(c, job, o.why, reply);
+        job_fail(ag, c, job, o.why, reply);
         return;
     }
+    /* The job may be consumed below; keep what the audit log needs. */
+    o.key = job->subject ? key_ref(job->subject) : NULL;
+    snprintf(o.comment, sizeof(o.comment), "%s", job->comment);
+    snprintf(o.dest_user, sizeof(o.dest_user), "%s", job->dest_user);
     if ((err = sign_or_defer(ag, id, job, NULL, &reply->msg, &o, reply)) != 0) {
         /* sign_or_defer consumed the job on the inline path only. */
         wire_writer_reset(&reply->msg);
         proto_put_status(&reply->msg, SSH_AGENT_FAILURE);
         log_info("conn %lu: SIGN_REQUEST(%u) %s -> FAILURE: %s", c->id,
                  (unsigned)SSH_AGENTC_SIGN_REQUEST, o.detail, kw_strerror(err));
-        return;
-    }
-    if (reply->job == NULL)
+        audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, false, o.key, o.comment, o.dest_user,
+                      kw_strerror(err));
+    } else if (reply->job == NULL) {
         log_debug("conn %lu: SIGN_REQUEST(%u) %s -> SIGN_RESPONSE (confirmed)", c->id,
                   (unsigned)SSH_AGENTC_SIGN_REQUEST, o.detail);
+        audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, true, o.key, o.comment, o.dest_user,
+                      NULL);
+    }
+    key_free(o.key);
 }
 
 void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *job,
@@ -739,20 +862,21 @@ void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *
             if (reply->delay_ms)
                 snprintf(job->detail, sizeof(job->detail), "reply delayed %u ms",
                          reply->delay_ms);
-            job_fail(c, job, why ? why : kw_strerror(err), reply);
+            job_fail(ag, c, job, why ? why : kw_strerror(err), reply);
             return;
         }
     } else {
         if (job->run_err != 0 || job->sig.error != 0) {
-            job_fail(c, job, kw_strerror(job->run_err ? job->run_err : job->sig.error), reply);
+            job_fail(ag, c, job, kw_strerror(job->run_err ? job->run_err : job->sig.error), reply);
             return;
         }
         if (put_sign_response(&reply->msg, wire_writer_view(&job->sig)) != 0) {
-            job_fail(c, job, kw_strerror(KW_ERR_ALLOC), reply);
+            job_fail(ag, c, job, kw_strerror(KW_ERR_ALLOC), reply);
             return;
         }
     }
     log_debug("conn %lu: %s(%u) %s -> %s", c->id, proto_type_name(type), (unsigned)type,
               job->detail, proto_type_name(reply->msg.buf[0]));
+    audit_request(ag, c, type, true, job->subject, job->comment, job->dest_user, NULL);
     agent_job_free(job);
 }

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "binding.h"
 #include "keystore.h"
 #include "lock.h"
@@ -34,6 +35,9 @@ struct agent {
      * never delays another client's request.
      */
     bool offload_slow_work;
+    /* Where audit events go (keyward-agent -l); NULL for none. */
+    audit_fn audit;
+    void *audit_ctx;
 };
 
 /*
@@ -68,11 +72,15 @@ struct agent_job {
     uint8_t hash[LOCK_HASH_LEN]; /* AGENT_JOB_(UN)LOCK: result of agent_job_run() */
     int run_err;                 /* status of agent_job_run() */
     char detail[192];            /* what the request was about, for the log */
+    struct key *subject;         /* the key asked for, for the audit log */
+    char comment[128];
+    char dest_user[256]; /* USERAUTH_MAX_USER */
 };
 
 struct agent_conn {
     unsigned long id; /* for log lines */
     struct binding_set bindings;
+    struct audit_client client; /* who is on the other end, for the audit log */
 };
 
 struct agent_reply {

@@ -4,6 +4,7 @@
 #include "server.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifndef _WIN32
@@ -502,6 +503,9 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     log_debug("conn %lu: accepted from %s", c->state.id, c->peer.desc);
+    c->state.client.pid = c->peer.pid;
+    c->state.client.uid = c->peer.uid;
+    snprintf(c->state.client.exe, sizeof(c->state.client.exe), "%s", c->peer.exe);
     conn_update_reading(c);
 }
 

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -29,6 +30,7 @@
 #include <uv.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "convtime.h"
 #include "log.h"
 #include "platform/platform.h"
@@ -51,6 +53,7 @@ struct options {
     bool debug;        /* -d */
     bool kill;         /* -k */
     const char *bind_address;
+    const char *audit_path; /* -l */
     uint32_t lifetime;
     char **command;
 };
@@ -72,6 +75,7 @@ static void usage(FILE *out)
             "  -D               stay in the foreground\n"
             "  -d               stay in the foreground and log every request to stderr\n"
             "  -k               kill the agent named by $SSH_AGENT_PID\n"
+            "  -l file          append an audit log (JSON lines) to file; - for stderr\n"
             "  -t life          default lifetime of added keys (e.g. 600, 10m, 1h30m)\n"
             "  --help           show this help\n"
             "  --version        show the version\n",
@@ -105,7 +109,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 
     memset(o, 0, sizeof(*o));
     /* "+": stop at the first non-option, which starts the command. */
-    while ((ch = getopt_long(argc, argv, "+cDdksa:t:E:O:P:", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+cDdksa:l:t:E:O:P:", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             if (o->shell_chosen && !o->csh)
@@ -128,6 +132,9 @@ static void parse_args(int argc, char **argv, struct options *o)
             break;
         case 'a':
             o->bind_address = optarg;
+            break;
+        case 'l':
+            o->audit_path = optarg;
             break;
         case 't':
             if (convtime(optarg, &o->lifetime) != 0)
@@ -217,6 +224,40 @@ static void remove_socket(void)
         (void)rmdir(socket_dir);
 }
 
+/* ---- the audit log ---- */
+
+static int audit_fd = -1;
+
+/* Opens -l's file before the agent changes directory or detaches. */
+static void open_audit_log(const char *path)
+{
+    if (path == NULL)
+        return;
+    if (strcmp(path, "-") == 0) {
+        if ((audit_fd = dup(STDERR_FILENO)) < 0)
+            die("cannot use stderr for the audit log: %s", strerror(errno));
+        return;
+    }
+    /* Created 0600 (whatever the umask says), appended to, never a symlink. */
+    audit_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (audit_fd < 0)
+        die("cannot open audit log %s: %s", path, strerror(errno));
+}
+
+/* One line per event, written with one write(2) so lines never interleave. */
+static void audit_write(void *ctx, const struct audit_event *ev)
+{
+    char line[4096];
+    size_t n = audit_format_json(ev, time(NULL), line, sizeof(line) - 1);
+    int fd = *(int *)ctx;
+
+    if (n == 0)
+        return;
+    line[n++] = '\n';
+    if (write(fd, line, n) != (ssize_t)n)
+        log_error("audit log write failed: %s", strerror(errno));
+}
+
 /* ---- the running agent ---- */
 
 struct runtime {
@@ -280,6 +321,10 @@ static int run_agent(const struct options *o, int listen_fd)
     uv_loop_init(&rt.loop);
     agent_init(&rt.agent, o->lifetime);
     rt.agent.offload_slow_work = true;
+    if (audit_fd >= 0) {
+        rt.agent.audit = audit_write;
+        rt.agent.audit_ctx = &audit_fd;
+    }
     server_init(&rt.server, &rt.loop, &rt.agent);
     if ((r = server_listen_fd(&rt.server, listen_fd)) != 0) {
         agent_cleanup(&rt.agent);
@@ -354,6 +399,7 @@ int main(int argc, char **argv)
         die("%s", err);
     }
     signal(SIGPIPE, SIG_IGN);
+    open_audit_log(o.audit_path);
 
     if (o.foreground) {
         log_init(progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);

@@ -15,6 +15,7 @@ struct peer_info {
     long pid;      /* -1 if unknown */
     long uid;      /* Unix uid; -1 if unknown or not Unix */
     char desc[96]; /* "pid 123 uid 1000" or "pid 123 user S-1-5-..." */
+    char exe[256]; /* the client's executable, for the audit log; "" if unknown */
 };
 
 /*

@@ -38,6 +38,20 @@ int platform_harden_process(void)
     return r;
 }
 
+/* The client's executable from /proc, where there is one. */
+static void peer_executable(struct peer_info *peer)
+{
+    char link[64];
+    ssize_t n;
+
+    peer->exe[0] = '\0';
+    if (peer->pid <= 0)
+        return;
+    snprintf(link, sizeof(link), "/proc/%ld/exe", peer->pid);
+    n = readlink(link, peer->exe, sizeof(peer->exe) - 1);
+    peer->exe[n > 0 ? (size_t)n : 0] = '\0';
+}
+
 bool platform_peer_allowed(uv_pipe_t *conn, struct peer_info *peer)
 {
     uv_os_fd_t fd;
@@ -45,6 +59,7 @@ bool platform_peer_allowed(uv_pipe_t *conn, struct peer_info *peer)
 
     peer->pid = -1;
     peer->uid = -1;
+    peer->exe[0] = '\0';
     snprintf(peer->desc, sizeof(peer->desc), "unknown peer");
     if (uv_fileno((uv_handle_t *)conn, &fd) != 0)
         return false;
@@ -68,6 +83,7 @@ bool platform_peer_allowed(uv_pipe_t *conn, struct peer_info *peer)
 #endif
     peer->uid = (long)uid;
     snprintf(peer->desc, sizeof(peer->desc), "pid %ld uid %ld", peer->pid, peer->uid);
+    peer_executable(peer);
     /* Root may always connect, as with OpenSSH's agent. */
     return uid == getuid() || uid == 0;
 }

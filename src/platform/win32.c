@@ -243,6 +243,7 @@ bool platform_peer_allowed(uv_pipe_t *conn, struct peer_info *peer)
 
     peer->pid = -1;
     peer->uid = -1;
+    peer->exe[0] = '\0';
     snprintf(peer->desc, sizeof(peer->desc), "unknown peer");
     if (self_sid == NULL || uv_fileno((uv_handle_t *)conn, &pipe) != 0)
         goto out;
@@ -269,6 +270,13 @@ bool platform_peer_allowed(uv_pipe_t *conn, struct peer_info *peer)
     }
     sid_to_string(sid, str, sizeof(str));
     snprintf(peer->desc, sizeof(peer->desc), "pid %lu user %s", pid, str);
+    {
+        /* The client's executable, for the audit log. */
+        DWORD exe_len = (DWORD)sizeof(peer->exe);
+
+        if (!QueryFullProcessImageNameA(process, 0, peer->exe, &exe_len))
+            peer->exe[0] = '\0';
+    }
     allowed = platform_sid_allowed(sid, sid_len, self_sid, self_sid_len);
     if (allowed && test_refused_sid != NULL && EqualSid(sid, test_refused_sid))
         allowed = false;

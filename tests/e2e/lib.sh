@@ -461,7 +461,8 @@ _e2e_wait_agent() {
 }
 
 # e2e_start_agent: start $E2E_AGENT as `AGENT -D -a SOCK` and export
-# SSH_AUTH_SOCK for the rest of the test.
+# SSH_AUTH_SOCK for the rest of the test. Extra agent flags (keyward-only
+# tests) go in E2E_AGENT_EXTRA, e.g. E2E_AGENT_EXTRA="-l $E2E_TMP/audit".
 e2e_start_agent() {
     E2E_AGENT_SOCK=$E2E_TMP/agent.sock
     E2E_AGENT_LOG=$E2E_TMP/agent.log
@@ -469,7 +470,8 @@ e2e_start_agent() {
     : >"$E2E_AGENT_LOG"
     local rc
     if [ "${KEYWARD_E2E_DEBUG:-0}" = 1 ]; then
-        _e2e_spawn_agent -D -d
+        # shellcheck disable=SC2086  # extra flags are words on purpose
+        _e2e_spawn_agent -D -d ${E2E_AGENT_EXTRA:-}
         _e2e_wait_agent; rc=$?
         if [ "$rc" = 1 ]; then
             # OpenSSH's ssh-agent refuses -D together with -d (usage error):
@@ -479,7 +481,8 @@ e2e_start_agent() {
             _e2e_wait_agent; rc=$?
         fi
     else
-        _e2e_spawn_agent -D
+        # shellcheck disable=SC2086
+        _e2e_spawn_agent -D ${E2E_AGENT_EXTRA:-}
         _e2e_wait_agent; rc=$?
     fi
     case $rc in
