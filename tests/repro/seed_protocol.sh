@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# seed_protocol.sh AGENT_BINARY SEED_CLIENT EXPECT
+#
+# The seed at protocol level over the agent's real socket (seed_client.c):
+# on one connection, an authentication session-bind, a second bind that
+# must be refused, then a list and a signature on that same connection.
+# EXPECT is "survives" (every step passes) or "breaks" (the fixture that
+# closes connections on failed requests must fail it).
+set -u
+agent=$1 client=$2 expect=$3
+tmp=$(mktemp -d /tmp/kw-seedproto.XXXXXX)
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+"$agent" -D -a "$tmp/sock" </dev/null >"$tmp/agent.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do [ -S "$tmp/sock" ] && break; sleep 0.05; done
+"$client" "$tmp/sock"
+rc=$?
+if [ "$expect" = survives ] && [ "$rc" = 0 ]; then
+    echo "PASS: $agent kept the connection after the refused bind"
+    exit 0
+fi
+if [ "$expect" = breaks ] && [ "$rc" = 1 ]; then
+    echo "PASS: the check caught $agent closing the connection"
+    exit 0
+fi
+echo "FAIL: expected the agent to $expect, seed_client exited $rc"
+sed 's/^/# agent: /' "$tmp/agent.out" | tail -20
+exit 1
