@@ -336,7 +336,7 @@ static int pkey_rsa_private(struct wire_view nv, struct wire_view ev, struct wir
     struct wire_writer derw;
     BN_CTX *bnctx = NULL;
     BIGNUM *n = NULL, *e = NULL, *d = NULL, *p = NULL, *q = NULL;
-    BIGNUM *dmp1 = NULL, *dmq1 = NULL, *iqmp = NULL, *t = NULL;
+    BIGNUM *dmp1 = NULL, *dmq1 = NULL, *iqmp = NULL, *t = NULL, *u = NULL;
     int r = KW_ERR_ALLOC;
 
     wire_writer_init(&derw);
@@ -344,7 +344,8 @@ static int pkey_rsa_private(struct wire_view nv, struct wire_view ev, struct wir
         (e = bn_from_view(ev, false)) == NULL || (d = bn_from_view(dv, true)) == NULL ||
         (p = bn_from_view(pv, true)) == NULL || (q = bn_from_view(qv, true)) == NULL ||
         (dmp1 = BN_secure_new()) == NULL || (dmq1 = BN_secure_new()) == NULL ||
-        (iqmp = BN_secure_new()) == NULL || (t = BN_secure_new()) == NULL)
+        (iqmp = BN_secure_new()) == NULL || (t = BN_secure_new()) == NULL ||
+        (u = BN_secure_new()) == NULL)
         goto out;
     if ((r = rsa_bits_ok(n)) != 0)
         goto out;
@@ -357,9 +358,16 @@ static int pkey_rsa_private(struct wire_view nv, struct wire_view ev, struct wir
         goto out;
     if (BN_cmp(t, n) != 0)
         goto out;
-    /* dmp1 = d mod (p-1), dmq1 = d mod (q-1), iqmp = q^-1 mod p */
-    if (!BN_sub(t, p, BN_value_one()) || !BN_mod(dmp1, d, t, bnctx) ||
+    /*
+     * dmp1 = d mod (p-1), dmq1 = d mod (q-1), iqmp = q^-1 mod p. And d must
+     * really be e's inverse: e*dmp1 = 1 mod (p-1) and e*dmq1 = 1 mod (q-1).
+     * A key that fails this would load and then sign garbage, which is a
+     * confusing way for an add to fail (found by fuzzing the key parser).
+     */
+    if (BN_cmp(p, q) == 0 || !BN_sub(t, p, BN_value_one()) || !BN_mod(dmp1, d, t, bnctx) ||
+        !BN_mod_mul(u, e, dmp1, t, bnctx) || !BN_is_one(u) ||
         !BN_sub(t, q, BN_value_one()) || !BN_mod(dmq1, d, t, bnctx) ||
+        !BN_mod_mul(u, e, dmq1, t, bnctx) || !BN_is_one(u) ||
         BN_mod_inverse(iqmp, q, p, bnctx) == NULL)
         goto out;
     /*
@@ -391,6 +399,7 @@ out:
     BN_clear_free(dmq1);
     BN_clear_free(iqmp);
     BN_clear_free(t);
+    BN_clear_free(u);
     BN_CTX_free(bnctx);
     return r;
 }

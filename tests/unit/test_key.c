@@ -151,6 +151,46 @@ static void test_bad_private_keys(void)
     key_free(gen);
     wire_writer_free(&ser);
 
+    /* RSA whose d is not the inverse of e: refused rather than signing garbage. */
+    gen = NULL;
+    wire_writer_init(&ser);
+    CHECK_EQ(key_generate(KEY_RSA, 1024, &gen), 0);
+    CHECK_EQ(key_private_serialize(gen, &ser), 0);
+    {
+        struct wire_writer bad;
+        struct wire_view f[6];
+        uint8_t dcopy[600];
+        int i;
+
+        wire_reader_init(&r, ser.buf, ser.len);
+        (void)wire_get_string(&r);
+        for (i = 0; i < 6; i++) /* n, e, d, iqmp, p, q */
+            f[i] = wire_get_mpint_unsigned(&r);
+        CHECK_EQ(wire_reader_finish(&r), 0);
+        CHECK(f[2].len <= sizeof(dcopy));
+        memcpy(dcopy, f[2].ptr, f[2].len);
+        dcopy[f[2].len - 1] ^= 0x02; /* still odd, still < n, no longer e^-1 */
+        wire_writer_init(&bad);
+        wire_put_cstring(&bad, "ssh-rsa");
+        for (i = 0; i < 6; i++) {
+            if (i == 2)
+                wire_put_mpint_unsigned(&bad, dcopy, f[2].len);
+            else
+                wire_put_mpint_unsigned(&bad, f[i].ptr, f[i].len);
+        }
+        wire_reader_init(&r, bad.buf, bad.len);
+        CHECK_EQ(key_from_private(&r, &k), KW_ERR_BAD_KEY);
+        CHECK(k == NULL);
+        /* The untouched encoding still imports: the check is not over-eager. */
+        wire_reader_init(&r, ser.buf, ser.len);
+        CHECK_EQ(key_from_private(&r, &k), 0);
+        key_free(k);
+        k = NULL;
+        wire_writer_free(&bad);
+    }
+    key_free(gen);
+    wire_writer_free(&ser);
+
     /* Unknown key type. */
     wire_writer_init(&ser);
     wire_put_cstring(&ser, "ssh-dss");
