@@ -4,6 +4,9 @@
  *   keyward-probe [-a SOCKET] [--json] [--only NAME]... [--no-modify] [--timeout MS]
  *   keyward-probe --list | --help | --version
  *
+ * On Windows the address is a named pipe (-a \\.\pipe\NAME), by default
+ * $SSH_AUTH_SOCK or else \\.\pipe\openssh-ssh-agent, as OpenSSH for Windows.
+ *
  * This file parses arguments and formats results; the checks themselves
  * live in src/probe/checks.c and talk to the agent through
  * src/probe/transport.h.
@@ -16,6 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef _WIN32
+#include <openssl/crypto.h>
+#endif
 
 #include "err.h"
 #include "probe/probe.h"
@@ -32,20 +39,29 @@
 #define DEFAULT_TIMEOUT_MS 5000
 #define MAX_TIMEOUT_MS     600000
 
+/* What -a names, in the usage line and in its help. */
+#ifdef _WIN32
+#define ADDRESS_ARG "PIPE"
+#define ADDRESS_HELP                                                                               \
+    "  -a PIPE       the agent's named pipe (default: SSH_AUTH_SOCK if set, else\n"                \
+    "                \\\\.\\pipe\\openssh-ssh-agent)\n"
+#else
+#define ADDRESS_ARG  "SOCKET"
+#define ADDRESS_HELP "  -a SOCKET     the agent's socket (default: $SSH_AUTH_SOCK)\n"
+#endif
+
 static const char *progname = "keyward-probe";
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s [-a SOCKET] [--json] [--only NAME]... [--no-modify] [--timeout MS]\n"
+            "usage: %s [-a %s] [--json] [--only NAME]... [--no-modify] [--timeout MS]\n"
             "       %s --list | --help | --version\n"
             "\n"
             "Connects to an SSH agent and checks how it handles refused session-binds,\n"
             "unknown and malformed requests, locking, oversized frames, RSA signature\n"
             "flags and many connections at once.\n"
-            "\n"
-            "  -a SOCKET     the agent's socket (default: $SSH_AUTH_SOCK)\n"
-            "  --json        print machine-readable results\n"
+            "\n" ADDRESS_HELP "  --json        print machine-readable results\n"
             "  --only NAME   run only this check (may be repeated; see --list); checks\n"
             "                marked [only with --only] can stop a defective agent and\n"
             "                run only when named\n"
@@ -58,7 +74,7 @@ static void usage(FILE *out)
             "The probe never removes or changes your own keys: it removes only the\n"
             "throwaway keys it added. Exit status: 0 if no check failed, 1 if one did,\n"
             "2 on a usage error, if the agent cannot be reached or a check could not run.\n",
-            progname, progname, DEFAULT_TIMEOUT_MS);
+            progname, ADDRESS_ARG, progname, DEFAULT_TIMEOUT_MS);
 }
 
 static void list_checks(void)
@@ -151,6 +167,19 @@ int main(int argc, char **argv)
     char why[256];
     int ch, rc = EXIT_USAGE;
 
+#ifdef _WIN32
+    /*
+     * First of all, as in keyward-agent.exe: the cross-built libcrypto has a
+     * Linux OPENSSLDIR compiled in, which on Windows names a directory on
+     * the current drive that any user may create. Never read an openssl.cnf
+     * from there (nor from $OPENSSL_CONF). The first init decides, so this
+     * comes before any other OpenSSL call.
+     */
+    if (!OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL)) {
+        fprintf(stderr, "%s: cannot initialise OpenSSL\n", progname);
+        return EXIT_USAGE;
+    }
+#endif
     memset(&opt, 0, sizeof(opt));
     memset(counts, 0, sizeof(counts));
     opt.timeout_ms = DEFAULT_TIMEOUT_MS;

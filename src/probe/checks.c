@@ -42,6 +42,17 @@
 #define PROBE_RSA_BITS          2048
 #define SESSION_ID_LEN          32
 
+/*
+ * For mingw, "printf" names msvcrt's format rules, which lack %zu; the
+ * vsnprintf used here is mingw's C99 one (__USE_MINGW_ANSI_STDIO), whose
+ * rules are gnu_printf's.
+ */
+#ifdef _WIN32
+#define PROBE_PRINTF(a, b) __attribute__((format(gnu_printf, a, b)))
+#else
+#define PROBE_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#endif
+
 /* One request and what came back for it. */
 struct exchange {
     char label[96];          /* names the request in reports */
@@ -54,8 +65,7 @@ struct exchange {
 
 /* ---- text helpers ---- */
 
-static void text_add(char *buf, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void text_add(char *buf, size_t size, const char *fmt, ...) PROBE_PRINTF(3, 4);
 
 static void text_add(char *buf, size_t size, const char *fmt, ...)
 {
@@ -259,7 +269,7 @@ static void describe_reply(const struct exchange *x, char *out, size_t size)
 /* ---- verdicts ---- */
 
 static void set_verdict(struct probe_result *res, enum probe_verdict v, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    PROBE_PRINTF(3, 4);
 
 static void set_verdict(struct probe_result *res, enum probe_verdict v, const char *fmt, ...)
 {
@@ -286,8 +296,7 @@ static void add_exchange(struct probe_result *res, const struct exchange *x, boo
  * both appear in the report. why says why it matters.
  */
 static void set_fail(struct probe_result *res, const struct exchange *before,
-                     const struct exchange *x, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+                     const struct exchange *x, const char *fmt, ...) PROBE_PRINTF(4, 5);
 
 static void set_fail(struct probe_result *res, const struct exchange *before,
                      const struct exchange *x, const char *fmt, ...)

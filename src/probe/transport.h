@@ -3,7 +3,7 @@
  *
  * The checks in checks.c talk to an agent only through this interface, so
  * the same checks run over a Unix socket (transport_posix.c) or a Windows
- * named pipe (a future transport_win32.c). Nothing here names a socket or a
+ * named pipe (transport_win32.c). Nothing here names a socket or a
  * file descriptor; a connection is an opaque struct transport.
  *
  * The probe's questions are about what an agent does at the edges (does it
