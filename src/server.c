@@ -23,8 +23,10 @@
 #define READ_CHUNK 4096
 /* Stop reading from a client that does not read its replies. */
 #define WRITE_BACKLOG_LIMIT (1024 * 1024)
-/* Windows named pipe instances kept listening (libuv's default is 4). */
+#ifdef _WIN32
+/* Named pipe instances kept waiting for clients (libuv's default was 4). */
 #define SERVER_PIPE_INSTANCES 16
+#endif
 
 struct conn {
     uv_pipe_t pipe;
@@ -466,19 +468,13 @@ static void conn_process(struct conn *c)
 
 /* ---- accepting ---- */
 
-static void on_connection(uv_stream_t *listener, int status)
+/* A new connection whose pipe is initialised but not yet connected. */
+static struct conn *conn_new(struct server *srv)
 {
-    struct server *srv = listener->data;
     struct conn *c;
 
-    if (status != 0) {
-        log_error("accept: %s", uv_strerror(status));
-        return;
-    }
-    if ((c = calloc(1, sizeof(*c))) == NULL) {
-        log_error("accept: out of memory");
-        return;
-    }
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return NULL;
     c->srv = srv;
     c->next = srv->conns;
     if (srv->conns != NULL)
@@ -492,10 +488,12 @@ static void on_connection(uv_stream_t *listener, int status)
     c->pipe.data = c;
     c->delay_timer.data = c;
     c->refs = 2; /* the pipe and the timer */
-    if (uv_accept(listener, (uv_stream_t *)&c->pipe) != 0) {
-        conn_close(c, "accept failed");
-        return;
-    }
+    return c;
+}
+
+/* A connected client: who is it? Then read its requests, or close it. */
+static void conn_start(struct conn *c)
+{
     if (!platform_peer_allowed(&c->pipe, &c->peer)) {
         log_info("conn %lu: refused connection from %s: not our user", c->state.id,
                  c->peer.desc);
@@ -508,6 +506,48 @@ static void on_connection(uv_stream_t *listener, int status)
     snprintf(c->state.client.exe, sizeof(c->state.client.exe), "%s", c->peer.exe);
     conn_update_reading(c);
 }
+
+#ifdef _WIN32
+/* A pipe instance the acceptor (src/platform/win32.c) saw a client connect to. */
+static bool on_pipe_connected(void *arg, uv_os_fd_t pipe)
+{
+    struct server *srv = arg;
+    struct conn *c;
+
+    if (srv->closing)
+        return false;
+    if ((c = conn_new(srv)) == NULL) {
+        log_error("accept: out of memory");
+        return false;
+    }
+    if (platform_pipe_adopt(&c->pipe, pipe) != 0) {
+        conn_close(c, "accept failed");
+        return true;
+    }
+    conn_start(c);
+    return true;
+}
+#else
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct server *srv = listener->data;
+    struct conn *c;
+
+    if (status != 0) {
+        log_error("accept: %s", uv_strerror(status));
+        return;
+    }
+    if ((c = conn_new(srv)) == NULL) {
+        log_error("accept: out of memory");
+        return;
+    }
+    if (uv_accept(listener, (uv_stream_t *)&c->pipe) != 0) {
+        conn_close(c, "accept failed");
+        return;
+    }
+    conn_start(c);
+}
+#endif
 
 /* ---- server ---- */
 
@@ -541,14 +581,36 @@ void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
     srv->agent = agent;
+#ifndef _WIN32
     uv_pipe_init(loop, &srv->listener, 0);
     srv->listener.data = srv;
+#endif
     uv_timer_init(loop, &srv->expiry_timer);
     srv->expiry_timer.data = srv;
     /* The timer alone must not keep the loop alive at shutdown. */
     uv_unref((uv_handle_t *)&srv->expiry_timer);
 }
 
+#ifdef _WIN32
+int server_listen_name(struct server *srv, const char *name)
+{
+    int r;
+
+    /*
+     * Not uv_pipe_bind()/uv_listen(): libuv would create the instances
+     * with the default security descriptor and without
+     * PIPE_REJECT_REMOTE_CLIENTS. Several instances wait at once, so a
+     * burst of short-lived clients (ssh.exe opens one connection per use)
+     * rarely finds every instance busy.
+     */
+    if ((r = platform_acceptor_start(srv->loop, name, SERVER_PIPE_INSTANCES, on_pipe_connected, srv,
+                                     &srv->acceptor)) != 0)
+        return r;
+    srv->listening = true;
+    server_schedule_expiry(srv);
+    return 0;
+}
+#else
 static int start_listening(struct server *srv)
 {
     int r;
@@ -562,7 +624,6 @@ static int start_listening(struct server *srv)
     return 0;
 }
 
-#ifndef _WIN32
 int server_listen_fd(struct server *srv, int fd)
 {
     int r;
@@ -573,30 +634,18 @@ int server_listen_fd(struct server *srv, int fd)
     }
     return start_listening(srv);
 }
-#endif
 
 int server_listen_name(struct server *srv, const char *name)
 {
     int r;
 
-    /*
-     * Windows: instances waiting for a client. libuv makes a new one after
-     * each accept; more of them in reserve means a burst of short-lived
-     * clients (ssh.exe opens one connection per use) rarely finds every
-     * instance busy. No effect on Unix.
-     */
-    uv_pipe_pending_instances(&srv->listener, SERVER_PIPE_INSTANCES);
     if ((r = uv_pipe_bind(&srv->listener, name)) != 0) {
         log_error("cannot bind %s: %s", name, uv_strerror(r));
         return KW_ERR_SYSTEM;
     }
-#ifdef _WIN32
-    /* Before uv_listen() creates the other instances, which then share the DACL. */
-    if ((r = platform_restrict_pipe(&srv->listener)) != 0)
-        return r;
-#endif
     return start_listening(srv) == 0 ? 0 : KW_ERR_SYSTEM;
 }
+#endif
 
 void server_close(struct server *srv)
 {
@@ -607,8 +656,13 @@ void server_close(struct server *srv)
     srv->closing = true;
     for (c = srv->conns; c != NULL; c = c->next)
         conn_close(c, "agent shutting down");
+#ifdef _WIN32
+    platform_acceptor_stop(srv->acceptor);
+    srv->acceptor = NULL;
+#else
     if (!uv_is_closing((uv_handle_t *)&srv->listener))
         uv_close((uv_handle_t *)&srv->listener, NULL);
+#endif
     if (!uv_is_closing((uv_handle_t *)&srv->expiry_timer))
         uv_close((uv_handle_t *)&srv->expiry_timer, NULL);
 }

@@ -18,12 +18,17 @@
 
 #include "agent.h"
 
-struct conn; /* one client connection; private to server.c */
+struct conn;              /* one client connection; private to server.c */
+struct platform_acceptor; /* Windows: see platform/platform.h */
 
 struct server {
     uv_loop_t *loop;
     struct agent *agent;
+#ifdef _WIN32
+    struct platform_acceptor *acceptor; /* creates the pipe's instances; see platform.h */
+#else
     uv_pipe_t listener;
+#endif
     uv_timer_t expiry_timer;
     unsigned long next_conn_id;
     unsigned long live_conns;
@@ -39,9 +44,10 @@ void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent);
 int server_listen_fd(struct server *srv, int fd);
 #endif
 /*
- * Binds and serves a named pipe (Windows: restricted to our user, see
- * platform_restrict_pipe()) or socket path. Returns 0 or a KW_ERR_* code;
- * the reason is logged.
+ * Serves a named pipe (Windows: through platform_acceptor_start(), whose
+ * instances only our user and SYSTEM may open, and no remote client) or
+ * binds a socket path. Returns 0 or a KW_ERR_* code (KW_ERR_DENIED: another
+ * server holds the pipe); the reason is logged.
  */
 int server_listen_name(struct server *srv, const char *name);
 

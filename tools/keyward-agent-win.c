@@ -24,6 +24,7 @@
 
 #include "agent.h"
 #include "convtime.h"
+#include "err.h"
 #include "log.h"
 #include "platform/platform.h"
 #include "server.h"
@@ -245,6 +246,7 @@ static void init_secure_heap(void)
 static int run_agent(const struct options *o)
 {
     struct runtime rt;
+    int r;
 
     memset(&rt, 0, sizeof(rt));
     (void)platform_harden_process(); /* logs why it failed; not fatal, as on Unix */
@@ -254,9 +256,13 @@ static int run_agent(const struct options *o)
     agent_init(&rt.agent, o->lifetime);
     rt.agent.offload_slow_work = true;
     server_init(&rt.server, &rt.loop, &rt.agent);
-    if (server_listen_name(&rt.server, o->pipe_name) != 0) {
-        /* Lost a race with another server since the check in main()? */
-        if (platform_pipe_in_use(o->pipe_name))
+    if ((r = server_listen_name(&rt.server, o->pipe_name)) != 0) {
+        /*
+         * Lost a race with another server since the check in main()?
+         * Windows refuses our FILE_FLAG_FIRST_PIPE_INSTANCE then (DENIED);
+         * Wine does not, but the client-side check may see it.
+         */
+        if (r == KW_ERR_DENIED || platform_pipe_in_use(o->pipe_name))
             die_pipe_in_use(o->pipe_name);
         die("cannot serve %s", o->pipe_name);
     }

@@ -68,9 +68,50 @@ const char *platform_user_sid(void);
 bool platform_pipe_in_use(const char *name);
 
 /*
- * Restricts a freshly bound pipe to our user and SYSTEM, and refuses
- * network logons. Must run after uv_pipe_bind() and before uv_listen(): the
- * DACL belongs to the pipe, so every instance created later shares it.
+ * Serves a named pipe without libuv's uv_pipe_bind()/uv_listen(), which
+ * create the instances themselves and cannot give them a security
+ * descriptor or PIPE_REJECT_REMOTE_CLIENTS. The acceptor creates every
+ * instance with, from the start: a protected DACL granting only our user
+ * and SYSTEM, PIPE_REJECT_REMOTE_CLIENTS, FILE_FLAG_OVERLAPPED, byte mode,
+ * and FILE_FLAG_FIRST_PIPE_INSTANCE on the first. A thread keeps
+ * `instances` of them waiting in ConnectNamedPipe() (a fresh one is
+ * listening before a connected one is handed over) and passes each
+ * connected instance to cb on the loop's thread.
+ *
+ * cb returns true if it took the handle (platform_pipe_adopt() takes it
+ * whether or not it succeeds); on false the acceptor closes it.
+ *
+ * Returns 0 and *accp, or a KW_ERR_* code with the reason logged:
+ * KW_ERR_DENIED if the name is already held by another server (Windows
+ * enforces FILE_FLAG_FIRST_PIPE_INSTANCE; Wine does not, hence
+ * platform_pipe_in_use()).
+ */
+struct platform_acceptor;
+typedef bool (*platform_accept_cb)(void *arg, uv_os_fd_t pipe);
+
+int platform_acceptor_start(uv_loop_t *loop, const char *name, int instances, platform_accept_cb cb,
+                            void *arg, struct platform_acceptor **accp);
+
+/*
+ * Stops the thread and closes the instances still waiting, and any
+ * connected ones cb has not been given yet. The memory goes once libuv has
+ * closed the acceptor's handle, so the loop must run on afterwards.
+ */
+void platform_acceptor_stop(struct platform_acceptor *acc);
+
+/*
+ * Makes a connected server-end instance from the acceptor a libuv stream:
+ * pipe must be uv_pipe_init()'ed and not yet open. Takes the handle either
+ * way (closes it on failure). Returns 0 or KW_ERR_SYSTEM, the reason logged.
+ */
+int platform_pipe_adopt(uv_pipe_t *pipe, uv_os_fd_t handle);
+
+/*
+ * For pipes that libuv binds itself (uv_pipe_bind(), the relay's): sets the
+ * acceptor's DACL plus a deny-NETWORK entry, standing in for the
+ * PIPE_REJECT_REMOTE_CLIENTS libuv cannot pass, right after uv_pipe_bind()
+ * and before uv_listen(). The agent no longer uses it: its acceptor sets
+ * both at creation.
  */
 int platform_restrict_pipe(uv_pipe_t *listener);
 #else

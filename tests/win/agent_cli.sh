@@ -16,7 +16,7 @@ expect_error() {
     local args=("${@:1:$#-1}") want=${!#} status=0 msg
     msg=$(wine_run "$AGENT" "${args[@]}" 2>&1 | tr -d '\r') || status=$?
     [ "$status" -ne 0 ] || fail "keyward-agent ${args[*]} succeeded"
-    echo "$msg" | grep -qF -- "$want" || fail "keyward-agent ${args[*]}: no \"$want\" in: $msg"
+    grep -qF -- "$want" <<<"$msg" || fail "keyward-agent ${args[*]}: no \"$want\" in: $msg"
 }
 
 # The default pipe has one name for everyone using this Wine prefix: two
@@ -46,7 +46,7 @@ case "$version" in
 "keyward-agent "[0-9]*) ;;
 *) fail "--version printed \"$version\"" ;;
 esac
-wine_run "$AGENT" --help | grep -q "openssh-ssh-agent" || fail "--help does not name the default pipe"
+grep -q "openssh-ssh-agent" <<<"$(wine_run "$AGENT" --help)" || fail "--help does not name the default pipe"
 expect_error -s "-s is not supported on Windows"
 expect_error -c "-c is not supported on Windows"
 expect_error -k "Stop-ScheduledTask"

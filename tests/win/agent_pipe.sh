@@ -1,21 +1,69 @@
 #!/bin/bash
 # keyward-agent.exe on a named pipe, under Wine, driven by a Windows client
 # (pipe_client.exe, built on src/wire.h and src/key.h):
+#   - the very first connection to a fresh agent's pipe, made by a client
+#     that was already trying before the pipe existed, reads the restricted
+#     DACL (our user and SYSTEM, protected) and is served: the instances are
+#     created with it, there is no moment with the default one;
 #   - keys added over the pipe are listed and sign, and ssh-keygen -Y verify
 #     here on Linux accepts the SSHSIG signatures the client wrote;
 #   - the seed: a second session-bind on one connection is refused and that
 #     connection goes on serving;
 #   - long-lived, short-lived, many simultaneous and half-sent connections do
-#     not hold each other up;
-#   - the pipe's DACL, as a client reads it, grants our user and SYSTEM only
-#     and denies network logons;
+#     not hold each other up; a storm of 40 threads, long- and short-lived
+#     clients at once, is answered in full;
+#   - the pipe's DACL read from a later instance is the same;
+#   - a second agent on the same pipe exits with a clear message;
 #   - an openssl.cnf named by OPENSSL_CONF is not read;
-#   - Ctrl-C stops the agent cleanly and clears its keys.
+#   - Ctrl-C stops the agent cleanly, closing a connection still open, and
+#     clears its keys.
+# What Wine cannot show (PIPE_REJECT_REMOTE_CLIENTS, the DACL enforced,
+# FILE_FLAG_FIRST_PIPE_INSTANCE) is in docs/security.md.
 . "$(dirname "$0")/lib.sh" "$1"
 
 pipe=$(pipe_for pipe)
 out=$work/out
 mkdir -p "$out"
+
+# Clients run in the background are stopped on exit, as the agent is.
+first_pid=
+hold_pid=
+trap 'for p in $first_pid $hold_pid; do kill "$p" 2>/dev/null || true; done; cleanup' EXIT
+
+# The DACL every instance must carry: our user and SYSTEM, nothing inherited.
+want_dacl() {
+    printf 'D:P(A;;FA;;;%s)(A;;FA;;;SY)' "$1"
+}
+
+# --- the first connection, a moment after the pipe comes to be ---
+first_pipe=$(pipe_for first)
+wine_run "$CLIENT" -p "$first_pipe" first >"$work/first.out" 2>"$work/first.err" &
+first_pid=$!
+for i in $(seq 1 300); do
+    grep -q '^waiting' "$work/first.out" && break
+    kill -0 "$first_pid" 2>/dev/null || break
+    sleep 0.1
+done
+grep -q '^waiting' "$work/first.out" ||
+    fail "pipe_client first did not start trying: $(cat "$work/first.err")"
+start_agent -a "$first_pipe"
+status=0
+wait "$first_pid" || status=$?
+first_pid=
+[ "$status" -eq 0 ] || fail "pipe_client first: status $status: $(cat "$work/first.out" "$work/first.err")"
+sid=$(agent_sid)
+[ -n "$sid" ] || fail "the agent did not say which user it serves"
+dacl=$(sed -n 2p "$work/first.out" | tr -d '\r')
+[ "$dacl" = "$(want_dacl "$sid")" ] ||
+    fail "the first connection read the DACL \"$dacl\", expected $(want_dacl "$sid")"
+tries=$(sed -n 's/^failed opens before the pipe existed: \([0-9]*\).*/\1/p' "$work/first.out")
+[ "${tries:-0}" -gt 0 ] || fail "pipe_client first never found the pipe missing: $(cat "$work/first.out")"
+grep -q "conn 1: accepted from pid [0-9]* user $sid" "$agent_log" ||
+    fail "the first connection was not the agent's first"
+grep -q "conn 1: REQUEST_IDENTITIES(11) 0 keys -> IDENTITIES_ANSWER" "$agent_log" ||
+    fail "the first connection was not answered"
+stop_agent
+echo "first connection: $dacl after $tries failed opens"
 
 # If the agent read this (its libcrypto would, without
 # OPENSSL_INIT_NO_LOAD_CONFIG), every key operation would fail.
@@ -60,13 +108,41 @@ stalled_at=$(grep -n "UNKNOWN(238) -> FAILURE" "$agent_log" | cut -d: -f1)
 [ -n "$closed_at" ] && [ -n "$stalled_at" ] && [ "$closed_at" -gt "$stalled_at" ] ||
     fail "connection 1 did not last until the client was done"
 
-# The DACL every instance of the pipe carries, as a client reads it.
-dacl=$(wine_run "$CLIENT" -p "$pipe" dacl | head -n 1 | tr -d '\r')
-want="(D;;GA;;;NU)(A;;GA;;;$sid)(A;;GA;;;SY)"
-case "$dacl" in
-"D:$want" | "D:P$want") ;;
-*) fail "pipe DACL is \"$dacl\", expected D:P$want" ;;
-esac
+# Many clients at once: long-lived ones asking every round while
+# short-lived ones come and go, more of them than instances wait.
+wine_run "$CLIENT" -p "$pipe" storm >"$work/storm.out" 2>&1 ||
+    fail "pipe_client storm: $(cat "$work/storm.out")"
+grep "^storm:" "$work/storm.out" | tr -d '\r'
 
+# The DACL of a later instance, as a client reads it: the same.
+dacl=$(wine_run "$CLIENT" -p "$pipe" dacl | sed -n 1p | tr -d '\r')
+[ "$dacl" = "$(want_dacl "$sid")" ] || fail "pipe DACL is \"$dacl\", expected $(want_dacl "$sid")"
+
+# A second agent on the same pipe: a clear message, and the first serves on.
+status=0
+msg=$(wine_run "$AGENT" -a "$pipe" 2>&1 | tr -d '\r') || status=$?
+[ "$status" -eq 1 ] || fail "a second agent on $pipe gave status $status: $msg"
+# (A here-string: with pipefail, `echo | grep -q` fails when grep quits early.)
+grep -qF "is already served by another program" <<<"$msg" ||
+    fail "a second agent on $pipe said: $msg"
+
+# The acceptor never had to report a failure.
+if grep -q "failed (error" "$agent_log"; then
+    fail "the pipe acceptor reported a failure"
+fi
+
+# Ctrl-C with a client still connected: the agent closes it and exits.
+wine_run "$CLIENT" -p "$pipe" hold >"$work/hold.out" 2>&1 &
+hold_pid=$!
+for i in $(seq 1 300); do
+    grep -q '^held' "$work/hold.out" && break
+    kill -0 "$hold_pid" 2>/dev/null || break
+    sleep 0.1
+done
+grep -q '^held' "$work/hold.out" || fail "pipe_client hold was not served: $(cat "$work/hold.out")"
 stop_agent
+status=0
+wait "$hold_pid" || status=$?
+hold_pid=
+[ "$status" -eq 0 ] || fail "the held connection was not closed at shutdown: $(cat "$work/hold.out")"
 echo "PASS"

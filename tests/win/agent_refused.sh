@@ -35,5 +35,5 @@ stop_agent
 status=0
 msg=$(KEYWARD_TEST_REFUSE_SID=nonsense wine_run "$AGENT" -a "$pipe" 2>&1) || status=$?
 [ "$status" -eq 1 ] || fail "a malformed KEYWARD_TEST_REFUSE_SID gave status $status"
-echo "$msg" | grep -q "is not a SID" || fail "unexpected message: $msg"
+grep -q "is not a SID" <<<"$msg" || fail "unexpected message: $msg"
 echo "PASS"

@@ -4,6 +4,9 @@
  *   pipe_client [-p \\.\pipe\NAME] -o OUTDIR full
  *   pipe_client [-p \\.\pipe\NAME] refused
  *   pipe_client [-p \\.\pipe\NAME] dacl
+ *   pipe_client [-p \\.\pipe\NAME] first
+ *   pipe_client [-p \\.\pipe\NAME] storm
+ *   pipe_client [-p \\.\pipe\NAME] hold
  *
  * full:    generates keys with the protocol core (src/key.h), adds them over
  *          the pipe, lists them, has the agent sign SSHSIG blobs, and writes
@@ -17,6 +20,17 @@
  *          of them holds up another.
  * refused: the agent must close a new connection without answering it.
  * dacl:    prints the pipe's DACL as SDDL, as a client sees it.
+ * first:   started before the agent: says "waiting" once the pipe is found
+ *          missing, then tries to open it without pause until it exists,
+ *          and prints the DACL of that very first connection (on the agent's
+ *          first instance, a moment after its creation), then how many opens
+ *          failed before; the agent must answer on that connection.
+ * storm:   many clients at once from as many threads: long-lived ones (as
+ *          tsh keeps one) asking something every round while short-lived
+ *          ones (as ssh.exe) connect, ask and close, round after round;
+ *          every request must be answered.
+ * hold:    connects, is answered, says "held", then waits for the agent to
+ *          close the connection (as it must when it shuts down).
  *
  * Prints one line per failed check and "pipe_client: N passed, N failed";
  * the exit status is 0 only if every check passed.
@@ -45,6 +59,10 @@
 #define CONNECT_TIMEOUT_MS 20000
 #define SHORT_CONNS        25
 #define BURST_CONNS        40 /* more than the agent's 16 waiting instances */
+#define STORM_LONG         8  /* storm: threads that keep one connection */
+#define STORM_SHORT        32 /* storm: threads that connect anew every round */
+#define STORM_ROUNDS       15
+#define FIRST_TIMEOUT_MS   60000 /* first: how long the agent may take to start */
 
 #define SSHSIG_NAMESPACE "file"
 
@@ -556,38 +574,207 @@ static int run_refused(void)
     return check_finish("pipe_client");
 }
 
-/* Prints the pipe's DACL as SDDL (our SID is printed as is, others too). */
-static int run_dacl(void)
+/* Prints the DACL of the pipe h is connected to as SDDL; 0 or a KW_ERR_* code. */
+static int print_dacl(HANDLE h)
 {
     PSECURITY_DESCRIPTOR sd = NULL;
     PACL dacl = NULL;
     char *sddl = NULL;
-    HANDLE h;
     DWORD e;
+    int r = KW_ERR_SYSTEM;
+
+    e = GetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, &dacl, NULL,
+                        &sd);
+    if (e != ERROR_SUCCESS) {
+        fprintf(stderr, "GetSecurityInfo: error %lu\n", e);
+        goto out;
+    }
+    if (!ConvertSecurityDescriptorToStringSecurityDescriptorA(
+            sd, SDDL_REVISION_1, DACL_SECURITY_INFORMATION, &sddl, NULL)) {
+        fprintf(stderr, "cannot convert the security descriptor: error %lu\n", GetLastError());
+        goto out;
+    }
+    printf("%s\n", sddl);
+    fflush(stdout);
+    r = 0;
+out:
+    if (sddl != NULL)
+        LocalFree(sddl);
+    if (sd != NULL)
+        LocalFree(sd);
+    return r;
+}
+
+/* Prints the pipe's DACL as SDDL (our SID is printed as is, others too). */
+static int run_dacl(void)
+{
+    HANDLE h;
 
     h = pipe_connect();
     CHECK(h != INVALID_HANDLE_VALUE);
     if (h == INVALID_HANDLE_VALUE)
         return check_finish("pipe_client");
-    e = GetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, &dacl, NULL,
-                        &sd);
-    CHECK_EQ(e, ERROR_SUCCESS);
-    if (e == ERROR_SUCCESS) {
-        CHECK(ConvertSecurityDescriptorToStringSecurityDescriptorA(
-            sd, SDDL_REVISION_1, DACL_SECURITY_INFORMATION, &sddl, NULL));
-        if (sddl != NULL) {
-            printf("%s\n", sddl);
-            LocalFree(sddl);
+    CHECK_EQ(print_dacl(h), 0);
+    CloseHandle(h);
+    return check_finish("pipe_client");
+}
+
+/*
+ * The first connection there ever is to the pipe: no pause between tries,
+ * so that this client opens the agent's first instance as soon after its
+ * creation as it can. Whatever DACL it reads is what the pipe had from
+ * the start: with libuv's instances there was a moment (between
+ * uv_pipe_bind() and the DACL being set) when it was the default one.
+ */
+static int run_first(void)
+{
+    wchar_t wname[300];
+    ULONGLONG deadline = GetTickCount64() + FIRST_TIMEOUT_MS;
+    unsigned long failed = 0;
+    HANDLE h;
+    DWORD e;
+
+    if (MultiByteToWideChar(CP_UTF8, 0, pipe_name, -1, wname, 300) <= 0)
+        return 2;
+    for (;;) {
+        h = CreateFileW(wname, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                        FILE_FLAG_OVERLAPPED, NULL);
+        if (h != INVALID_HANDLE_VALUE)
+            break;
+        e = GetLastError();
+        if (e != ERROR_FILE_NOT_FOUND || GetTickCount64() > deadline) {
+            fprintf(stderr, "cannot open %s: error %lu\n", pipe_name, e);
+            CHECK(h != INVALID_HANDLE_VALUE);
+            return check_finish("pipe_client");
         }
-        LocalFree(sd);
+        if (failed++ == 0) {
+            printf("waiting\n");
+            fflush(stdout);
+        }
+        SwitchToThread(); /* let the agent run, and try again at once */
     }
+    CHECK_EQ(print_dacl(h), 0);
+    printf("failed opens before the pipe existed: %lu\n", failed);
+    /* The agent serves this connection like any other. */
+    CHECK_EQ(list_keys(h, NULL, 0), 0);
+    CloseHandle(h);
+    return check_finish("pipe_client");
+}
+
+/* One storm thread; counts instead of CHECKing (the counters are not atomic). */
+struct storm_worker {
+    HANDLE thread;
+    bool long_lived;
+    long answered;
+    long failed;
+};
+
+static HANDLE storm_start; /* manual-reset: every thread starts at once */
+
+static DWORD WINAPI storm_run(void *arg)
+{
+    struct storm_worker *w = arg;
+    HANDLE h = INVALID_HANDLE_VALUE;
+    int i;
+
+    (void)WaitForSingleObject(storm_start, INFINITE);
+    for (i = 0; i < STORM_ROUNDS; i++) {
+        if (h == INVALID_HANDLE_VALUE && (h = pipe_connect()) == INVALID_HANDLE_VALUE) {
+            w->failed++;
+            continue;
+        }
+        if (list_keys(h, NULL, 0) >= 0)
+            w->answered++;
+        else
+            w->failed++;
+        if (w->long_lived) {
+            Sleep(20); /* idle a little, as a session between uses */
+        } else {
+            CloseHandle(h);
+            h = INVALID_HANDLE_VALUE;
+        }
+    }
+    if (h != INVALID_HANDLE_VALUE)
+        CloseHandle(h);
+    return 0;
+}
+
+static int run_storm(void)
+{
+    struct storm_worker w[STORM_LONG + STORM_SHORT];
+    long answered = 0, failed = 0;
+    ULONGLONG started;
+    size_t i, n = sizeof(w) / sizeof(w[0]), running = 0;
+    HANDLE a;
+
+    memset(w, 0, sizeof(w));
+    /* One more long-lived connection, opened before and asked after the storm. */
+    a = pipe_connect();
+    CHECK(a != INVALID_HANDLE_VALUE);
+    if (a == INVALID_HANDLE_VALUE)
+        return check_finish("pipe_client");
+    CHECK(list_keys(a, NULL, 0) >= 0);
+    storm_start = CreateEventW(NULL, TRUE, FALSE, NULL);
+    CHECK(storm_start != NULL);
+    for (i = 0; i < n && storm_start != NULL; i++) {
+        w[i].long_lived = i < STORM_LONG;
+        w[i].thread = CreateThread(NULL, 0, storm_run, &w[i], 0, NULL);
+        CHECK(w[i].thread != NULL);
+        if (w[i].thread != NULL)
+            running++;
+    }
+    started = GetTickCount64();
+    if (storm_start != NULL)
+        SetEvent(storm_start);
+    for (i = 0; i < n; i++) {
+        if (w[i].thread == NULL)
+            continue;
+        CHECK_EQ(WaitForSingleObject(w[i].thread, 100000), WAIT_OBJECT_0);
+        CloseHandle(w[i].thread);
+        answered += w[i].answered;
+        failed += w[i].failed;
+    }
+    printf("storm: %ld requests answered, %ld failed, from %lu threads in %llu ms\n", answered,
+           failed, (unsigned long)running, (unsigned long long)(GetTickCount64() - started));
+    CHECK_EQ(answered, (long)(n * STORM_ROUNDS));
+    CHECK_EQ(failed, 0);
+    CHECK(list_keys(a, NULL, 0) >= 0);
+    CloseHandle(a);
+    if (storm_start != NULL)
+        CloseHandle(storm_start);
+    return check_finish("pipe_client");
+}
+
+/* Stays connected until the agent closes the connection (it is stopping). */
+static int run_hold(void)
+{
+    HANDLE h;
+    uint8_t byte;
+    enum io_status st;
+
+    h = pipe_connect();
+    CHECK(h != INVALID_HANDLE_VALUE);
+    if (h == INVALID_HANDLE_VALUE)
+        return check_finish("pipe_client");
+    CHECK(list_keys(h, NULL, 0) >= 0);
+    printf("held\n");
+    fflush(stdout);
+    /* Nothing more is asked, so nothing may arrive: only the close. */
+    st = pipe_io(h, false, &byte, 1);
+    if (st != IO_CLOSED)
+        fprintf(stderr, "expected the agent to close the pipe, got %s\n",
+                st == IO_OK        ? "data"
+                : st == IO_TIMEOUT ? "a timeout"
+                                   : "an error");
+    CHECK_EQ(st, IO_CLOSED);
     CloseHandle(h);
     return check_finish("pipe_client");
 }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: pipe_client [-p pipe] [-o outdir] full | refused | dacl\n");
+    fprintf(stderr, "usage: pipe_client [-p pipe] [-o outdir] full | refused | dacl | first | "
+                    "storm | hold\n");
     exit(2);
 }
 
@@ -614,6 +801,12 @@ int main(int argc, char **argv)
         return run_refused();
     if (strcmp(argv[i], "dacl") == 0)
         return run_dacl();
+    if (strcmp(argv[i], "first") == 0)
+        return run_first();
+    if (strcmp(argv[i], "storm") == 0)
+        return run_storm();
+    if (strcmp(argv[i], "hold") == 0)
+        return run_hold();
     usage();
     return 2;
 }

@@ -56,7 +56,7 @@ expect_verdict() {
     [ "$got" = "$want" ] || fail "$name: verdict \"$got\", expected $want; probe output:
 $out"
     for text in "$@"; do
-        printf '%s\n' "$line" | grep -qF -- "$text" ||
+        grep -qF -- "$text" <<<"$line" ||
             fail "$name: no \"$text\" in: $line"
     done
 }
@@ -94,14 +94,14 @@ expect_verdict concurrent-connections pass "256 of 256 connections answered"
 [ "$(printf '%s\n' "$out" | grep -c '^ *{"name": ')" -eq "$n_all" ] ||
     fail "expected $n_all results: $out"
 summary="\"summary\": {\"pass\": $n_all, \"fail\": 0, \"unsupported\": 0, \"skipped\": 0, \"error\": 0}"
-printf '%s\n' "$out" | grep -qF "$summary" || fail "no $summary in: $out"
-printf '%s\n' "$out" | grep -qF "\"agent\": \"$(json_escaped "$pipe")\"" ||
+grep -qF "$summary" <<<"$out" || fail "no $summary in: $out"
+grep -qF "\"agent\": \"$(json_escaped "$pipe")\"" <<<"$out" ||
     fail "the report does not name $pipe: $out"
 
 run_probe -a "$pipe" --json --no-modify
 expect_rc 0 "--no-modify run"
 for name in $all; do
-    if printf '%s\n' "$modifying" | grep -qx -- "$name"; then
+    if grep -qx -- "$name" <<<"$modifying"; then
         expect_verdict "$name" skipped "(--no-modify)"
     else
         expect_verdict "$name" pass
@@ -119,7 +119,7 @@ out=$(SSH_AUTH_SOCK=$pipe wine_run "$PROBE" --json --only rebind-keeps-connectio
     tr -d '\r') || rc=$?
 expect_rc 0 "run with SSH_AUTH_SOCK"
 expect_verdict rebind-keeps-connection pass
-printf '%s\n' "$out" | grep -qF "\"agent\": \"$(json_escaped "$pipe")\"" ||
+grep -qF "\"agent\": \"$(json_escaped "$pipe")\"" <<<"$out" ||
     fail "SSH_AUTH_SOCK was not used: $out"
 
 # Every key the probe added (ADD_IDENTITY -> SUCCESS in the agent's log)
@@ -143,7 +143,7 @@ start_agent -D
 run_probe --json --only rebind-keeps-connection
 expect_rc 0 "run on the default pipe"
 expect_verdict rebind-keeps-connection pass
-printf '%s\n' "$out" | grep -qF '"agent": "\\\\.\\pipe\\openssh-ssh-agent"' ||
+grep -qF '"agent": "\\\\.\\pipe\\openssh-ssh-agent"' <<<"$out" ||
     fail "not run on \\\\.\\pipe\\openssh-ssh-agent: $out"
 stop_agent
 flock -u 8
@@ -153,12 +153,12 @@ agent_log= # from here on, a failure has nothing to do with the agent
 nobody=$(pipe_for nobody)
 run_probe -a "$nobody"
 expect_rc 2 "a pipe nobody serves"
-printf '%s\n' "$out" | grep -qF "cannot connect to the agent at $nobody: no such pipe" ||
+grep -qF "cannot connect to the agent at $nobody: no such pipe" <<<"$out" ||
     fail "no reason given for $nobody: $out"
 rc=0
 out=$(SSH_AUTH_SOCK=/tmp/ssh-XXXX/agent.1 wine_run "$PROBE" 2>&1 | tr -d '\r') || rc=$?
 expect_rc 2 "a Linux socket path in SSH_AUTH_SOCK"
-printf '%s\n' "$out" | grep -qF "/tmp/ssh-XXXX/agent.1: not a named pipe" ||
+grep -qF "/tmp/ssh-XXXX/agent.1: not a named pipe" <<<"$out" ||
     fail "a Unix socket path was not refused as such: $out"
 
 # ---- pipe_fixture.exe: each outcome, each within its deadline ----
