@@ -57,3 +57,19 @@ repro: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(WIN_BUILD)
+
+# --- install ---
+#   make install [PREFIX=/usr/local] [DESTDIR=/staging]
+#       the programs, their manual pages and the systemd user units
+#       (PREFIX/lib/systemd/user, whose ExecStart names PREFIX/bin)
+#   make uninstall [DESTDIR=/staging]
+#       removes exactly the files the last install listed in
+#       $(BUILD)/install_manifest.txt (give it the DESTDIR install had)
+PREFIX ?= /usr/local
+.PHONY: install uninstall
+
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+uninstall:
+	DESTDIR="$(DESTDIR)" scripts/uninstall.sh $(BUILD)/install_manifest.txt

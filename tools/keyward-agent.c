@@ -7,6 +7,10 @@
  * This file parses arguments, sets up the socket and the process (daemon,
  * foreground or parent of a command) and runs the server. Protocol
  * decisions live in src/agent.c.
+ *
+ * Started by a service manager with a socket (systemd socket activation,
+ * LISTEN_PID and LISTEN_FDS), it serves that socket in the foreground and
+ * leaves the socket file to the manager; see docs/systemd.md.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,11 +18,14 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -224,6 +231,74 @@ static void remove_socket(void)
         (void)rmdir(socket_dir);
 }
 
+/*
+ * Socket activation, systemd's sd_listen_fds(3) protocol: when LISTEN_PID is
+ * our pid, LISTEN_FDS sockets were passed to us from fd 3 on. We take exactly
+ * one, and it must be a listening Unix stream socket. Returns that fd (now
+ * close-on-exec) and its address in name, or -1 if nothing was passed to us.
+ * The variables are removed either way, so that the programs we start
+ * (askpass, a command) never see them.
+ */
+static int activation_fd(char *name, size_t namesize)
+{
+    const char *pid_s = getenv("LISTEN_PID"), *fds_s = getenv("LISTEN_FDS");
+    struct sockaddr_un sun;
+    socklen_t len;
+    size_t plen;
+    long pid = -1, nfds = 0; /* LISTEN_FDS unset: nothing passed */
+    int fd = 3, val;
+    char *end;
+
+    if (pid_s != NULL) {
+        errno = 0;
+        pid = strtol(pid_s, &end, 10);
+        if (errno != 0 || end == pid_s || *end != '\0')
+            pid = -1;
+    }
+    if (fds_s != NULL) {
+        errno = 0;
+        nfds = strtol(fds_s, &end, 10);
+        if (errno != 0 || end == fds_s || *end != '\0' || nfds < 0)
+            nfds = -1;
+    }
+    (void)unsetenv("LISTEN_PID");
+    (void)unsetenv("LISTEN_FDS");
+    (void)unsetenv("LISTEN_FDNAMES");
+    if (pid != (long)getpid() || nfds == 0)
+        return -1;
+    if (nfds < 0)
+        die("LISTEN_FDS from the service manager is not a number");
+    if (nfds != 1)
+        die("the service manager passed %ld sockets (LISTEN_FDS); keyward-agent takes one", nfds);
+
+    len = sizeof(val);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) != 0)
+        die("fd %d from the service manager: %s", fd, strerror(errno));
+    if (val == 0)
+        die("fd %d from the service manager is not a listening socket", fd);
+    len = sizeof(val);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &val, &len) != 0 || val != SOCK_STREAM)
+        die("fd %d from the service manager is not a stream socket", fd);
+    memset(&sun, 0, sizeof(sun));
+    len = sizeof(sun);
+    if (getsockname(fd, (struct sockaddr *)&sun, &len) != 0 || sun.sun_family != AF_UNIX)
+        die("fd %d from the service manager is not a Unix socket", fd);
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+        die("fd %d from the service manager: %s", fd, strerror(errno));
+
+    /* sun_path may lack a NUL; a leading NUL is Linux's abstract namespace. */
+    plen = len > offsetof(struct sockaddr_un, sun_path)
+               ? len - offsetof(struct sockaddr_un, sun_path)
+               : 0;
+    if (plen > 0 && sun.sun_path[0] == '\0')
+        snprintf(name, namesize, "@%.*s", (int)plen - 1, sun.sun_path + 1);
+    else if (plen > 0)
+        snprintf(name, namesize, "%.*s", (int)strnlen(sun.sun_path, plen), sun.sun_path);
+    else
+        snprintf(name, namesize, "an unnamed socket");
+    return fd;
+}
+
 /* ---- the audit log ---- */
 
 static int audit_fd = -1;
@@ -347,7 +422,8 @@ static int run_agent(const struct options *o, int listen_fd)
         uv_timer_start(&rt.parent_check, on_parent_check, 1000, 1000);
         uv_unref((uv_handle_t *)&rt.parent_check);
     }
-    log_debug("listening on %s", socket_path);
+    if (socket_path[0] != '\0')
+        log_debug("listening on %s", socket_path);
 
     uv_run(&rt.loop, UV_RUN_DEFAULT);
     /* Let close callbacks run so every connection's memory is released. */
@@ -381,6 +457,21 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &o);
     if (o.kill)
         return kill_agent(&o);
+
+    /*
+     * Socket activation: serve the passed socket in the foreground, as -D.
+     * socket_path stays empty: the socket file is the manager's, not ours.
+     */
+    if ((fd = activation_fd(err, sizeof(err))) >= 0) {
+        if (o.bind_address != NULL || *o.command != NULL)
+            die("a socket was passed by the service manager (LISTEN_FDS): "
+                "-a and a command cannot be used with it");
+        signal(SIGPIPE, SIG_IGN);
+        open_audit_log(o.audit_path);
+        log_init(progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
+        log_info("listening on %s (socket passed by the service manager)", err);
+        return run_agent(&o, fd);
+    }
 
     if (o.bind_address != NULL) {
         if ((size_t)snprintf(socket_path, sizeof(socket_path), "%s", o.bind_address) >=

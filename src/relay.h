@@ -1,0 +1,82 @@
+/*
+ * keyward-relay: the relay core. One libuv loop carries SSH agent frames
+ * between clients and an upstream agent; Unix sockets and Windows named
+ * pipes are both uv_pipe_t, so this file serves both.
+ *
+ * Each client connection gets its own upstream connection, opened when the
+ * client arrives and closed with it. Session bindings
+ * (session-bind@openssh.com) are per connection in the agent, so a
+ * client's bindings stay its own and one client's binding can never make
+ * the agent refuse another's. The relay never opens a second upstream
+ * connection for a client: if its upstream goes, the client is closed too.
+ *
+ * Frames pass through unchanged, whole, in both directions. A frame over
+ * WIRE_MAX_MESSAGE (256 KiB) closes that client and its upstream, as the
+ * agent itself would: the framing can no longer be trusted. The relay
+ * never answers anything itself; a client whose upstream cannot be
+ * reached is closed (and the reason logged).
+ *
+ * Either side may instead be the process's stdin/stdout ("-"), so that
+ * socat or ssh can run the relay as a pipe. That side is one connection
+ * only: the relay serves exactly one client and ends with it.
+ */
+#ifndef KEYWARD_RELAY_H
+#define KEYWARD_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+struct relay_conn; /* a client and its upstream; private to relay.c */
+
+struct relay {
+    uv_loop_t *loop;
+    const char *upstream; /* socket path or pipe name; NULL: stdin/stdout */
+    uv_pipe_t listener;
+    struct relay_conn *conns; /* every open connection, for shutdown */
+    unsigned long next_conn_id;
+    unsigned long live_conns;
+    bool listening;
+    bool single;  /* one client only (stdio on a side); the relay ends with it */
+    bool claimed; /* single: that client has come */
+    bool closing;
+    /* A connection ended for a reason other than its client closing it. */
+    bool failed;
+};
+
+/*
+ * upstream: where every client is relayed to, a socket path or a pipe
+ * name (kept by reference), or NULL for stdin/stdout.
+ */
+void relay_init(struct relay *r, uv_loop_t *loop, const char *upstream);
+
+/*
+ * 0 if stdin and stdout can carry the protocol (pipes or sockets), else
+ * KW_ERR_BAD_FORMAT with the reason in err. Call before using "-" on
+ * either side, so that a mistake is reported at start.
+ */
+int relay_check_stdio(char *err, size_t errsize);
+
+#ifndef _WIN32
+/* Serves clients arriving on an already listening Unix socket. */
+int relay_listen_fd(struct relay *r, int fd);
+#endif
+
+/*
+ * Binds and serves a named pipe (Windows: restricted to our user, see
+ * platform_restrict_pipe()) or socket path. Returns 0 or a KW_ERR_* code;
+ * the reason is logged.
+ */
+int relay_listen_name(struct relay *r, const char *name);
+
+/*
+ * Serves the process's stdin/stdout as the one client. Returns 0 or a
+ * KW_ERR_* code; the reason is logged.
+ */
+int relay_serve_stdio(struct relay *r);
+
+/* Closes the listener and every connection; the loop then runs dry. */
+void relay_close(struct relay *r);
+
+#endif
