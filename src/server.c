@@ -45,6 +45,14 @@ struct conn {
     bool askpass_running;
     bool busy;       /* a held reply or a job: read no further request yet */
     bool processing; /* inside conn_process(): do not re-enter it */
+    /*
+     * The client ended its side while a worker job (a signature, an
+     * unlock) was out: finish, send the replies, then close. A client that
+     * half-closes after its request (printf ... | socat) still gets its
+     * answer. Not for confirmations: nobody may be left to see the prompt.
+     */
+    bool peer_done;
+    unsigned writes_pending;
     bool reading;
     bool closing;
     /* Handles and queued work that still refer to this struct. */
@@ -107,19 +115,29 @@ static void conn_close(struct conn *c, const char *why)
 
 /* ---- writing ---- */
 
+/* After end of stream: close once nothing is running and every reply is out. */
+static void conn_finish_if_done(struct conn *c)
+{
+    if (c->peer_done && !c->closing && !c->busy && c->writes_pending == 0)
+        conn_close(c, "end of stream, replies sent");
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     struct write_req *wr = (struct write_req *)req;
     struct conn *c = wr->conn;
 
     free(wr);
+    c->writes_pending--;
     if (c->closing)
         return;
     if (status != 0) {
         conn_close(c, uv_strerror(status));
         return;
     }
-    conn_update_reading(c);
+    conn_finish_if_done(c);
+    if (!c->closing)
+        conn_update_reading(c);
 }
 
 static void conn_send(struct conn *c, const struct wire_writer *msg)
@@ -140,7 +158,9 @@ static void conn_send(struct conn *c, const struct wire_writer *msg)
     if ((r = uv_write(&wr->req, (uv_stream_t *)&c->pipe, &buf, 1, on_write)) != 0) {
         free(wr);
         conn_close(c, uv_strerror(r));
+        return;
     }
+    c->writes_pending++;
 }
 
 /* ---- reading and framing ---- */
@@ -186,6 +206,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->closing)
         return;
     if (nread < 0) {
+        if (nread == UV_EOF && c->busy && (c->job == NULL || c->job->kind != AGENT_JOB_CONFIRM)) {
+            c->peer_done = true;
+            conn_update_reading(c);
+            return;
+        }
         conn_close(c, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
         return;
     }
@@ -416,7 +441,7 @@ static void conn_update_reading(struct conn *c)
      * and nothing is left waiting for it.
      */
     bool room = !c->busy || c->len < FRAME_HEADER + WIRE_MAX_MESSAGE;
-    bool want = !c->closing && room && !conn_backlogged(c);
+    bool want = !c->closing && !c->peer_done && room && !conn_backlogged(c);
 
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) == 0)
@@ -463,6 +488,9 @@ static void conn_process(struct conn *c)
     }
     c->processing = false;
     agent_reply_free(&reply);
+    conn_finish_if_done(c);
+    if (c->closing)
+        return;
     conn_update_reading(c);
 }
 

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# seed_protocol.sh AGENT_BINARY SEED_CLIENT EXPECT
+# seed_protocol.sh AGENT_BINARY SEED_CLIENT EXPECT [CLIENT_FLAG]
 #
 # The seed at protocol level over the agent's real socket (seed_client.c):
 # on one connection, an authentication session-bind, a second bind that
 # must be refused, then a list and a signature on that same connection.
 # EXPECT is "survives" (every step passes) or "breaks" (the fixture that
-# closes connections on failed requests must fail it).
+# closes connections on failed requests must fail it). CLIENT_FLAG
+# (--half-close) runs seed_client's other scenario instead.
 set -u
-agent=$1 client=$2 expect=$3
+agent=$1 client=$2 expect=$3 flag=${4:-}
 tmp=$(mktemp -d /tmp/kw-seedproto.XXXXXX)
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 "$agent" -D -a "$tmp/sock" </dev/null >"$tmp/agent.out" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do [ -S "$tmp/sock" ] && break; sleep 0.05; done
-"$client" "$tmp/sock"
+# shellcheck disable=SC2086  # an optional flag
+"$client" $flag "$tmp/sock"
 rc=$?
 if [ "$expect" = survives ] && [ "$rc" = 0 ]; then
     echo "PASS: $agent kept the connection after the refused bind"
