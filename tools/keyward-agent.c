@@ -73,7 +73,7 @@ static pid_t parent_pid = -1; /* subprocess mode: exit when it is gone */
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s [-c | -s] [-Dd] [-a bind_address] [-t life] [command [arg ...]]\n"
+            "usage: %s [-c | -s] [-Dd] [-a bind_address] [-l file] [-t life] [command [arg ...]]\n"
             "       %s [-c | -s] -k\n"
             "\n"
             "  -a bind_address  listen on this Unix socket path\n"

@@ -28,7 +28,7 @@ expect_rc "--version exits 0" 0
 expect_match "--version names the program and version" '^keyward-agent [0-9]+\.[0-9]+' "$E2E_OUT"
 e2e_run "$A" --help
 expect_rc "--help exits 0" 0
-expect_contains "--help shows the synopsis" "[-c | -s] [-Dd] [-a bind_address] [-t life]" "$E2E_OUT"
+expect_contains "--help shows the synopsis" "[-c | -s] [-Dd] [-a bind_address] [-l file] [-t life]" "$E2E_OUT"
 e2e_run "$A" -Z
 expect_rc "an unknown option is a usage error" 1
 expect_contains "usage error prints usage" "usage:" "$E2E_ERR"
