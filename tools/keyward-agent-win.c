@@ -17,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <uv.h>
 #include <windows.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "convtime.h"
 #include "err.h"
 #include "log.h"
@@ -46,17 +48,19 @@ static const char *progname = "keyward-agent";
 struct options {
     bool debug; /* -d */
     const char *pipe_name;
+    const char *audit_path; /* -l */
     uint32_t lifetime;
 };
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s [-Dd] [-a \\\\.\\pipe\\NAME] [-t life]\n"
+            "usage: %s [-Dd] [-a \\\\.\\pipe\\NAME] [-l file] [-t life]\n"
             "\n"
             "  -a pipe    serve this named pipe (default %s)\n"
             "  -D         stay in the foreground (always so on Windows)\n"
             "  -d         log every request to stderr\n"
+            "  -l file    append an audit log (JSON lines) to file; - for stderr\n"
             "  -t life    default lifetime of added keys (e.g. 600, 10m, 1h30m)\n"
             "  --help     show this help\n"
             "  --version  show the version\n"
@@ -120,7 +124,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 
     memset(o, 0, sizeof(*o));
     o->pipe_name = PLATFORM_DEFAULT_PIPE;
-    while ((ch = getopt_long(argc, argv, "+cDdksa:t:E:O:P:", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+cDdksa:l:t:E:O:P:", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
         case 's':
@@ -136,6 +140,9 @@ static void parse_args(int argc, char **argv, struct options *o)
             if (!valid_pipe_name(optarg))
                 die("invalid pipe name \"%s\": use \\\\.\\pipe\\NAME", optarg);
             o->pipe_name = optarg;
+            break;
+        case 'l':
+            o->audit_path = optarg;
             break;
         case 't':
             if (convtime(optarg, &o->lifetime) != 0)
@@ -243,6 +250,44 @@ static void init_secure_heap(void)
         log_debug("secure heap: %u bytes, locked", SECURE_HEAP_SIZE);
 }
 
+/* ---- the audit log ---- */
+
+static HANDLE audit_handle = INVALID_HANDLE_VALUE;
+
+/*
+ * Opens -l's file for appending. A new file gets the directory's inherited
+ * ACL (in the user's profile: the user, SYSTEM and Administrators).
+ */
+static void open_audit_log(const char *path)
+{
+    if (path == NULL)
+        return;
+    if (strcmp(path, "-") == 0) {
+        audit_handle = GetStdHandle(STD_ERROR_HANDLE);
+        return;
+    }
+    audit_handle = CreateFileA(path, FILE_APPEND_DATA, FILE_SHARE_READ, NULL, OPEN_ALWAYS,
+                               FILE_ATTRIBUTE_NORMAL, NULL);
+    if (audit_handle == INVALID_HANDLE_VALUE)
+        die("cannot open audit log %s: error %lu", path, GetLastError());
+}
+
+/* One line per event, in one WriteFile so appended lines never interleave. */
+static void audit_write(void *ctx, const struct audit_event *ev)
+{
+    char line[4096];
+    size_t n = audit_format_json(ev, time(NULL), line, sizeof(line) - 2);
+    DWORD written = 0;
+
+    (void)ctx;
+    if (n == 0)
+        return;
+    line[n++] = '\r';
+    line[n++] = '\n';
+    if (!WriteFile(audit_handle, line, (DWORD)n, &written, NULL) || written != n)
+        log_error("audit log write failed: error %lu", GetLastError());
+}
+
 static int run_agent(const struct options *o)
 {
     struct runtime rt;
@@ -255,6 +300,10 @@ static int run_agent(const struct options *o)
     uv_loop_init(&rt.loop);
     agent_init(&rt.agent, o->lifetime);
     rt.agent.offload_slow_work = true;
+    if (audit_handle != INVALID_HANDLE_VALUE) {
+        rt.agent.audit = audit_write;
+        rt.agent.audit_ctx = NULL;
+    }
     server_init(&rt.server, &rt.loop, &rt.agent);
     if ((r = server_listen_name(&rt.server, o->pipe_name)) != 0) {
         /*
@@ -305,5 +354,6 @@ int main(int argc, char **argv)
         die("%s", err);
     if (platform_pipe_in_use(o.pipe_name))
         die_pipe_in_use(o.pipe_name);
+    open_audit_log(o.audit_path);
     return run_agent(&o);
 }

@@ -75,7 +75,7 @@ alg_section = evil_algs
 default_properties = fips=yes
 CNF
 export OPENSSL_CONF="Z:$work/evil.cnf"
-start_agent -D -a "$pipe"
+start_agent -D -a "$pipe" -l "Z:$work/audit.log"
 unset OPENSSL_CONF
 sid=$(agent_sid)
 [ -n "$sid" ] || fail "the agent did not say which user it serves"
@@ -96,6 +96,15 @@ for k in ed25519 ecdsa rsa; do
         fail "ssh-keygen accepted the $k signature over another message"
     fi
 done
+
+# The audit log (-l): JSON lines naming the Windows client program.
+[ -s "$work/audit.log" ] || fail "the agent wrote no audit log"
+grep -q '"event":"add","outcome":"ok"' "$work/audit.log" || fail "no add entry in the audit log"
+grep -qi 'pipe_client.exe' <<<"$(grep '"event":"sign","outcome":"ok"' "$work/audit.log")" ||
+    fail "no sign entry naming pipe_client.exe in the audit log: $(head -c 600 "$work/audit.log")"
+if grep -qv '^{.*}'$'\r''\?$' "$work/audit.log"; then
+    fail "the audit log has a line that is not one JSON object"
+fi
 
 grep -q "conn 1: accepted from pid [0-9]* user $sid" "$agent_log" ||
     fail "no accepted connection from our user logged"
