@@ -73,3 +73,16 @@ install: build
 
 uninstall:
 	DESTDIR="$(DESTDIR)" scripts/uninstall.sh $(BUILD)/install_manifest.txt
+
+# --- fuzz ---
+#   make fuzz [FUZZ_SECONDS=60] [FUZZ_HARNESSES="dispatch key ..."]
+#       builds the libFuzzer harnesses with clang in $(FUZZ_BUILD) and runs
+#       each for FUZZ_SECONDS, seeded from ../shared/corpus (fuzz/README.md);
+#       fails if any of them finds a crash, a leak or a timeout
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?=
+.PHONY: fuzz
+
+fuzz:
+	fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_HARNESSES)

@@ -11,8 +11,10 @@ packages=(
     openssh-client openssh-server
     # Windows build and tests
     gcc-mingw-w64-x86-64 wine64
-    # process tools used by tests (pkill, ps)
-    procps
+    # process tools used by tests: pkill and ps, prlimit and setpriv
+    # (util-linux), strace and gdb (hostile-client tests), systemd's
+    # systemd-socket-activate, mandoc (manual page lint)
+    procps util-linux strace gdb systemd mandoc man-db
 )
 
 missing=()

@@ -155,11 +155,15 @@ uint64_t agent_expire(struct agent *ag, uint64_t now_ms)
 
             if (id->expires_ms == 0 || id->expires_ms > now_ms)
                 continue;
+            char comment[128];
+
+            /* Cut like every other event's comment, so the line always fits. */
+            snprintf(comment, sizeof(comment), "%s", id->comment);
             memset(&ev, 0, sizeof(ev));
             ev.event = "expire";
             ev.outcome = "ok";
             ev.key = id->key;
-            ev.comment = id->comment[0] ? id->comment : NULL;
+            ev.comment = comment[0] ? comment : NULL;
             ag->audit(ag->audit_ctx, &ev);
         }
     }

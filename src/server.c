@@ -52,6 +52,7 @@ struct conn {
      * answer. Not for confirmations: nobody may be left to see the prompt.
      */
     bool peer_done;
+    const char *done_why; /* why reading stopped, for the log */
     unsigned writes_pending;
     bool reading;
     bool closing;
@@ -107,8 +108,13 @@ static void conn_close(struct conn *c, const char *why)
         return;
     c->closing = true;
     log_debug("conn %lu: closed (%s)", c->state.id, why);
-    if (c->askpass_running)
-        (void)uv_process_kill(&c->askpass, SIGTERM); /* nobody is left to answer */
+    if (c->askpass_running) {
+        /* Nobody is left to answer: end the prompt and anything it started. */
+#ifndef _WIN32
+        if (kill(-c->askpass.pid, SIGTERM) != 0)
+#endif
+            (void)uv_process_kill(&c->askpass, SIGTERM);
+    }
     uv_close((uv_handle_t *)&c->pipe, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->delay_timer, on_conn_handle_closed);
 }
@@ -119,7 +125,7 @@ static void conn_close(struct conn *c, const char *why)
 static void conn_finish_if_done(struct conn *c)
 {
     if (c->peer_done && !c->closing && !c->busy && c->writes_pending == 0)
-        conn_close(c, "end of stream, replies sent");
+        conn_close(c, c->done_why ? c->done_why : "end of stream");
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -206,9 +212,17 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->closing)
         return;
     if (nread < 0) {
-        if (nread == UV_EOF && c->busy && (c->job == NULL || c->job->kind != AGENT_JOB_CONFIRM)) {
+        /*
+         * End of stream: the client may only have shut its sending side
+         * (printf ... | socat) and still be reading. Answer what it sent,
+         * then close. Only a pending confirmation ends at once: nobody may
+         * be left to see the prompt.
+         */
+        if (nread == UV_EOF && !(c->busy && c->job != NULL && c->job->kind == AGENT_JOB_CONFIRM)) {
             c->peer_done = true;
+            c->done_why = "end of stream";
             conn_update_reading(c);
+            conn_finish_if_done(c);
             return;
         }
         conn_close(c, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
@@ -368,6 +382,13 @@ static void start_confirm(struct conn *c)
     opts.stdio = stdio;
     opts.stdio_count = 3;
     opts.exit_cb = on_askpass_exit;
+#ifndef _WIN32
+    /*
+     * Its own session and process group, so that a wrapper script's dialog
+     * (zenity, kdialog, ...) can be ended with it when the client leaves.
+     */
+    opts.flags = UV_PROCESS_DETACHED;
+#endif
     c->askpass.data = c;
     r = uv_spawn(c->srv->loop, &c->askpass, &opts);
     free_environment(env);
@@ -466,7 +487,11 @@ static void conn_process(struct conn *c)
         if (body > WIRE_MAX_MESSAGE) {
             log_info("conn %lu: frame of %u bytes is over the %u byte limit", c->state.id,
                      body, (unsigned)WIRE_MAX_MESSAGE);
-            conn_close(c, "oversized frame");
+            /* The framing is lost: read nothing more, send what is queued, close. */
+            OPENSSL_cleanse(c->buf, c->len);
+            c->len = 0;
+            c->peer_done = true;
+            c->done_why = "oversized frame";
             break;
         }
         frame = FRAME_HEADER + (size_t)body;

@@ -299,6 +299,9 @@ static int activation_fd(char *name, size_t namesize)
     return fd;
 }
 
+/* Why platform_harden_process() failed at start-up, or 0. */
+static int harden_err;
+
 /* ---- the audit log ---- */
 
 static int audit_fd = -1;
@@ -384,8 +387,8 @@ static int run_agent(const struct options *o, int listen_fd)
     int r;
 
     memset(&rt, 0, sizeof(rt));
-    if (platform_harden_process() != 0)
-        log_error("cannot fully protect process memory: %s", strerror(errno));
+    if (harden_err != 0)
+        log_error("cannot fully protect process memory: %s", strerror(harden_err));
     /* Private keys go to OpenSSL's secure heap: locked, excluded from dumps. */
     r = CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, SECURE_HEAP_MIN);
     if (r == 0)
@@ -453,6 +456,15 @@ int main(int argc, char **argv)
     char err[512];
     pid_t pid;
     int fd, rc;
+
+    /*
+     * Before anything else, as OpenSSH's agent does: a same-uid process
+     * that attaches while we start up would otherwise stay attached and
+     * read every key added later. Survives fork; reported once logging is
+     * set up.
+     */
+    if (platform_harden_process() != 0)
+        harden_err = errno ? errno : EPERM;
 
     parse_args(argc, argv, &o);
     if (o.kill)

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# keyward: `make fuzz` -- build the libFuzzer harnesses with clang and run
+# each one for a while, seeded from the agent protocol corpus.
+#
+#     fuzz/run.sh BUILD_DIR SECONDS [HARNESS...]
+#     make fuzz FUZZ_SECONDS=60 [FUZZ_HARNESSES="dispatch key"]
+#
+# BUILD_DIR (build-fuzz) gets:
+#   seeds/HARNESS/    made afresh by fuzz_seedprep from ../shared/corpus/agent
+#                     and the fuzz keys (fuzz/README.md says what goes where)
+#   corpus/HARNESS/   libFuzzer's working corpus: what it found worth keeping;
+#                     kept between runs, so each run starts where the last ended
+#   artifacts/HARNESS/  crashing, leaking or slow inputs, if any
+#   logs/HARNESS.log  libFuzzer's output of the last run
+#   fuzz-stats.tsv    one line per harness per run: the numbers docs/security.md cites
+#
+# Every harness also reads tests/fuzz/regressions/HARNESS/ (inputs that once
+# crashed), so a regression is found again within the first second.
+#
+# Exit status: 0 if no harness found anything, 1 otherwise (the artifacts
+# are listed, with the command that keeps one as a regression case).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+src=$PWD
+build=${1:-build-fuzz}
+seconds=${2:-60}
+shift 2 || shift $#
+all=(dispatch key privkey sig sessionbind destination userauth)
+if [ $# -gt 0 ]; then harnesses=("$@"); else harnesses=("${all[@]}"); fi
+corpus=$src/../shared/corpus/agent
+
+# clang with libFuzzer: Debian's clang and libclang-rt-dev. Installed here
+# like scripts/setup.sh installs the rest, only if missing and only as root.
+have_libfuzzer() {
+    command -v clang >/dev/null 2>&1 &&
+        [ -e "$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a)" ]
+}
+if ! have_libfuzzer; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "fuzz: installing clang and libclang-rt-dev" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            clang libclang-rt-dev >&2
+    fi
+    have_libfuzzer || {
+        echo "fuzz: needs clang with libFuzzer: apt-get install clang libclang-rt-dev" >&2
+        exit 1
+    }
+fi
+
+cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DKEYWARD_FUZZ=ON -DKEYWARD_WERROR=ON >/dev/null
+cmake --build "$build" --target fuzzers -j"${JOBS:-2}"
+
+if [ ! -d "$corpus" ]; then
+    echo "fuzz: warning: no corpus at $corpus: seeding from the fuzz keys and regressions only" >&2
+fi
+rm -rf "$build/seeds"
+"$build/fuzz/fuzz_seedprep" "$corpus" "$build/seeds"
+
+stats=$build/fuzz-stats.tsv
+[ -s "$stats" ] || printf 'date\tharness\tseconds\texecutions\texec_per_sec\tnew_units\tcorpus_units\tpeak_rss_mb\tresult\n' >"$stats"
+mkdir -p "$build/logs"
+found=()
+total=0
+printf '\n%-12s %8s %12s %10s %10s  %s\n' harness seconds executions exec/s "new units" result
+for h in "${harnesses[@]}"; do
+    work=$build/corpus/$h
+    art=$build/artifacts/$h
+    log=$build/logs/$h.log
+    mkdir -p "$work" "$art"
+    extra=()
+    dirs=("$work" "$build/seeds/$h")
+    [ -d "$src/tests/fuzz/regressions/$h" ] && dirs+=("$src/tests/fuzz/regressions/$h")
+    # The dispatcher gets whole wire streams: room for a frame over 256 KiB.
+    [ "$h" = dispatch ] && extra+=(-max_len=300000)
+    rc=0
+    # KEYWARD_FUZZ_LOG=debug: every log line is formatted (its code fuzzed
+    # too); -close_fd_mask=2 sends them to /dev/null, while libFuzzer and
+    # the sanitizers still report on the original stderr (the log file).
+    KEYWARD_FUZZ_LOG=debug "$build/fuzz/fuzz_$h" -max_total_time="$seconds" -timeout=60 \
+        -rss_limit_mb=2048 -close_fd_mask=2 -print_final_stats=1 -artifact_prefix="$art/" \
+        "${extra[@]}" "${dirs[@]}" >"$log" 2>&1 || rc=$?
+    stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -n 1; }
+    execs=$(stat number_of_executed_units)
+    result=ok
+    if [ "$rc" != 0 ] || [ -n "$(ls -A "$art")" ]; then
+        result="FOUND SOMETHING (exit $rc)"
+        found+=("$h")
+    fi
+    printf '%-12s %8s %12s %10s %10s  %s\n' "$h" "$seconds" "${execs:-?}" \
+        "$(stat average_exec_per_sec)" "$(stat new_units_added)" "$result"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$h" \
+        "$seconds" "${execs:-0}" "$(stat average_exec_per_sec)" "$(stat new_units_added)" \
+        "$(ls "$work" | wc -l)" "$(stat peak_rss_mb)" "$result" >>"$stats"
+    total=$((total + ${execs:-0}))
+done
+printf '%-12s %8s %12s\n' total "" "$total"
+echo "statistics of every run so far: $stats"
+
+if [ ${#found[@]} -gt 0 ]; then
+    echo
+    for h in "${found[@]}"; do
+        echo "fuzz_$h found something; see $build/logs/$h.log. Inputs:"
+        ls -l "$build/artifacts/$h/" | sed 's/^/    /'
+        echo "  reproduce:  $build/fuzz/fuzz_$h $build/artifacts/$h/<file>"
+        echo "  keep it:    cp $build/artifacts/$h/<file> tests/fuzz/regressions/$h/"
+    done
+    exit 1
+fi

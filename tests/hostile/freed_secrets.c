@@ -1,0 +1,334 @@
+/*
+ * keyward hardening test: no heap block that holds private key bytes is
+ * ever freed without being cleared.
+ *
+ *     freed_secrets [--strict]
+ *
+ * tests/hostile/key_memory.sh looks at a live agent's memory, which shows
+ * what is left but depends on the allocator: a freed copy that happens to
+ * have been reused already is not seen. This test is the deterministic
+ * half: it watches every free() while the dispatcher adds, uses, lets
+ * expire and removes a key of each type (Ed25519, ECDSA P-256/384/521,
+ * RSA-2048), and fails if a block being freed still contains any 20-byte
+ * window of a private scalar, big-endian (as received, as in DER) or
+ * little-endian (a BIGNUM's limbs). It sees libcrypto's frees too: free()
+ * is interposed (the executable's definition wins over libc's for every
+ * library), or, under AddressSanitizer, watched with its free hook.
+ *
+ * KNOWN BUG (docs/security.md, "Findings"): RSA keys are imported with
+ * d2i_PrivateKey(), and OpenSSL 3.0's decoder frees its copies of the DER
+ * (all private components) without clearing them. Without --strict those
+ * frees, and only those (during an RSA add, inside d2i_PrivateKey()), are
+ * reported as known instead of failing (a free is attributed to it by
+ * finding d2i_PrivateKey in its backtrace); the disabled test
+ * hostile_known_bug_freed_secrets runs --strict.
+ */
+#define _GNU_SOURCE
+
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "agent.h"
+#include "key.h"
+#include "log.h"
+#include "proto.h"
+#include "wire.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WATCH_WITH_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WATCH_WITH_ASAN 1
+#endif
+#endif
+
+#define WINDOW      20
+#define MAX_WINDOWS 64
+
+static uint8_t windows[MAX_WINDOWS][WINDOW];
+static size_t nwindows;
+static volatile int armed;
+static unsigned long hits, known_hits;
+
+static bool holds_secret(const void *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < nwindows; i++)
+        if (n >= WINDOW && memmem(p, n, windows[i], WINDOW) != NULL)
+            return true;
+    return false;
+}
+
+/* True if the free comes from inside d2i_PrivateKey() (the known bug). */
+static bool inside_d2i_private_key(void)
+{
+    void *frames[64];
+    int n = backtrace(frames, 64), i;
+    Dl_info info;
+
+    for (i = 0; i < n; i++) {
+        if (dladdr(frames[i], &info) != 0 && info.dli_sname != NULL &&
+            strncmp(info.dli_sname, "d2i_PrivateKey", 14) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void on_free(const void *p, size_t n)
+{
+    if (!armed || p == NULL)
+        return;
+    armed = 0; /* the check itself must not recurse */
+    if (holds_secret(p, n)) {
+        if (inside_d2i_private_key())
+            known_hits++;
+        else
+            hits++;
+    }
+    armed = 1;
+}
+
+#ifdef WATCH_WITH_ASAN
+size_t __sanitizer_get_allocated_size(const volatile void *p);
+int __sanitizer_install_malloc_and_free_hooks(void (*m)(const volatile void *, size_t),
+                                              void (*f)(const volatile void *));
+
+static void asan_malloc_hook(const volatile void *p, size_t n)
+{
+    (void)p;
+    (void)n;
+}
+
+static void asan_free_hook(const volatile void *p)
+{
+    if (armed && p != NULL)
+        on_free((const void *)p, __sanitizer_get_allocated_size(p));
+}
+
+static void watch_frees(void)
+{
+    __sanitizer_install_malloc_and_free_hooks(asan_malloc_hook, asan_free_hook);
+}
+#else
+extern void __libc_free(void *p);
+
+/* Every free() in the process, libcrypto's included, comes here first. */
+void free(void *p)
+{
+    if (armed && p != NULL)
+        on_free(p, malloc_usable_size(p));
+    __libc_free(p);
+}
+
+static void watch_frees(void)
+{
+}
+#endif
+
+/* Three windows of v, as given and reversed. */
+static void add_secret(const uint8_t *v, size_t len)
+{
+    size_t offs[3], i, k;
+    uint8_t rev[WINDOW];
+
+    if (len < WINDOW || nwindows + 6 > MAX_WINDOWS)
+        return;
+    offs[0] = 0;
+    offs[1] = (len - WINDOW) / 2;
+    offs[2] = len - WINDOW;
+    for (i = 0; i < 3; i++) {
+        memcpy(windows[nwindows++], v + offs[i], WINDOW);
+        for (k = 0; k < WINDOW; k++)
+            rev[k] = v[len - 1 - offs[i] - k];
+        memcpy(windows[nwindows++], rev, WINDOW);
+    }
+}
+
+static void add_bn_secret(const EVP_PKEY *pkey, const char *name)
+{
+    BIGNUM *bn = NULL;
+    uint8_t buf[1024];
+    int n;
+
+    if (EVP_PKEY_get_bn_param(pkey, name, &bn) != 1)
+        return;
+    n = BN_bn2bin(bn, buf);
+    add_secret(buf, (size_t)n);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    BN_clear_free(bn);
+}
+
+static uint8_t send_req(struct agent *ag, struct agent_conn *c, uint64_t now,
+                        const struct wire_writer *req)
+{
+    struct agent_reply reply;
+    uint8_t t;
+
+    agent_reply_init(&reply);
+    agent_handle(ag, c, now, req->buf, req->len, &reply);
+    t = reply.msg.len > 0 ? reply.msg.buf[0] : 0;
+    agent_reply_free(&reply);
+    return t;
+}
+
+struct stage_result {
+    unsigned long add, add_known, sign, expire, remove;
+};
+
+/* Add, sign, remove; add with a lifetime, expire. Counts uncleared frees per step. */
+static int exercise(struct key *k, struct stage_result *res)
+{
+    static const uint8_t data[] = "freed_secrets";
+    struct agent ag;
+    struct agent_conn c;
+    struct wire_writer add, add_life, sign, rm;
+    int bad = 0;
+
+    wire_writer_init(&add);
+    wire_writer_init(&add_life);
+    wire_writer_init(&sign);
+    wire_writer_init(&rm);
+    wire_put_u8(&add, SSH_AGENTC_ADD_IDENTITY);
+    key_private_serialize(k, &add);
+    wire_put_cstring(&add, "freed_secrets");
+    wire_put_u8(&add_life, SSH_AGENTC_ADD_ID_CONSTRAINED);
+    key_private_serialize(k, &add_life);
+    wire_put_cstring(&add_life, "freed_secrets");
+    wire_put_u8(&add_life, SSH_AGENT_CONSTRAIN_LIFETIME);
+    wire_put_u32(&add_life, 1);
+    wire_put_u8(&sign, SSH_AGENTC_SIGN_REQUEST);
+    wire_put_string(&sign, k->blob, k->blob_len);
+    wire_put_string(&sign, data, sizeof(data));
+    wire_put_u32(&sign, KEY_SIGN_RSA_SHA2_256);
+    wire_put_u8(&rm, SSH_AGENTC_REMOVE_IDENTITY);
+    wire_put_string(&rm, k->blob, k->blob_len);
+
+    agent_init(&ag, 0);
+    agent_conn_init(&c, 1);
+    memset(res, 0, sizeof(*res));
+
+    hits = known_hits = 0;
+    armed = 1;
+    bad |= send_req(&ag, &c, 1000, &add) != SSH_AGENT_SUCCESS;
+    armed = 0;
+    res->add = hits;
+    res->add_known = known_hits;
+    hits = known_hits = 0;
+    armed = 1;
+    bad |= send_req(&ag, &c, 1000, &sign) != SSH_AGENT_SIGN_RESPONSE;
+    bad |= send_req(&ag, &c, 1000, &rm) != SSH_AGENT_SUCCESS;
+    armed = 0;
+    res->sign = hits + known_hits;
+    hits = known_hits = 0;
+    /* Re-added with a one-second lifetime, then past it. */
+    bad |= send_req(&ag, &c, 2000, &add_life) != SSH_AGENT_SUCCESS;
+    armed = 1;
+    (void)agent_expire(&ag, 5000);
+    armed = 0;
+    res->expire = hits + known_hits;
+    hits = known_hits = 0;
+    bad |= send_req(&ag, &c, 6000, &add) != SSH_AGENT_SUCCESS;
+    armed = 1;
+    agent_cleanup(&ag); /* what shutdown and remove-all do */
+    armed = 0;
+    res->remove = hits + known_hits;
+
+    agent_conn_cleanup(&c);
+    wire_writer_free(&add);
+    wire_writer_free(&add_life);
+    wire_writer_free(&sign);
+    wire_writer_free(&rm);
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        enum key_kind kind;
+        unsigned bits;
+        const char *name;
+    } kinds[] = {
+        {KEY_ED25519, 0, "ed25519"},       {KEY_ECDSA_P256, 0, "ecdsa-p256"},
+        {KEY_ECDSA_P384, 0, "ecdsa-p384"}, {KEY_ECDSA_P521, 0, "ecdsa-p521"},
+        {KEY_RSA, 2048, "rsa-2048"},
+    };
+    bool strict = argc > 1 && strcmp(argv[1], "--strict") == 0;
+    size_t i;
+    int failed = 0, n = 0;
+
+    log_init("freed_secrets", LOG_LEVEL_ERROR, LOG_SINK_STDERR);
+    /* As keyward-agent does: private keys in OpenSSL's secure heap. */
+    if (CRYPTO_secure_malloc_init(8u * 1024 * 1024, 64) == 0)
+        fprintf(stderr, "# secure heap unavailable\n");
+    watch_frees();
+    printf("# watching free() %s\n",
+#ifdef WATCH_WITH_ASAN
+           "with AddressSanitizer's free hook"
+#else
+           "by interposing it"
+#endif
+    );
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        struct key *k = NULL;
+        struct stage_result r;
+        uint8_t seed[32];
+        size_t slen = sizeof(seed);
+
+        if (key_generate(kinds[i].kind, kinds[i].bits, &k) != 0) {
+            printf("not ok %d - %s: cannot generate a key\n", ++n, kinds[i].name);
+            failed = 1;
+            continue;
+        }
+        nwindows = 0;
+        if (kinds[i].kind == KEY_ED25519) {
+            if (EVP_PKEY_get_raw_private_key(k->pkey, seed, &slen) == 1)
+                add_secret(seed, slen);
+            OPENSSL_cleanse(seed, sizeof(seed));
+        } else if (kinds[i].kind == KEY_RSA) {
+            add_bn_secret(k->pkey, OSSL_PKEY_PARAM_RSA_D);
+            add_bn_secret(k->pkey, OSSL_PKEY_PARAM_RSA_FACTOR1);
+            add_bn_secret(k->pkey, OSSL_PKEY_PARAM_RSA_FACTOR2);
+        } else {
+            add_bn_secret(k->pkey, OSSL_PKEY_PARAM_PRIV_KEY);
+        }
+        if (exercise(k, &r) != 0) {
+            printf("not ok %d - %s: the agent refused a request\n", ++n, kinds[i].name);
+            failed = 1;
+        }
+        printf("%s %d - %s: sign and remove free nothing uncleared (%lu)\n",
+               r.sign ? "not ok" : "ok", ++n, kinds[i].name, r.sign);
+        printf("%s %d - %s: expiry frees nothing uncleared (%lu)\n", r.expire ? "not ok" : "ok",
+               ++n, kinds[i].name, r.expire);
+        printf("%s %d - %s: clearing the agent frees nothing uncleared (%lu)\n",
+               r.remove ? "not ok" : "ok", ++n, kinds[i].name, r.remove);
+        failed |= r.sign || r.expire || r.remove;
+        printf("%s %d - %s: add frees nothing uncleared (%lu)\n", r.add ? "not ok" : "ok", ++n,
+               kinds[i].name, r.add);
+        failed |= r.add != 0;
+        if (r.add_known != 0 && !strict) {
+            printf("ok %d - %s: add frees %lu uncleared copies inside d2i_PrivateKey() "
+                   "# KNOWN BUG, see docs/security.md\n",
+                   ++n, kinds[i].name, r.add_known);
+        } else {
+            printf("%s %d - %s: nothing freed uncleared inside d2i_PrivateKey() (%lu)\n",
+                   r.add_known ? "not ok" : "ok", ++n, kinds[i].name, r.add_known);
+            failed |= r.add_known != 0;
+        }
+        key_free(k);
+    }
+    printf("1..%d\n", n);
+    CRYPTO_secure_malloc_done();
+    return failed;
+}
