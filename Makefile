@@ -86,3 +86,22 @@ FUZZ_HARNESSES ?=
 
 fuzz:
 	fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
+# --- bench ---
+#   make bench [BENCH_ARGS="--window 2 --reps 3 --conns 10000"]
+#       builds keyward-agent and bench/agent_bench in $(BENCH_BUILD) (Release,
+#       -O2), runs it against keyward-agent and /usr/bin/ssh-agent, prints one
+#       table and writes the numbers as JSON to $(BENCH_OUT)/bench-TIME.json
+#       and $(BENCH_OUT)/latest.json (docs/performance.md). Takes ~4 minutes.
+BENCH_BUILD ?= build-bench
+BENCH_OUT ?= $(BUILD)/bench
+BENCH_ARGS ?=
+.PHONY: bench
+
+bench: setup
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
+		-DKEYWARD_WERROR=ON >/dev/null
+	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target keyward-agent agent_bench
+	@mkdir -p $(BENCH_OUT)
+	$(BENCH_BUILD)/agent_bench --keyward $(BENCH_BUILD)/keyward-agent --openssh /usr/bin/ssh-agent \
+		--out $(BENCH_OUT) $(BENCH_ARGS)
