@@ -39,8 +39,9 @@ have_libfuzzer() {
 if ! have_libfuzzer; then
     if [ "$(id -u)" = 0 ]; then
         echo "fuzz: installing clang and libclang-rt-dev" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            clang libclang-rt-dev >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2
+        apt-get install -y -qq --no-install-recommends clang libclang-rt-dev >&2
     fi
     have_libfuzzer || {
         echo "fuzz: needs clang with libFuzzer: apt-get install clang libclang-rt-dev" >&2
