@@ -31,15 +31,36 @@ static void put(struct out *o, const char *fmt, ...)
     o->len += (size_t)n;
 }
 
+/*
+ * How many bytes of s to write: at most AUDIT_FIELD_MAX, and when cut, not
+ * in the middle of a UTF-8 sequence (a cut sequence would make the line
+ * invalid for JSON readers).
+ */
+static size_t field_length(const unsigned char *s)
+{
+    size_t n = 0, keep;
+
+    while (n < AUDIT_FIELD_MAX && s[n] != '\0')
+        n++;
+    if (s[n] == '\0')
+        return n;
+    /* Back up over continuation bytes to the start of the cut sequence. */
+    keep = n;
+    while (keep > 0 && (s[keep] & 0xc0) == 0x80)
+        keep--;
+    return keep > 0 && n - keep < 4 ? keep : n;
+}
+
 /* A JSON string: quotes, backslashes and control characters escaped. */
 static void put_string(struct out *o, const char *name, const char *s)
 {
-    const unsigned char *p;
+    const unsigned char *p, *end;
 
     if (s == NULL)
         return;
     put(o, ",\"%s\":\"", name);
-    for (p = (const unsigned char *)s; *p != '\0' && !o->overflow; p++) {
+    end = (const unsigned char *)s + field_length((const unsigned char *)s);
+    for (p = (const unsigned char *)s; p < end && !o->overflow; p++) {
         if (*p == '"' || *p == '\\')
             put(o, "\\%c", *p);
         else if (*p < 0x20 || *p == 0x7f)

@@ -46,9 +46,21 @@ struct audit_event {
 typedef void (*audit_fn)(void *ctx, const struct audit_event *ev);
 
 /*
+ * Every string field is cut to AUDIT_FIELD_MAX bytes before escaping, so
+ * that a client cannot make an event too long to log (its executable name
+ * and the user name it asks to sign for are its own choice, and a control
+ * character takes six bytes in JSON). A buffer of AUDIT_LINE_MAX bytes
+ * holds the longest event these bounds allow, with room for a line ending;
+ * tests/hostile/audit_line_fits.c builds that event and checks it.
+ */
+#define AUDIT_FIELD_MAX 255
+#define AUDIT_LINE_MAX 8192
+
+/*
  * Formats ev as one line of JSON (without the newline). Returns the
- * length, or 0 if buf is too small. Strings are escaped; absent fields are
- * left out.
+ * length, or 0 if buf is too small. Strings are cut to AUDIT_FIELD_MAX
+ * bytes (never inside a UTF-8 sequence) and escaped; absent fields are left
+ * out.
  */
 size_t audit_format_json(const struct audit_event *ev, time_t now, char *buf, size_t size);
 

@@ -275,13 +275,16 @@ static void open_audit_log(const char *path)
 /* One line per event, in one WriteFile so appended lines never interleave. */
 static void audit_write(void *ctx, const struct audit_event *ev)
 {
-    char line[4096];
+    char line[AUDIT_LINE_MAX];
     size_t n = audit_format_json(ev, time(NULL), line, sizeof(line) - 2);
     DWORD written = 0;
 
     (void)ctx;
-    if (n == 0)
+    if (n == 0) {
+        /* Cannot happen within audit.h's bounds; say so rather than lose it quietly. */
+        log_error("audit event %s too long for its line, not written", ev->event);
         return;
+    }
     line[n++] = '\r';
     line[n++] = '\n';
     if (!WriteFile(audit_handle, line, (DWORD)n, &written, NULL) || written != n)

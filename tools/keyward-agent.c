@@ -325,12 +325,15 @@ static void open_audit_log(const char *path)
 /* One line per event, written with one write(2) so lines never interleave. */
 static void audit_write(void *ctx, const struct audit_event *ev)
 {
-    char line[4096];
+    char line[AUDIT_LINE_MAX];
     size_t n = audit_format_json(ev, time(NULL), line, sizeof(line) - 1);
     int fd = *(int *)ctx;
 
-    if (n == 0)
+    if (n == 0) {
+        /* Cannot happen within audit.h's bounds; say so rather than lose it quietly. */
+        log_error("audit event %s too long for its line, not written", ev->event);
         return;
+    }
     line[n++] = '\n';
     if (write(fd, line, n) != (ssize_t)n)
         log_error("audit log write failed: %s", strerror(errno));
