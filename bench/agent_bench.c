@@ -1314,6 +1314,18 @@ static void evaluate_targets(void)
                ">= 8192 kB", 0, " kB", v);
 }
 
+/* Median over the keys of raw 2-thread / 1-thread: how many cores the run really had. */
+static double raw_scaling(void)
+{
+    double sc[NKEYS];
+    int k, n = 0;
+
+    for (k = 0; k < NKEYS; k++)
+        if (!isnan(R.raw.ops2[k]) && R.raw.ops1[k] > 0)
+            sc[n++] = R.raw.ops2[k] / R.raw.ops1[k];
+    return median(sc, n);
+}
+
 /* One row of the table: a metric, keyward, OpenSSH, and optionally a limit and a raw rate. */
 static void row(const char *metric, int decimals, double kw, double os, double lim, double raw)
 {
@@ -1374,6 +1386,9 @@ static void print_table(void)
            "    1 thread for the 1-connection rows, 2 threads for the 4-connection rows.\n"
            "  limit: 1 / (raw 1-thread sign time + bare Unix-socket round trip %.1f us).\n",
            opt.reps, opt.window, R.bare_rt_us);
+    printf("  cores the run had: raw 2-thread / 1-thread = %s (2.0 on an idle 2-core machine;\n"
+           "    less means other processes held a CPU, and 4-connection rates are capped too)\n",
+           fmt(a, sizeof(a), 2, raw_scaling()));
     printf("  without the secure heap, raw 1 / 2 threads:");
     for (k = 0; k < NKEYS; k++)
         printf("%s %s %s / %s", k ? ";" : "", keys[k].name,
@@ -1433,6 +1448,8 @@ static void write_json(const char *path, const char *cpu, const char *stamp)
             (unsigned long)fd_limit, opt.keyward, opt.openssh);
     fprintf(f, "  \"reference\": {\"bare_roundtrip_us\": ");
     json_num(f, R.bare_rt_us);
+    fprintf(f, ", \"raw_2_threads_over_1\": ");
+    json_num(f, raw_scaling());
     fprintf(f, ", \"secure_heap_init\": %d, \"raw\": {", R.raw.secure_heap);
     for (k = 0; k < NKEYS; k++) {
         fprintf(f, "%s\n    \"%s\": {\"threads_1\": ", k ? "," : "", keys[k].name);
