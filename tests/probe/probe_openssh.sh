@@ -26,29 +26,7 @@ pt_start_agent openssh
 pt_add_user_key
 
 pt_run_probe --json
-pt_expect_rc 1 "full run"
-pt_expect_table \
-    rebind-keeps-connection=pass \
-    bind-bad-signature=pass \
-    bind-limit=pass \
-    unknown-message=pass \
-    unknown-extension=pass \
-    empty-message=fail \
-    query=unsupported \
-    extension-reply-framing=pass \
-    lock-unlock=pass \
-    malformed-requests=pass \
-    malformed-add=pass \
-    oversized-frame=pass \
-    rsa-sha2-signatures=pass \
-    concurrent-connections=pass
-pt_expect_verdict rebind-keeps-connection pass "second bind refused with 5 (SSH_AGENT_FAILURE)"
-pt_expect_verdict bind-bad-signature pass "refused with 5 (SSH_AGENT_FAILURE)"
-pt_expect_verdict bind-limit pass "the 17th refused with 5 (SSH_AGENT_FAILURE)"
-pt_expect_verdict query unsupported "answered 5 (SSH_AGENT_FAILURE)"
-pt_expect_verdict empty-message fail '"sent": "empty message (frame length 0): 00000000"' \
-    "no reply within"
-pt_expect_verdict lock-unlock pass "hidden while locked"
+pt_expect_openssh_full_run
 pt_expect_user_key_only
 
 pt_run_probe --json --no-modify
