@@ -27,6 +27,8 @@
 #
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/../e2e/lib.sh"
+# shellcheck source=tests/repro/lib.sh
+. "$(dirname "$0")/../repro/lib.sh"
 # shellcheck source=tests/relay/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -39,58 +41,23 @@ MUX=$2
 shift 2
 [ -x "$RELAY" ] || { echo "not ok 1 - relay '$RELAY' is not executable"; exit 1; }
 [ -x "$MUX" ] || { echo "not ok 1 - shared_mux '$MUX' is not executable"; exit 1; }
-first=${1#*:}
-e2e_init "${first#*:}"
+e2e_init "$(seed_agent_path "$1")"
 T=$E2E_TMP
 
 stop_relay_on_exit() {
     local rc=$?
     [ -n "$RL_PID" ] && rl_stop
-    [ -n "${mux_pid:-}" ] && kill "$mux_pid" 2>/dev/null
+    [ -n "$SEED_MUX_PID" ] && kill "$SEED_MUX_PID" 2>/dev/null
     (exit "$rc")
     _e2e_cleanup
 }
 trap stop_relay_on_exit EXIT
 
-# The seed's node: sshd trusting a user CA; the user logs in by certificate.
-e2e_make_ca ca
-e2e_keygen user ed25519 "" "seed-user"
-e2e_certify user seed-user ca 7
-mkdir -p "$T/vault"
-cp "$T/user" "$T/user.pub" "$T/user-cert.pub" "$T/vault/"
-e2e_drop_private user
-e2e_start_sshd "TrustedUserCAKeys $T/ca.pub"
+seed_make_node
 
-# Runs on the node: three inner logins through the forwarded agent.
-cat >"$T/node.sh" <<EOF
-#!/bin/bash
-for i in 1 2 3; do
-    if ssh -F $E2E_SSH_CONFIG -A -o IdentityFile=$T/user.pub \\
-        -o CertificateFile=$T/user-cert.pub e2e-sshd echo inner-ok </dev/null >$T/inner.\$\$.out 2>&1 &&
-        grep -qx inner-ok $T/inner.\$\$.out; then
-        echo "inner-\$i=ok"
-    else
-        echo "inner-\$i=failed"
-        sed "s/^/inner-\$i-log: /" $T/inner.\$\$.out
-    fi
-    rm -f $T/inner.\$\$.out
-done
-EOF
-chmod +x "$T/node.sh"
-
-# login SOCKET: the outer login through SOCKET; sets OUTER and INNER.
+# login SOCKET: seed_login, showing the outer ssh's output if it failed.
 login() {
-    local i v
-    e2e_run ssh -F "$E2E_SSH_CONFIG" -A -o IdentityAgent="$1" \
-        -o IdentityFile="$T/user.pub" -o CertificateFile="$T/user-cert.pub" \
-        e2e-sshd "$T/node.sh"
-    OUTER=failed
-    [ "$E2E_RC" = 0 ] && OUTER=ok
-    INNER=()
-    for i in 1 2 3; do
-        v=$(printf '%s\n' "$E2E_OUT" | sed -n "s/^inner-$i=//p")
-        INNER+=("${v:-failed}")
-    done
+    seed_login "$1"
     if [ "$E2E_RC" != 0 ]; then
         printf '%s\n' "$E2E_OUT" "$E2E_ERR" | sed 's/^/#   login: /' | tail -n 20
     fi
@@ -101,8 +68,7 @@ for spec in "$@"; do
     name=${spec%%:*}
     rest=${spec#*:}
     expect=${rest%%:*}
-    E2E_AGENT=${rest#*:}
-    case $E2E_AGENT in /*) ;; *) E2E_AGENT=$(cd "$(dirname "$E2E_AGENT")" && pwd)/$(basename "$E2E_AGENT") ;; esac
+    E2E_AGENT=$(seed_agent_path "$spec")
     e2e_log "=== $name ($E2E_AGENT) behind the relay, shared connection expected to $expect"
 
     e2e_start_agent
@@ -117,22 +83,16 @@ for spec in "$@"; do
 
     # 1. ssh -A straight through the relay.
     login "$relay_sock"
-    d_outer=$OUTER d_inner=("${INNER[@]}")
+    d_outer=$SEED_OUTER d_inner=("${SEED_INNER[@]}")
     expect_eq "$name: direct through the relay: outer login" ok "$d_outer"
     expect_eq "$name: direct through the relay: inner logins 1, 2 and 3" "ok ok ok" "${d_inner[*]}"
 
     # 2. The seed's shared connection: shared_mux in front of the relay.
-    rm -f "$T/mux.sock" "$T/mux.status"
-    "$MUX" -l "$T/mux.sock" -u "$relay_sock" -s "$T/mux.status" 2>>"$T/mux.log" &
-    mux_pid=$!
-    for _ in $(seq 1 50); do [ -S "$T/mux.sock" ] && break; sleep 0.1; done
+    seed_start_mux "$MUX" "$relay_sock"
     login "$T/mux.sock"
-    s_outer=$OUTER s_inner=("${INNER[@]}")
-    shared=$(cat "$T/mux.status" 2>/dev/null)
-    [ "$shared" = alive ] && shared=survived || shared=closed
-    kill "$mux_pid" 2>/dev/null
-    wait "$mux_pid" 2>/dev/null
-    mux_pid=
+    s_outer=$SEED_OUTER s_inner=("${SEED_INNER[@]}")
+    seed_stop_mux
+    shared=$SEED_SHARED
     if [ "$expect" = survives ]; then
         expect_eq "$name: shared, through the relay: outer login" ok "$s_outer"
         expect_eq "$name: shared, through the relay: inner logins 1, 2 and 3" "ok ok ok" \

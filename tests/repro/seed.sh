@@ -24,6 +24,8 @@
 #
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/../e2e/lib.sh"
+# shellcheck source=tests/repro/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 if [ $# -lt 2 ]; then
     echo "usage: $0 SHARED_MUX NAME:EXPECT:AGENT_BINARY..." >&2
@@ -32,46 +34,25 @@ fi
 MUX=$1
 shift
 [ -x "$MUX" ] || { echo "not ok 1 - shared_mux '$MUX' is not executable"; exit 1; }
-first=${1#*:}
-e2e_init "${first#*:}"
+e2e_init "$(seed_agent_path "$1")"
 T=$E2E_TMP
 
-# The seed's node: sshd trusting a user CA; the user logs in by certificate.
-e2e_make_ca ca
-e2e_keygen user ed25519 "" "seed-user"
-e2e_certify user seed-user ca 7
-# Only the agent may sign: the private key moves to a vault that ssh never
-# looks at, and ssh-add loads it (and the certificate beside it) from there.
-mkdir -p "$T/vault"
-cp "$T/user" "$T/user.pub" "$T/user-cert.pub" "$T/vault/"
-e2e_drop_private user
-e2e_start_sshd "TrustedUserCAKeys $T/ca.pub"
+stop_mux_on_exit() {
+    local rc=$?
+    [ -n "$SEED_MUX_PID" ] && kill "$SEED_MUX_PID" 2>/dev/null
+    (exit "$rc")
+    _e2e_cleanup
+}
+trap stop_mux_on_exit EXIT
 
-cat >"$T/node.sh" <<EOF
-#!/bin/bash
-# Runs on the node, inside the outer session: three inner logins through
-# the forwarded agent, each reporting its result.
-for i in 1 2 3; do
-    if ssh -F $E2E_SSH_CONFIG -A -o IdentityFile=$T/user.pub \\
-        -o CertificateFile=$T/user-cert.pub e2e-sshd echo inner-ok </dev/null >$T/inner.\$\$.out 2>&1 &&
-        grep -qx inner-ok $T/inner.\$\$.out; then
-        echo "inner-\$i=ok"
-    else
-        echo "inner-\$i=failed"
-        sed "s/^/inner-\$i-log: /" $T/inner.\$\$.out
-    fi
-    rm -f $T/inner.\$\$.out
-done
-EOF
-chmod +x "$T/node.sh"
+seed_make_node
 
 rows=()
 for spec in "$@"; do
     name=${spec%%:*}
     rest=${spec#*:}
     expect=${rest%%:*}
-    E2E_AGENT=${rest#*:}
-    case $E2E_AGENT in /*) ;; *) E2E_AGENT=$(cd "$(dirname "$E2E_AGENT")" && pwd)/$(basename "$E2E_AGENT") ;; esac
+    E2E_AGENT=$(seed_agent_path "$spec")
     e2e_log "=== $name ($E2E_AGENT), expected to $expect"
 
     e2e_start_agent
@@ -80,23 +61,12 @@ for spec in "$@"; do
     e2e_run ssh-add -l
     expect_contains "$name: the agent holds the certificate" "(ED25519-CERT)" "$E2E_OUT"
 
-    rm -f "$T/mux.sock" "$T/mux.status"
-    "$MUX" -l "$T/mux.sock" -u "$E2E_AGENT_SOCK" -s "$T/mux.status" 2>>"$T/mux.log" &
-    mux_pid=$!
-    for _ in $(seq 1 50); do [ -S "$T/mux.sock" ] && break; sleep 0.1; done
-
-    e2e_run ssh -F "$E2E_SSH_CONFIG" -A -o IdentityAgent="$T/mux.sock" \
-        -o IdentityFile="$T/user.pub" -o CertificateFile="$T/user-cert.pub" \
-        e2e-sshd "$T/node.sh"
-    outer=failed
-    [ "$E2E_RC" = 0 ] && outer=ok
-    inner=()
-    for i in 1 2 3; do
-        v=$(printf '%s\n' "$E2E_OUT" | sed -n "s/^inner-$i=//p")
-        inner+=("${v:-failed}")
-    done
-    shared=$(cat "$T/mux.status" 2>/dev/null)
-    [ "$shared" = alive ] && shared=survived || shared=closed
+    seed_start_mux "$MUX" "$E2E_AGENT_SOCK"
+    seed_login "$T/mux.sock"
+    outer=$SEED_OUTER inner=("${SEED_INNER[@]}") outer_rc=$E2E_RC
+    outer_log=$(printf '%s\n' "$E2E_OUT" "$E2E_ERR")
+    seed_stop_mux
+    shared=$SEED_SHARED
     # The agent process itself must still be there and answer a new connection.
     e2e_run ssh-add -l
     direct=answers
@@ -114,12 +84,9 @@ for spec in "$@"; do
         check "$name: a later forwarded login failed (${inner[*]})" \
             test "${inner[0]} ${inner[1]} ${inner[2]}" != "ok ok ok"
     fi
-    if [ "$E2E_RC" != 0 ] || [ "$outer" != ok ]; then
-        printf '%s\n' "$E2E_OUT" "$E2E_ERR" | sed "s/^/#   $name: /" | tail -n 20
+    if [ "$outer_rc" != 0 ] || [ "$outer" != ok ]; then
+        printf '%s\n' "$outer_log" | sed "s/^/#   $name: /" | tail -n 20
     fi
-
-    kill "$mux_pid" 2>/dev/null
-    wait "$mux_pid" 2>/dev/null
     e2e_stop_agent
 done
 
