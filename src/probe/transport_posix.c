@@ -6,7 +6,7 @@
  * with exact-size reads (header, then body), so bytes of a following frame
  * are never consumed early and the next transport_recv_frame() sees them.
  */
-#include "probe/transport.h"
+#include "probe/transport_read.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -204,12 +204,9 @@ int transport_send(struct transport *t, const uint8_t *data, size_t len, int tim
     return 0;
 }
 
-/*
- * Reads exactly want bytes into raw. Returns 0 with *st set, or a
- * KW_ERR_* code.
- */
-static int read_exact(struct transport *t, size_t want, int64_t deadline, struct wire_writer *raw,
-                      enum transport_status *st)
+/* See transport_read.h. */
+int transport_read_exact(struct transport *t, size_t want, int64_t deadline,
+                         struct wire_writer *raw, enum transport_status *st)
 {
     uint8_t buf[4096];
     size_t chunk;
@@ -248,24 +245,6 @@ static int read_exact(struct transport *t, size_t want, int64_t deadline, struct
         }
     }
     return 0;
-}
-
-int transport_recv_frame(struct transport *t, int timeout_ms, size_t max_len,
-                         struct wire_writer *raw, enum transport_status *st)
-{
-    int64_t deadline = transport_now_ms() + timeout_ms;
-    uint32_t len;
-    int err;
-
-    wire_writer_reset(raw);
-    if ((err = read_exact(t, 4, deadline, raw, st)) != 0 || *st != TRANSPORT_OK)
-        return err;
-    len = wire_peek_u32(raw->buf);
-    if (len > max_len) {
-        *st = TRANSPORT_OVERSIZED;
-        return 0;
-    }
-    return read_exact(t, len, deadline, raw, st);
 }
 
 void transport_close(struct transport *t)

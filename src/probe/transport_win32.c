@@ -14,7 +14,7 @@
  * is being closed) are TRANSPORT_CLOSED; a wait that runs out is
  * TRANSPORT_TIMEOUT; any other failure is KW_ERR_SYSTEM.
  */
-#include "probe/transport.h"
+#include "probe/transport_read.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -300,12 +300,9 @@ int transport_send(struct transport *t, const uint8_t *data, size_t len, int tim
     return 0;
 }
 
-/*
- * Reads exactly want bytes into raw. Returns 0 with *st set, or a
- * KW_ERR_* code.
- */
-static int read_exact(struct transport *t, size_t want, int64_t deadline, struct wire_writer *raw,
-                      enum transport_status *st)
+/* See transport_read.h. */
+int transport_read_exact(struct transport *t, size_t want, int64_t deadline,
+                         struct wire_writer *raw, enum transport_status *st)
 {
     uint8_t buf[READ_CHUNK];
     DWORD chunk, done, e;
@@ -346,24 +343,6 @@ static int read_exact(struct transport *t, size_t want, int64_t deadline, struct
         }
     }
     return 0;
-}
-
-int transport_recv_frame(struct transport *t, int timeout_ms, size_t max_len,
-                         struct wire_writer *raw, enum transport_status *st)
-{
-    int64_t deadline = transport_now_ms() + timeout_ms;
-    uint32_t len;
-    int err;
-
-    wire_writer_reset(raw);
-    if ((err = read_exact(t, 4, deadline, raw, st)) != 0 || *st != TRANSPORT_OK)
-        return err;
-    len = wire_peek_u32(raw->buf);
-    if (len > max_len) {
-        *st = TRANSPORT_OVERSIZED;
-        return 0;
-    }
-    return read_exact(t, len, deadline, raw, st);
 }
 
 void transport_close(struct transport *t)
