@@ -78,7 +78,8 @@ uninstall:
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_HARNESSES="dispatch key ..."]
 #       builds the libFuzzer harnesses with clang in $(FUZZ_BUILD) and runs
 #       each for FUZZ_SECONDS, seeded from ../shared/corpus (fuzz/README.md);
-#       fails if any of them finds a crash, a leak or a timeout
+#       fails if any of them finds a crash, a leak or a timeout, printing
+#       each input found in base64. CI (.ci/run) runs it after make test.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_HARNESSES ?=

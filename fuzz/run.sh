@@ -106,6 +106,21 @@ if [ ${#found[@]} -gt 0 ]; then
         ls -l "$build/artifacts/$h/" | sed 's/^/    /'
         echo "  reproduce:  $build/fuzz/fuzz_$h $build/artifacts/$h/<file>"
         echo "  keep it:    cp $build/artifacts/$h/<file> tests/fuzz/regressions/$h/"
+        # CI keeps this output, not necessarily the build directory: print
+        # each input (up to 64 KiB) so it can be recreated from the log.
+        for f in "$build/artifacts/$h"/*; do
+            [ -f "$f" ] || continue
+            size=$(wc -c <"$f")
+            if [ "$size" -gt 65536 ]; then
+                echo "  $(basename "$f"): $size bytes, too large to print here"
+                continue
+            fi
+            echo "  $(basename "$f") in base64 ($size bytes); to recreate it, pipe the lines"
+            echo "  between the markers to: base64 -d >tests/fuzz/regressions/$h/$(basename "$f")"
+            echo "-----BEGIN $(basename "$f")-----"
+            base64 "$f"
+            echo "-----END $(basename "$f")-----"
+        done
     done
     exit 1
 fi

@@ -15,6 +15,8 @@ packages=(
     # (util-linux), strace and gdb (hostile-client tests), systemd's
     # systemd-socket-activate, mandoc (manual page lint)
     procps util-linux strace gdb systemd mandoc man-db
+    # the unit suite under memcheck (valgrind_unit_* tests)
+    valgrind
 )
 
 missing=()

@@ -21,6 +21,7 @@
  */
 #include "key.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,85 @@ static const struct kind_info kinds[] = {
      "ECDSA-CERT", "nistp521", "secp521r1", "SHA512"},
     {KEY_RSA, "ssh-rsa", "ssh-rsa-cert-v01@openssh.com", "RSA", "RSA-CERT", NULL, NULL, NULL},
 };
+
+/* ---- OpenSSL's allocator: every block cleared before it is freed ---- */
+
+/*
+ * OpenSSL 3.0 frees some copies of private keys without clearing them. The
+ * one that matters here is its DER decoder: d2i_PrivateKey() is how RSA keys
+ * are imported (pkey_rsa_private() says why), and the decoder reads the whole
+ * PKCS#1 structure, every private component included, into buffers it then
+ * frees uncleared (two per key, tests/hostile/freed_secrets.c). It also
+ * leaves private material behind when it generates or encodes keys.
+ *
+ * No public 3.0 interface avoids the decoder and keeps RSA keys in the secure
+ * heap (measured, see pkey_rsa_private()), so the clearing goes under it:
+ * libcrypto's allocator is replaced by one that clears every block it frees
+ * or moves, using the same malloc() and free(), so blocks still pass freely
+ * between libcrypto and plain free(). This must be done before libcrypto's
+ * first allocation, which CRYPTO_set_mem_functions() refuses after, hence a
+ * constructor: it runs before main() in every program linking this file.
+ * The cost is a memset per free, small beside any signature.
+ */
+#if defined(_WIN32)
+#define BLOCK_SIZE(p) _msize(p)
+#else
+#define BLOCK_SIZE(p) malloc_usable_size(p)
+#endif
+
+static bool openssl_frees_cleared;
+
+/* As CRYPTO_malloc() does by default, no block for zero bytes. */
+static void *clearing_malloc(size_t num, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    return num == 0 ? NULL : malloc(num);
+}
+
+static void clearing_free(void *ptr, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (ptr == NULL)
+        return;
+    OPENSSL_cleanse(ptr, BLOCK_SIZE(ptr));
+    free(ptr);
+}
+
+/*
+ * Always moves the block, so the old one is cleared whole: realloc() could
+ * free it, or a shrunk tail, uncleared.
+ */
+static void *clearing_realloc(void *ptr, size_t num, const char *file, int line)
+{
+    size_t old;
+    void *p;
+
+    if (ptr == NULL)
+        return clearing_malloc(num, file, line);
+    if (num == 0) {
+        clearing_free(ptr, file, line);
+        return NULL;
+    }
+    if ((p = malloc(num)) == NULL)
+        return NULL;
+    old = BLOCK_SIZE(ptr);
+    memcpy(p, ptr, old < num ? old : num);
+    clearing_free(ptr, file, line);
+    return p;
+}
+
+__attribute__((constructor)) static void clear_openssl_frees(void)
+{
+    openssl_frees_cleared =
+        CRYPTO_set_mem_functions(clearing_malloc, clearing_realloc, clearing_free) == 1;
+}
+
+bool key_openssl_frees_cleared(void)
+{
+    return openssl_frees_cleared;
+}
 
 static const struct kind_info *info_by_name(struct wire_view name, bool *is_cert)
 {
@@ -371,9 +451,15 @@ static int pkey_rsa_private(struct wire_view nv, struct wire_view ev, struct wir
         BN_mod_inverse(iqmp, q, p, bnctx) == NULL)
         goto out;
     /*
-     * Import through PKCS#1 DER rather than OSSL_PARAMs: OpenSSL 3.0's DER
-     * decoder places d, p, q and the CRT values in the secure heap, while
-     * its OSSL_PARAM import copies them to ordinary memory.
+     * Import through PKCS#1 DER: OpenSSL 3.0's DER decoder allocates d, p, q
+     * and the CRT values in the secure heap and hands that very RSA object
+     * to the provider. The alternatives were measured (secure heap use and
+     * heap scans, OpenSSL 3.0.19): EVP_PKEY_fromdata() copies every part
+     * into ordinary BIGNUMs even from secure ones (OSSL_PARAM_get_BN), and
+     * an RSA built with the deprecated RSA_set0_*() stays a legacy key that
+     * is copied the same way to the provider when first used. The decoder
+     * frees its copies of the DER uncleared; clearing_free() above clears
+     * them (hostile_freed_secrets).
      */
     {
         const BIGNUM *parts[] = {n, e, d, p, q, dmp1, dmq1, iqmp};
@@ -601,23 +687,35 @@ static int private_ed25519(struct wire_view pk, struct wire_view sk, EVP_PKEY **
 {
     uint8_t derived[ED25519_PK_LEN];
     size_t dlen = sizeof(derived);
-    EVP_PKEY *pkey;
+    EVP_PKEY *raw;
+    int r;
 
     if (pk.len != ED25519_PK_LEN || sk.len != ED25519_SK_LEN)
         return KW_ERR_BAD_KEY;
     /* OpenSSH's sk is seed || pk; OpenSSL wants the 32-byte seed. */
     if (memcmp(sk.ptr + 32, pk.ptr, ED25519_PK_LEN) != 0)
         return KW_ERR_BAD_KEY;
-    pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sk.ptr, 32);
-    if (pkey == NULL)
+    raw = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sk.ptr, 32);
+    if (raw == NULL)
         return KW_ERR_BAD_KEY;
-    if (EVP_PKEY_get_raw_public_key(pkey, derived, &dlen) != 1 || dlen != ED25519_PK_LEN ||
+    if (EVP_PKEY_get_raw_public_key(raw, derived, &dlen) != 1 || dlen != ED25519_PK_LEN ||
         memcmp(derived, pk.ptr, ED25519_PK_LEN) != 0) {
-        EVP_PKEY_free(pkey);
-        return KW_ERR_BAD_KEY;
+        r = KW_ERR_BAD_KEY;
+        goto out;
     }
-    *out = pkey;
-    return 0;
+    /*
+     * OpenSSL 3.0 imports the seed into ordinary memory, but a duplicate
+     * allocates it in the secure heap (ossl_ecx_key_dup): keep the duplicate
+     * (test_key's test_secure_heap). The import is cleared when freed.
+     */
+    if ((*out = EVP_PKEY_dup(raw)) == NULL) {
+        r = KW_ERR_ALLOC;
+        goto out;
+    }
+    r = 0;
+out:
+    EVP_PKEY_free(raw);
+    return r;
 }
 
 int key_from_private(struct wire_reader *r, struct key **out)

@@ -6,9 +6,10 @@
  * also hold the private half. Every cryptographic operation goes through
  * libcrypto; this file only translates between SSH encodings and OpenSSL.
  *
- * Private key material lives only inside the EVP_PKEY. It is built from
- * secure-heap BIGNUMs so OpenSSL keeps it in its secure heap when that heap
- * is initialised (see secmem.h), and key_free() releases it with clearing.
+ * Private key material lives only inside the EVP_PKEY, imported so that
+ * OpenSSL keeps it in its secure heap when that heap is initialised, and
+ * key_free() releases it with clearing. Every block libcrypto frees is
+ * cleared first (key_openssl_frees_cleared()).
  */
 #ifndef KEYWARD_KEY_H
 #define KEYWARD_KEY_H
@@ -66,6 +67,13 @@ struct key {
      */
     unsigned refs;
 };
+
+/*
+ * True if every block libcrypto frees is cleared first. key.c installs that
+ * allocator before main(); it can only fail if libcrypto allocated earlier.
+ * OpenSSL 3.0 itself frees copies of private keys uncleared (key.c).
+ */
+bool key_openssl_frees_cleared(void);
 
 /* Parses a public key or certificate blob. Certificates are checked against
  * their CA signature, as OpenSSH does when it decodes one. */

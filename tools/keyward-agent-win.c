@@ -27,6 +27,7 @@
 #include "audit.h"
 #include "convtime.h"
 #include "err.h"
+#include "key.h"
 #include "log.h"
 #include "platform/platform.h"
 #include "server.h"
@@ -248,6 +249,8 @@ static void init_secure_heap(void)
         log_info("secure heap could not be locked into memory (VirtualLock)");
     else
         log_debug("secure heap: %u bytes, locked", SECURE_HEAP_SIZE);
+    if (!key_openssl_frees_cleared())
+        log_error("libcrypto's memory is not cleared when freed; key copies may linger");
 }
 
 /* ---- the audit log ---- */

@@ -39,6 +39,7 @@
 #include "agent.h"
 #include "audit.h"
 #include "convtime.h"
+#include "key.h"
 #include "log.h"
 #include "platform/platform.h"
 #include "server.h"
@@ -398,6 +399,8 @@ static int run_agent(const struct options *o, int listen_fd)
         log_error("secure heap unavailable; keys will be held in ordinary memory");
     else if (r == 2)
         log_info("secure heap could not be locked into memory (RLIMIT_MEMLOCK)");
+    if (!key_openssl_frees_cleared())
+        log_error("libcrypto's memory is not cleared when freed; key copies may linger");
 
     uv_loop_init(&rt.loop);
     agent_init(&rt.agent, o->lifetime);
