@@ -9,8 +9,9 @@ packages=(
     gcc make cmake pkg-config libssl-dev libuv1-dev
     # the real OpenSSH tools the end-to-end tests drive
     openssh-client openssh-server
-    # Windows build and tests
-    gcc-mingw-w64-x86-64 wine64
+    # Windows build and tests; socat runs keyward-relay.exe as README's WSL2
+    # recipe does (tests/win/relay_stdio.sh)
+    gcc-mingw-w64-x86-64 wine64 socat
     # process tools used by tests: pkill and ps, prlimit and setpriv
     # (util-linux), strace and gdb (hostile-client tests), systemd's
     # systemd-socket-activate, mandoc (manual page lint)

@@ -46,15 +46,21 @@
 /* Replies queued for a client being closed: how long it has to take them. */
 #define LINGER_TIMEOUT_MS 5000
 /*
- * An upstream whose listen backlog is full: libuv's connect fails at once
- * with EAGAIN where a client's blocking connect would wait, so the relay
- * waits instead (first retry after 5 ms, doubling up to 200 ms) for this
- * long before it gives up on the client.
+ * An upstream whose listen backlog is full (on Windows: whose pipe has no
+ * free instance): the connect fails at once with EAGAIN where a client's
+ * blocking connect would wait, so the relay waits instead (first retry
+ * after 5 ms, doubling up to 200 ms) for this long before it gives up on
+ * the client.
  */
 #define CONNECT_RETRY_MS       10000
 #define CONNECT_RETRY_FIRST_MS 5
 #define CONNECT_RETRY_MAX_MS   200
-/* Windows named pipe instances kept listening (libuv's default is 4). */
+#ifdef _WIN32
+#define UPSTREAM_BUSY "every instance of its pipe is in use"
+#else
+#define UPSTREAM_BUSY "its listen backlog is full"
+#endif
+/* Windows named pipe instances kept listening, as the agent keeps them. */
 #define RELAY_PIPE_INSTANCES 16
 
 struct relay_side {
@@ -135,7 +141,9 @@ static void side_init_handle(struct relay_side *s, uv_pipe_t *p)
 /*
  * Makes this side the process's stdin and stdout. libuv leaves file
  * descriptors 0-2 open when their handles close, so the process's peer
- * sees the end of the stream when the process exits.
+ * sees the end of the stream when the process exits. On Windows libuv
+ * cannot take every kind of stdio as it is; the platform layer puts a
+ * private pipe pair in between (platform_stdio_open()).
  */
 static int side_open_stdio(struct relay_side *s)
 {
@@ -144,8 +152,13 @@ static int side_open_stdio(struct relay_side *s)
     s->stdio = true;
     side_init_handle(s, &s->pipe);
     side_init_handle(s, &s->out_pipe);
+#ifdef _WIN32
+    if ((r = platform_stdio_open(&s->pipe, &s->out_pipe)) != 0)
+        return r;
+#else
     if ((r = uv_pipe_open(&s->pipe, 0)) != 0 || (r = uv_pipe_open(&s->out_pipe, 1)) != 0)
         return r;
+#endif
     s->connected = true;
     return 0;
 }
@@ -600,9 +613,9 @@ static void on_retry_handle_closed(uv_handle_t *h)
     conn_release(c);
 }
 
-static void on_upstream_connected(uv_connect_t *req, int status)
+/* The upstream connection attempt is over: go on, retry or give up. */
+static void upstream_connect_done(struct relay_conn *c, int status)
 {
-    struct relay_conn *c = req->data;
     uv_loop_t *loop = c->relay->loop;
 
     uv_update_time(loop);
@@ -611,10 +624,11 @@ static void on_upstream_connected(uv_connect_t *req, int status)
     } else if (status == UV_EAGAIN && uv_now(loop) < c->connect_deadline) {
         /*
          * libuv keeps the failed socket in the handle and a second connect
-         * on it would leave the stream unusable: close it, retry afresh.
+         * on it would leave the stream unusable: close it, retry afresh
+         * (on Windows: every instance of the pipe was busy).
          */
         if (c->retry_ms == CONNECT_RETRY_FIRST_MS)
-            log_debug("conn %lu: upstream busy (its listen backlog is full); retrying", c->id);
+            log_debug("conn %lu: upstream busy (%s); retrying", c->id, UPSTREAM_BUSY);
         uv_close((uv_handle_t *)&c->upstream.pipe, on_retry_handle_closed);
     } else if (status != 0) {
         log_info("conn %lu: cannot reach the upstream agent at %s: %s", c->id, c->relay->upstream,
@@ -629,13 +643,34 @@ static void on_upstream_connected(uv_connect_t *req, int status)
     conn_release(c);
 }
 
+#ifdef _WIN32
+/*
+ * Not uv_pipe_connect(), which would let the server impersonate us: the
+ * platform layer connects at identification level, at once or not at all.
+ */
+static void conn_connect_upstream(struct relay_conn *c)
+{
+    int status;
+
+    side_init_handle(&c->upstream, &c->upstream.pipe);
+    c->refs++; /* released by upstream_connect_done() */
+    status = platform_pipe_connect(&c->upstream.pipe, c->relay->upstream);
+    upstream_connect_done(c, status);
+}
+#else
+static void on_upstream_connected(uv_connect_t *req, int status)
+{
+    upstream_connect_done(req->data, status);
+}
+
 static void conn_connect_upstream(struct relay_conn *c)
 {
     side_init_handle(&c->upstream, &c->upstream.pipe);
     c->connect.data = c;
-    c->refs++; /* released by on_upstream_connected(), which libuv always calls */
+    c->refs++; /* released by upstream_connect_done(), which libuv always leads to */
     uv_pipe_connect(&c->connect, &c->upstream.pipe, c->relay->upstream, on_upstream_connected);
 }
+#endif
 
 /* Opens the client's own upstream connection; its bytes wait until then. */
 static void conn_start_upstream(struct relay_conn *c)
@@ -658,25 +693,12 @@ static void conn_start_upstream(struct relay_conn *c)
     conn_connect_upstream(c);
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+/* A client has connected to LISTEN: check who it is, then relay it. */
+static void conn_accepted(struct relay_conn *c)
 {
-    struct relay *r = listener->data;
-    struct relay_conn *c;
+    struct relay *r = c->relay;
     struct peer_info peer;
 
-    if (status != 0) {
-        log_error("accept: %s", uv_strerror(status));
-        return;
-    }
-    if ((c = conn_new(r)) == NULL) {
-        log_error("accept: out of memory");
-        return;
-    }
-    side_init_handle(&c->client, &c->client.pipe);
-    if (uv_accept(listener, side_in(&c->client)) != 0) {
-        conn_close(c, "accept failed");
-        return;
-    }
     /* The agent's own policy: our uid or root (Windows: our user SID). */
     if (!platform_peer_allowed(&c->client.pipe, &peer)) {
         log_info("conn %lu: refused connection from %s: not our user", c->id, peer.desc);
@@ -704,6 +726,50 @@ static void on_connection(uv_stream_t *listener, int status)
     conn_update_reading(c);
 }
 
+#ifdef _WIN32
+/* A pipe instance the acceptor (src/platform/win32.c) saw a client connect to. */
+static bool on_pipe_connected(void *arg, uv_os_fd_t pipe)
+{
+    struct relay *r = arg;
+    struct relay_conn *c;
+
+    if (r->closing)
+        return false;
+    if ((c = conn_new(r)) == NULL) {
+        log_error("accept: out of memory");
+        return false;
+    }
+    side_init_handle(&c->client, &c->client.pipe);
+    if (platform_pipe_adopt(&c->client.pipe, pipe) != 0) {
+        conn_close(c, "accept failed");
+        return true; /* adopted or closed: the handle is gone either way */
+    }
+    conn_accepted(c);
+    return true;
+}
+#else
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct relay *r = listener->data;
+    struct relay_conn *c;
+
+    if (status != 0) {
+        log_error("accept: %s", uv_strerror(status));
+        return;
+    }
+    if ((c = conn_new(r)) == NULL) {
+        log_error("accept: out of memory");
+        return;
+    }
+    side_init_handle(&c->client, &c->client.pipe);
+    if (uv_accept(listener, side_in(&c->client)) != 0) {
+        conn_close(c, "accept failed");
+        return;
+    }
+    conn_accepted(c);
+}
+#endif
+
 /* ---- the relay ---- */
 
 void relay_init(struct relay *r, uv_loop_t *loop, const char *upstream)
@@ -721,7 +787,11 @@ static const char *handle_kind(uv_handle_type t)
 {
     switch (t) {
     case UV_TTY:
+#ifdef _WIN32
+        return "a console";
+#else
         return "a terminal";
+#endif
     case UV_FILE:
         return "a file or device";
     case UV_TCP:
@@ -753,6 +823,7 @@ int relay_check_stdio(char *err, size_t errsize)
     return 0;
 }
 
+#ifndef _WIN32
 static int start_listening(struct relay *r)
 {
     int e;
@@ -765,7 +836,6 @@ static int start_listening(struct relay *r)
     return 0;
 }
 
-#ifndef _WIN32
 int relay_listen_fd(struct relay *r, int fd)
 {
     int e;
@@ -776,25 +846,35 @@ int relay_listen_fd(struct relay *r, int fd)
     }
     return start_listening(r);
 }
-#endif
 
 int relay_listen_name(struct relay *r, const char *name)
 {
     int e;
 
-    /* Windows: spare instances for bursts of short-lived clients (ssh.exe). */
-    uv_pipe_pending_instances(&r->listener, RELAY_PIPE_INSTANCES);
     if ((e = uv_pipe_bind(&r->listener, name)) != 0) {
         log_error("cannot bind %s: %s", name, uv_strerror(e));
         return KW_ERR_SYSTEM;
     }
-#ifdef _WIN32
-    /* Before uv_listen() creates the other instances, which then share the DACL. */
-    if ((e = platform_restrict_pipe(&r->listener)) != 0)
-        return e;
-#endif
     return start_listening(r);
 }
+#else
+int relay_listen_name(struct relay *r, const char *name)
+{
+    int e;
+
+    /*
+     * Not uv_pipe_bind()/uv_listen(): libuv would create the instances
+     * with the default security descriptor and without
+     * PIPE_REJECT_REMOTE_CLIENTS. The agent's acceptor creates them with
+     * both, and keeps spare ones for bursts of short-lived clients.
+     */
+    if ((e = platform_acceptor_start(r->loop, name, RELAY_PIPE_INSTANCES, on_pipe_connected, r,
+                                     &r->acceptor)) != 0)
+        return e;
+    r->listening = true;
+    return 0;
+}
+#endif
 
 int relay_serve_stdio(struct relay *r)
 {
@@ -829,6 +909,10 @@ void relay_close(struct relay *r)
     /* conn_close() frees nothing before its callbacks run: the list stays valid. */
     for (c = r->conns; c != NULL; c = c->next)
         conn_close(c, "relay shutting down");
+#ifdef _WIN32
+    platform_acceptor_stop(r->acceptor);
+    r->acceptor = NULL;
+#endif
     if (!uv_is_closing((uv_handle_t *)&r->listener))
         uv_close((uv_handle_t *)&r->listener, NULL);
 }

@@ -28,13 +28,15 @@
 
 #include <uv.h>
 
-struct relay_conn; /* a client and its upstream; private to relay.c */
+struct relay_conn;        /* a client and its upstream; private to relay.c */
+struct platform_acceptor; /* Windows: see platform/platform.h */
 
 struct relay {
     uv_loop_t *loop;
-    const char *upstream; /* socket path or pipe name; NULL: stdin/stdout */
-    uv_pipe_t listener;
-    struct relay_conn *conns; /* every open connection, for shutdown */
+    const char *upstream;               /* socket path or pipe name; NULL: stdin/stdout */
+    uv_pipe_t listener;                 /* Unix: the listening socket */
+    struct platform_acceptor *acceptor; /* Windows: creates LISTEN's pipe instances */
+    struct relay_conn *conns;           /* every open connection, for shutdown */
     unsigned long next_conn_id;
     unsigned long live_conns;
     bool listening;
@@ -64,9 +66,12 @@ int relay_listen_fd(struct relay *r, int fd);
 #endif
 
 /*
- * Binds and serves a named pipe (Windows: restricted to our user, see
- * platform_restrict_pipe()) or socket path. Returns 0 or a KW_ERR_* code;
- * the reason is logged.
+ * Serves a socket path (Unix) or a named pipe (Windows). A pipe's
+ * instances are created by the agent's acceptor (platform_acceptor_start():
+ * our user and SYSTEM only, no remote clients), and platform_init_user()
+ * must have been called. Returns 0 or a KW_ERR_* code, the reason logged:
+ * KW_ERR_DENIED if another server holds the pipe (where Windows enforces
+ * FILE_FLAG_FIRST_PIPE_INSTANCE; check platform_pipe_in_use() first).
  */
 int relay_listen_name(struct relay *r, const char *name);
 

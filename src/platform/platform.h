@@ -107,13 +107,34 @@ void platform_acceptor_stop(struct platform_acceptor *acc);
 int platform_pipe_adopt(uv_pipe_t *pipe, uv_os_fd_t handle);
 
 /*
- * For pipes that libuv binds itself (uv_pipe_bind(), the relay's): sets the
- * acceptor's DACL plus a deny-NETWORK entry, standing in for the
- * PIPE_REJECT_REMOTE_CLIENTS libuv cannot pass, right after uv_pipe_bind()
- * and before uv_listen(). The agent no longer uses it: its acceptor sets
- * both at creation.
+ * Connects pipe (uv_pipe_init()'ed, not yet open) to the named pipe name as
+ * a client, as ssh.exe does: at identification level only, so that
+ * whatever server holds the name can learn who we are but never act as us
+ * (libuv's uv_pipe_connect() would let it impersonate us). Synchronous and
+ * quick: it does not wait for a busy pipe. Returns 0, or a libuv error
+ * code: UV_EAGAIN if every instance is busy (try again a little later),
+ * UV_ENOENT if nobody serves the name, another UV_E* otherwise.
  */
-int platform_restrict_pipe(uv_pipe_t *listener);
+int platform_pipe_connect(uv_pipe_t *pipe, const char *name);
+
+/*
+ * Makes the process's stdin and stdout two libuv streams: in (read) and out
+ * (write), both uv_pipe_init()'ed and not yet open. libuv cannot take them
+ * as they are when they are synchronous pipes (what a program started by
+ * another gets, e.g. from WSL) under every Windows implementation, so two
+ * threads copy between them and a private overlapped pipe pair that libuv
+ * serves like any other (src/platform/win32_stdio.c). The end of stdin
+ * becomes the end of in's stream; closing out lets the copier write what is
+ * left and then stop. Returns 0 or a libuv error code. Once per process.
+ */
+int platform_stdio_open(uv_pipe_t *in, uv_pipe_t *out);
+
+/*
+ * After out has been closed: waits at most timeout_ms for what the relay
+ * wrote to it to reach stdout, so that exiting does not cut a reply short.
+ * Does nothing if platform_stdio_open() was not used.
+ */
+void platform_stdio_drain(unsigned timeout_ms);
 #else
 /*
  * Creates a fresh private directory (mode 0700) for the default socket,

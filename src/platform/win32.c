@@ -630,32 +630,26 @@ int platform_pipe_adopt(uv_pipe_t *pipe, uv_os_fd_t handle)
     return 0;
 }
 
-int platform_restrict_pipe(uv_pipe_t *listener)
+int platform_pipe_connect(uv_pipe_t *pipe, const char *name)
 {
-    uv_os_fd_t pipe;
-    char sddl[320];
+    wchar_t *wname;
+    HANDLE h;
     DWORD e;
 
-    if (self_sid == NULL || uv_fileno((uv_handle_t *)listener, &pipe) != 0) {
-        log_error("cannot restrict the pipe: no user SID or no pipe handle");
-        return KW_ERR_INTERNAL;
-    }
+    if ((wname = utf8_to_wide(name)) == NULL)
+        return UV_EINVAL;
     /*
-     * Our user and SYSTEM, full access. The deny entry for NETWORK
-     * (S-1-5-2) stands in for PIPE_REJECT_REMOTE_CLIENTS, which libuv does
-     * not pass when it creates the instances: a client that connects over
-     * SMB holds a network logon token, and every such token carries the
-     * NETWORK SID (so do our own processes under a network logon on this
-     * machine, an sshd session say: they are refused too). libuv opens
-     * every instance with WRITE_DAC (for uv_pipe_chmod()), which is what
-     * lets us set this. The agent's acceptor needs none of this.
+     * Overlapped, so that uv_pipe_open() puts it on the loop's completion
+     * port. Identification level, as Windows' own ssh.exe connects: an
+     * agent checks who its client is, and needs no more than that.
      */
-    snprintf(sddl, sizeof(sddl), "D:P(D;;GA;;;NU)(A;;GA;;;%s)(A;;GA;;;SY)", self_sid_str);
-    if ((e = set_dacl(pipe, sddl)) != 0) {
-        log_error("cannot set the pipe's DACL (error %lu)", e);
-        return KW_ERR_SYSTEM;
-    }
-    return 0;
+    h = CreateFileW(wname, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                    FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
+    e = GetLastError();
+    free(wname);
+    if (h == INVALID_HANDLE_VALUE)
+        return e == ERROR_PIPE_BUSY ? UV_EAGAIN : uv_translate_sys_error((int)e);
+    return platform_pipe_adopt(pipe, h) == 0 ? 0 : UV_EIO;
 }
 
 bool platform_peer_allowed(uv_pipe_t *conn, struct peer_info *peer)
@@ -675,8 +669,7 @@ bool platform_peer_allowed(uv_pipe_t *conn, struct peer_info *peer)
     if (self_sid == NULL || uv_fileno((uv_handle_t *)conn, &pipe) != 0)
         goto out;
     /*
-     * Remote (SMB) clients are kept out by PIPE_REJECT_REMOTE_CLIENTS (or,
-     * on a pipe libuv bound, the DACL's deny-NETWORK entry).
+     * Remote (SMB) clients are kept out by PIPE_REJECT_REMOTE_CLIENTS.
      * GetNamedPipeClientComputerName() could tell them apart here too, but
      * Wine does not implement it (calling it aborts the process).
      */

@@ -33,12 +33,17 @@ done
 work=$(mktemp -d /tmp/keyward-win.XXXXXX)
 agent_pid=
 agent_log=
+relay_pid=
+relay_log=
 
 cleanup() {
-    if [ -n "$agent_pid" ] && kill -0 "$agent_pid" 2>/dev/null; then
-        kill "$agent_pid" 2>/dev/null || true
-        wait "$agent_pid" 2>/dev/null || true
-    fi
+    local p
+    for p in $agent_pid $relay_pid; do
+        if kill -0 "$p" 2>/dev/null; then
+            kill "$p" 2>/dev/null || true
+            wait "$p" 2>/dev/null || true
+        fi
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -48,6 +53,10 @@ fail() {
     if [ -n "$agent_log" ] && [ -f "$agent_log" ]; then
         echo "--- agent log ($agent_log):"
         cat "$agent_log"
+    fi
+    if [ -n "$relay_log" ] && [ -f "$relay_log" ]; then
+        echo "--- relay log ($relay_log):"
+        cat "$relay_log"
     fi
     exit 1
 }
@@ -101,4 +110,39 @@ stop_agent() {
 # The user SID the agent serves, from its "listening on ... for user S-..." line.
 agent_sid() {
     sed -n 's/.* for user \(S-[0-9-]*\) .*/\1/p' "$agent_log" | head -n 1
+}
+
+# keyward-relay.exe -d LISTEN UPSTREAM, logging to $work/relay.log, once it
+# says it listens. Sets relay_pid, which Ctrl-C goes to.
+RELAY=$WIN_BUILD/keyward-relay.exe
+start_relay() {
+    local i
+    [ -f "$RELAY" ] || fail "$RELAY is not built (make win)"
+    relay_log=$work/relay.log
+    : >"$relay_log"
+    wine "$RELAY" -d "$@" >"$relay_log" 2>&1 &
+    relay_pid=$!
+    for i in $(seq 1 300); do
+        if grep -q "listening on" "$relay_log"; then
+            return 0
+        fi
+        kill -0 "$relay_pid" 2>/dev/null || fail "keyward-relay.exe exited before listening"
+        sleep 0.1
+    done
+    fail "keyward-relay.exe did not start listening within 30 s"
+}
+
+# Ctrl-C: the relay must close every connection and exit 0.
+stop_relay() {
+    local status=0 i
+    kill -INT "$relay_pid"
+    for i in $(seq 1 300); do
+        kill -0 "$relay_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$relay_pid" 2>/dev/null && fail "keyward-relay.exe ignored Ctrl-C for 30 s"
+    wait "$relay_pid" || status=$?
+    relay_pid=
+    [ "$status" -eq 0 ] || fail "keyward-relay.exe exited with status $status after Ctrl-C"
+    grep -q "shutting down: interrupted" "$relay_log" || fail "no relay shutdown logged"
 }
