@@ -25,6 +25,7 @@
 
 #include "agent.h"
 #include "audit.h"
+#include "cli.h"
 #include "convtime.h"
 #include "err.h"
 #include "key.h"
@@ -44,7 +45,7 @@
 #define PIPE_PREFIX   "\\\\.\\pipe\\"
 #define PIPE_NAME_MAX 256
 
-static const char *progname = "keyward-agent";
+const char *const cli_progname = "keyward-agent";
 
 struct options {
     bool debug; /* -d */
@@ -67,21 +68,7 @@ static void usage(FILE *out)
             "  --version  show the version\n"
             "\n"
             "Stop it with Ctrl-C; every key is cleared.\n",
-            progname, PLATFORM_DEFAULT_PIPE);
-}
-
-static void die(const char *fmt, ...) KW_PRINTF(1, 2);
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "%s: ", progname);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
+            cli_progname, PLATFORM_DEFAULT_PIPE);
 }
 
 /* The Unix options that have no meaning here: say why, and what to do instead. */
@@ -90,18 +77,18 @@ static void unsupported(int ch)
     switch (ch) {
     case 'c':
     case 's':
-        die("-%c is not supported on Windows: there are no shell variables to set.\n"
-            "ssh.exe finds the agent at %s by itself; for another pipe set, in PowerShell,\n"
-            "  $env:SSH_AUTH_SOCK = '\\\\.\\pipe\\NAME'",
-            ch, PLATFORM_DEFAULT_PIPE);
+        cli_die("-%c is not supported on Windows: there are no shell variables to set.\n"
+                "ssh.exe finds the agent at %s by itself; for another pipe set, in PowerShell,\n"
+                "  $env:SSH_AUTH_SOCK = '\\\\.\\pipe\\NAME'",
+                ch, PLATFORM_DEFAULT_PIPE);
         break;
     case 'k':
-        die("-k is not supported on Windows. Stop the agent with Ctrl-C in its console,\n"
-            "or in PowerShell: Stop-ScheduledTask -TaskName keyward-agent\n"
-            "              or: Stop-Process -Name keyward-agent");
+        cli_die("-k is not supported on Windows. Stop the agent with Ctrl-C in its console,\n"
+                "or in PowerShell: Stop-ScheduledTask -TaskName keyward-agent\n"
+                "              or: Stop-Process -Name keyward-agent");
         break;
     default:
-        die("running a command under the agent is not supported on Windows");
+        cli_die("running a command under the agent is not supported on Windows");
     }
 }
 
@@ -139,7 +126,7 @@ static void parse_args(int argc, char **argv, struct options *o)
             break;
         case 'a':
             if (!valid_pipe_name(optarg))
-                die("invalid pipe name \"%s\": use \\\\.\\pipe\\NAME", optarg);
+                cli_die("invalid pipe name \"%s\": use \\\\.\\pipe\\NAME", optarg);
             o->pipe_name = optarg;
             break;
         case 'l':
@@ -147,15 +134,15 @@ static void parse_args(int argc, char **argv, struct options *o)
             break;
         case 't':
             if (convtime(optarg, &o->lifetime) != 0)
-                die("invalid lifetime \"%s\": use seconds or a time like 10m or 1h30m", optarg);
+                cli_die("invalid lifetime \"%s\": use seconds or a time like 10m or 1h30m", optarg);
             break;
         case 'E':
             if (strcmp(optarg, "sha256") != 0)
-                die("fingerprint hash \"%s\" is not supported (only sha256)", optarg);
+                cli_die("fingerprint hash \"%s\" is not supported (only sha256)", optarg);
             break;
         case 'O':
         case 'P':
-            fprintf(stderr, "%s: ignoring -%c %s: providers are not supported\n", progname, ch,
+            fprintf(stderr, "%s: ignoring -%c %s: providers are not supported\n", cli_progname, ch,
                     optarg);
             break;
         case 'H':
@@ -177,7 +164,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 static void die_pipe_in_use(const char *name)
 {
     if (_stricmp(name, PLATFORM_DEFAULT_PIPE) == 0)
-        die("%s is already served by another agent, most likely Windows' own\n"
+        cli_die(
+            "%s is already served by another agent, most likely Windows' own\n"
             "\"OpenSSH Authentication Agent\" service (ssh-agent). Either stop and disable it,\n"
             "in an elevated PowerShell:\n"
             "    Stop-Service ssh-agent\n"
@@ -186,9 +174,9 @@ static void die_pipe_in_use(const char *name)
             "    keyward-agent -a \\\\.\\pipe\\keyward-agent\n"
             "    $env:SSH_AUTH_SOCK = '\\\\.\\pipe\\keyward-agent'",
             name);
-    die("%s is already served by another program (another keyward-agent?).\n"
-        "Stop it, or choose another pipe with -a \\\\.\\pipe\\NAME",
-        name);
+    cli_die("%s is already served by another program (another keyward-agent?).\n"
+            "Stop it, or choose another pipe with -a \\\\.\\pipe\\NAME",
+            name);
 }
 
 /* ---- the running agent ---- */
@@ -200,12 +188,6 @@ struct runtime {
     uv_signal_t sigint, sigbreak, sighup;
 };
 
-static void close_handle(uv_handle_t *h)
-{
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct runtime *rt = s->data;
@@ -214,9 +196,9 @@ static void on_signal(uv_signal_t *s, int signum)
                                   : signum == SIGBREAK ? "Ctrl-Break"
                                                        : "console closed");
     server_close(&rt->server);
-    close_handle((uv_handle_t *)&rt->sigint);
-    close_handle((uv_handle_t *)&rt->sigbreak);
-    close_handle((uv_handle_t *)&rt->sighup);
+    cli_close_handle((uv_handle_t *)&rt->sigint);
+    cli_close_handle((uv_handle_t *)&rt->sigbreak);
+    cli_close_handle((uv_handle_t *)&rt->sighup);
 }
 
 static void start_signal(struct runtime *rt, uv_signal_t *s, int signum)
@@ -272,7 +254,7 @@ static void open_audit_log(const char *path)
     audit_handle = CreateFileA(path, FILE_APPEND_DATA, FILE_SHARE_READ, NULL, OPEN_ALWAYS,
                                FILE_ATTRIBUTE_NORMAL, NULL);
     if (audit_handle == INVALID_HANDLE_VALUE)
-        die("cannot open audit log %s: error %lu", path, GetLastError());
+        cli_die("cannot open audit log %s: error %lu", path, GetLastError());
 }
 
 /* One line per event, in one WriteFile so appended lines never interleave. */
@@ -319,7 +301,7 @@ static int run_agent(const struct options *o)
          */
         if (r == KW_ERR_DENIED || platform_pipe_in_use(o->pipe_name))
             die_pipe_in_use(o->pipe_name);
-        die("cannot serve %s", o->pipe_name);
+        cli_die("cannot serve %s", o->pipe_name);
     }
     start_signal(&rt, &rt.sigint, SIGINT);
     start_signal(&rt, &rt.sigbreak, SIGBREAK);
@@ -352,12 +334,12 @@ int main(int argc, char **argv)
      * come before any other OpenSSL call.
      */
     if (!OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL))
-        die("cannot initialise OpenSSL");
+        cli_die("cannot initialise OpenSSL");
 
     parse_args(argc, argv, &o);
-    log_init(progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
+    log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
     if (platform_init_user(err, sizeof(err)) != 0)
-        die("%s", err);
+        cli_die("%s", err);
     if (platform_pipe_in_use(o.pipe_name))
         die_pipe_in_use(o.pipe_name);
     open_audit_log(o.audit_path);

@@ -38,6 +38,7 @@
 
 #include "agent.h"
 #include "audit.h"
+#include "cli.h"
 #include "convtime.h"
 #include "key.h"
 #include "log.h"
@@ -50,9 +51,9 @@
 
 /* Room in OpenSSL's locked, non-dumpable secure heap for private keys. */
 #define SECURE_HEAP_SIZE (8u * 1024 * 1024)
-#define SECURE_HEAP_MIN 64
+#define SECURE_HEAP_MIN  64
 
-static const char *progname = "keyward-agent";
+const char *const cli_progname = "keyward-agent";
 
 struct options {
     bool csh;          /* -c, or $SHELL ends in csh */
@@ -87,21 +88,7 @@ static void usage(FILE *out)
             "  -t life          default lifetime of added keys (e.g. 600, 10m, 1h30m)\n"
             "  --help           show this help\n"
             "  --version        show the version\n",
-            progname, progname);
-}
-
-static void die(const char *fmt, ...) KW_PRINTF(1, 2);
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "%s: ", progname);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
+            cli_progname, cli_progname);
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -121,12 +108,12 @@ static void parse_args(int argc, char **argv, struct options *o)
         switch (ch) {
         case 'c':
             if (o->shell_chosen && !o->csh)
-                die("-c and -s are mutually exclusive");
+                cli_die("-c and -s are mutually exclusive");
             o->csh = o->shell_chosen = true;
             break;
         case 's':
             if (o->shell_chosen && o->csh)
-                die("-c and -s are mutually exclusive");
+                cli_die("-c and -s are mutually exclusive");
             o->shell_chosen = true;
             break;
         case 'D':
@@ -146,18 +133,17 @@ static void parse_args(int argc, char **argv, struct options *o)
             break;
         case 't':
             if (convtime(optarg, &o->lifetime) != 0)
-                die("invalid lifetime \"%s\": use seconds or a time like 10m or 1h30m",
-                    optarg);
+                cli_die("invalid lifetime \"%s\": use seconds or a time like 10m or 1h30m", optarg);
             break;
         case 'E':
             if (strcmp(optarg, "sha256") != 0)
-                die("fingerprint hash \"%s\" is not supported (only sha256)", optarg);
+                cli_die("fingerprint hash \"%s\" is not supported (only sha256)", optarg);
             break;
         case 'O':
         case 'P':
             /* PKCS#11 and FIDO providers: accepted for compatibility, unused. */
-            fprintf(stderr, "%s: ignoring -%c %s: providers are not supported\n", progname,
-                    ch, optarg);
+            fprintf(stderr, "%s: ignoring -%c %s: providers are not supported\n", cli_progname, ch,
+                    optarg);
             break;
         case 'H':
             usage(stdout);
@@ -194,13 +180,13 @@ static int kill_agent(const struct options *o)
     long pid;
 
     if (pidstr == NULL || *pidstr == '\0')
-        die("SSH_AGENT_PID is not set, cannot kill agent");
+        cli_die("SSH_AGENT_PID is not set, cannot kill agent");
     errno = 0;
     pid = strtol(pidstr, &end, 10);
     if (errno != 0 || *end != '\0' || pid < 2)
-        die("SSH_AGENT_PID=\"%s\" is not a valid pid", pidstr);
+        cli_die("SSH_AGENT_PID=\"%s\" is not a valid pid", pidstr);
     if (kill((pid_t)pid, SIGTERM) != 0)
-        die("cannot kill agent pid %ld: %s", pid, strerror(errno));
+        cli_die("cannot kill agent pid %ld: %s", pid, strerror(errno));
     if (o->csh)
         printf("unsetenv SSH_AUTH_SOCK;\nunsetenv SSH_AGENT_PID;\n");
     else
@@ -268,24 +254,25 @@ static int activation_fd(char *name, size_t namesize)
     if (pid != (long)getpid() || nfds == 0)
         return -1;
     if (nfds < 0)
-        die("LISTEN_FDS from the service manager is not a number");
+        cli_die("LISTEN_FDS from the service manager is not a number");
     if (nfds != 1)
-        die("the service manager passed %ld sockets (LISTEN_FDS); keyward-agent takes one", nfds);
+        cli_die("the service manager passed %ld sockets (LISTEN_FDS); keyward-agent takes one",
+                nfds);
 
     len = sizeof(val);
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) != 0)
-        die("fd %d from the service manager: %s", fd, strerror(errno));
+        cli_die("fd %d from the service manager: %s", fd, strerror(errno));
     if (val == 0)
-        die("fd %d from the service manager is not a listening socket", fd);
+        cli_die("fd %d from the service manager is not a listening socket", fd);
     len = sizeof(val);
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &val, &len) != 0 || val != SOCK_STREAM)
-        die("fd %d from the service manager is not a stream socket", fd);
+        cli_die("fd %d from the service manager is not a stream socket", fd);
     memset(&sun, 0, sizeof(sun));
     len = sizeof(sun);
     if (getsockname(fd, (struct sockaddr *)&sun, &len) != 0 || sun.sun_family != AF_UNIX)
-        die("fd %d from the service manager is not a Unix socket", fd);
+        cli_die("fd %d from the service manager is not a Unix socket", fd);
     if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
-        die("fd %d from the service manager: %s", fd, strerror(errno));
+        cli_die("fd %d from the service manager: %s", fd, strerror(errno));
 
     /* sun_path may lack a NUL; a leading NUL is Linux's abstract namespace. */
     plen = len > offsetof(struct sockaddr_un, sun_path)
@@ -314,13 +301,13 @@ static void open_audit_log(const char *path)
         return;
     if (strcmp(path, "-") == 0) {
         if ((audit_fd = dup(STDERR_FILENO)) < 0)
-            die("cannot use stderr for the audit log: %s", strerror(errno));
+            cli_die("cannot use stderr for the audit log: %s", strerror(errno));
         return;
     }
     /* Created 0600 (whatever the umask says), appended to, never a symlink. */
     audit_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (audit_fd < 0)
-        die("cannot open audit log %s: %s", path, strerror(errno));
+        cli_die("cannot open audit log %s: %s", path, strerror(errno));
 }
 
 /* One line per event, written with one write(2) so lines never interleave. */
@@ -351,28 +338,22 @@ struct runtime {
     bool parent_check_active;
 };
 
-static void close_handle(uv_handle_t *h)
-{
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 static void shutdown_runtime(struct runtime *rt, const char *why)
 {
     log_info("shutting down: %s", why);
     server_close(&rt->server);
-    close_handle((uv_handle_t *)&rt->sigint);
-    close_handle((uv_handle_t *)&rt->sigterm);
-    close_handle((uv_handle_t *)&rt->sighup);
+    cli_close_handle((uv_handle_t *)&rt->sigint);
+    cli_close_handle((uv_handle_t *)&rt->sigterm);
+    cli_close_handle((uv_handle_t *)&rt->sighup);
     if (rt->parent_check_active)
-        close_handle((uv_handle_t *)&rt->parent_check);
+        cli_close_handle((uv_handle_t *)&rt->parent_check);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct runtime *rt = s->data;
 
-    shutdown_runtime(rt, signum == SIGINT    ? "interrupted"
+    shutdown_runtime(rt, signum == SIGINT   ? "interrupted"
                          : signum == SIGHUP ? "hangup"
                                             : "terminated");
 }
@@ -482,11 +463,11 @@ int main(int argc, char **argv)
      */
     if ((fd = activation_fd(err, sizeof(err))) >= 0) {
         if (o.bind_address != NULL || *o.command != NULL)
-            die("a socket was passed by the service manager (LISTEN_FDS): "
-                "-a and a command cannot be used with it");
+            cli_die("a socket was passed by the service manager (LISTEN_FDS): "
+                    "-a and a command cannot be used with it");
         signal(SIGPIPE, SIG_IGN);
         open_audit_log(o.audit_path);
-        log_init(progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
+        log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
         log_info("listening on %s (socket passed by the service manager)", err);
         return run_agent(&o, fd);
     }
@@ -494,24 +475,24 @@ int main(int argc, char **argv)
     if (o.bind_address != NULL) {
         if ((size_t)snprintf(socket_path, sizeof(socket_path), "%s", o.bind_address) >=
             sizeof(socket_path))
-            die("cannot bind %s: path too long", o.bind_address);
+            cli_die("cannot bind %s: path too long", o.bind_address);
     } else {
         if (platform_make_socket_dir(socket_dir, sizeof(socket_dir), err, sizeof(err)) != 0)
-            die("%s", err);
+            cli_die("%s", err);
         if ((size_t)snprintf(socket_path, sizeof(socket_path), "%s/agent.%ld", socket_dir,
                              (long)getpid()) >= sizeof(socket_path))
-            die("socket directory path too long: %s", socket_dir);
+            cli_die("socket directory path too long: %s", socket_dir);
     }
     if (platform_listen_unix(socket_path, &fd, err, sizeof(err)) != 0) {
         socket_path[0] = '\0'; /* not ours to remove */
         remove_socket();
-        die("%s", err);
+        cli_die("%s", err);
     }
     signal(SIGPIPE, SIG_IGN);
     open_audit_log(o.audit_path);
 
     if (o.foreground) {
-        log_init(progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
+        log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
         print_env(&o, (long)getpid(), false);
         rc = run_agent(&o, fd);
         remove_socket();
@@ -522,7 +503,7 @@ int main(int argc, char **argv)
     parent_pid = getpid();
     if ((pid = fork()) < 0) {
         remove_socket();
-        die("fork: %s", strerror(errno));
+        cli_die("fork: %s", strerror(errno));
     }
     if (pid != 0) {
         /* Parent: report the agent, or become the command. */
@@ -532,11 +513,10 @@ int main(int argc, char **argv)
             return 0;
         }
         snprintf(err, sizeof(err), "%ld", (long)pid);
-        if (setenv("SSH_AUTH_SOCK", socket_path, 1) != 0 ||
-            setenv("SSH_AGENT_PID", err, 1) != 0)
-            die("setenv: %s", strerror(errno));
+        if (setenv("SSH_AUTH_SOCK", socket_path, 1) != 0 || setenv("SSH_AGENT_PID", err, 1) != 0)
+            cli_die("setenv: %s", strerror(errno));
         execvp(o.command[0], o.command);
-        fprintf(stderr, "%s: %s: %s\n", progname, o.command[0], strerror(errno));
+        fprintf(stderr, "%s: %s: %s\n", cli_progname, o.command[0], strerror(errno));
         exit(1);
     }
 
@@ -556,7 +536,7 @@ int main(int argc, char **argv)
     if (chdir("/") != 0)
         (void)0;
     detach_stdio();
-    log_init(progname, LOG_LEVEL_INFO, LOG_SINK_SYSLOG);
+    log_init(cli_progname, LOG_LEVEL_INFO, LOG_SINK_SYSLOG);
     rc = run_agent(&o, fd);
     remove_socket();
     return rc;

@@ -23,6 +23,7 @@
 #include <uv.h>
 #include <windows.h>
 
+#include "cli.h"
 #include "err.h"
 #include "log.h"
 #include "platform/platform.h"
@@ -39,7 +40,7 @@
 /* How long stdout may take the last replies after the relay is done. */
 #define STDOUT_DRAIN_MS 5000
 
-static const char *progname = "keyward-relay";
+const char *const cli_progname = "keyward-relay";
 
 struct options {
     bool debug;
@@ -69,21 +70,7 @@ static void usage(FILE *out)
             "\n"
             "Pipe names may also be written //./pipe/NAME. Only processes of our own\n"
             "user (and SYSTEM) may connect to LISTEN. Stop the relay with Ctrl-C.\n",
-            progname, progname, PLATFORM_DEFAULT_PIPE);
-}
-
-static void die(const char *fmt, ...) KW_PRINTF(1, 2);
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "%s: ", progname);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
+            cli_progname, cli_progname, PLATFORM_DEFAULT_PIPE);
 }
 
 /*
@@ -102,7 +89,7 @@ static const char *parse_address(const char *arg, const char *what, char *buf, s
     if (len <= plen || len >= bufsize ||
         (_strnicmp(arg, PIPE_PREFIX, plen) != 0 && _strnicmp(arg, PIPE_PREFIX_SLASH, plen) != 0) ||
         strpbrk(name, "\\/") != NULL)
-        die("invalid %s \"%s\": use \\\\.\\pipe\\NAME, or - for stdin/stdout", what, arg);
+        cli_die("invalid %s \"%s\": use \\\\.\\pipe\\NAME, or - for stdin/stdout", what, arg);
     snprintf(buf, bufsize, "%s%s", PIPE_PREFIX, name);
     return buf;
 }
@@ -138,27 +125,27 @@ static void parse_args(int argc, char **argv, struct options *o)
         exit(1);
     }
     if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
-        die("LISTEN and UPSTREAM cannot both be - (stdin/stdout)");
+        cli_die("LISTEN and UPSTREAM cannot both be - (stdin/stdout)");
     o->listen = parse_address(argv[optind], "LISTEN", o->listen_buf, sizeof(o->listen_buf));
     o->upstream =
         parse_address(argv[optind + 1], "UPSTREAM", o->upstream_buf, sizeof(o->upstream_buf));
     /* Pipe names are not case-sensitive. */
     if (o->listen != NULL && o->upstream != NULL && _stricmp(o->listen, o->upstream) == 0)
-        die("LISTEN and UPSTREAM are the same pipe: the relay would relay to itself");
+        cli_die("LISTEN and UPSTREAM are the same pipe: the relay would relay to itself");
 }
 
 /* The pipe is someone else's: say so, and what to do, rather than "access denied". */
 static void die_pipe_in_use(const char *name)
 {
     if (_stricmp(name, PLATFORM_DEFAULT_PIPE) == 0)
-        die("%s is already served by another program, most likely an agent\n"
-            "(keyward-agent, or Windows' own \"OpenSSH Authentication Agent\" service).\n"
-            "A relay cannot serve the pipe its clients' agent holds: give it another pipe,\n"
-            "e.g. \\\\.\\pipe\\keyward-relay",
+        cli_die("%s is already served by another program, most likely an agent\n"
+                "(keyward-agent, or Windows' own \"OpenSSH Authentication Agent\" service).\n"
+                "A relay cannot serve the pipe its clients' agent holds: give it another pipe,\n"
+                "e.g. \\\\.\\pipe\\keyward-relay",
+                name);
+    cli_die("%s is already served by another program (an agent, or another keyward-relay?).\n"
+            "Stop it, or give the relay another pipe to listen on",
             name);
-    die("%s is already served by another program (an agent, or another keyward-relay?).\n"
-        "Stop it, or give the relay another pipe to listen on",
-        name);
 }
 
 /* ---- the running relay ---- */
@@ -168,12 +155,6 @@ struct runtime {
     struct relay relay;
     uv_signal_t sigint, sigbreak, sighup;
 };
-
-static void close_handle(uv_handle_t *h)
-{
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
 
 static void on_signal(uv_signal_t *s, int signum)
 {
@@ -209,15 +190,15 @@ int main(int argc, char **argv)
      * init runs first decides, so never let it read an openssl.cnf.
      */
     if (!OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL))
-        die("cannot initialise OpenSSL");
+        cli_die("cannot initialise OpenSSL");
 
     parse_args(argc, argv, &o);
-    log_init(progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
+    log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
     if ((o.listen == NULL || o.upstream == NULL) && relay_check_stdio(err, sizeof(err)) != 0)
-        die("%s", err);
+        cli_die("%s", err);
     /* Our user SID: the peer check on LISTEN and its DACL need it. */
     if (platform_init_user(err, sizeof(err)) != 0)
-        die("%s", err);
+        cli_die("%s", err);
     /* Wine ignores FILE_FLAG_FIRST_PIPE_INSTANCE: ask as a client first. */
     if (o.listen != NULL && platform_pipe_in_use(o.listen))
         die_pipe_in_use(o.listen);
@@ -247,9 +228,9 @@ int main(int argc, char **argv)
     if (serve_err == 0)
         uv_run(&rt.loop, UV_RUN_DEFAULT);
     relay_close(&rt.relay);
-    close_handle((uv_handle_t *)&rt.sigint);
-    close_handle((uv_handle_t *)&rt.sigbreak);
-    close_handle((uv_handle_t *)&rt.sighup);
+    cli_close_handle((uv_handle_t *)&rt.sigint);
+    cli_close_handle((uv_handle_t *)&rt.sigbreak);
+    cli_close_handle((uv_handle_t *)&rt.sighup);
     uv_run(&rt.loop, UV_RUN_DEFAULT);
     if ((r = uv_loop_close(&rt.loop)) != 0)
         log_error("event loop still busy at exit: %s", uv_strerror(r));
@@ -257,7 +238,7 @@ int main(int argc, char **argv)
     if (o.listen == NULL || o.upstream == NULL)
         platform_stdio_drain(STDOUT_DRAIN_MS);
     if (serve_err != 0)
-        die("cannot serve %s", o.listen != NULL ? o.listen : "stdin/stdout");
+        cli_die("cannot serve %s", o.listen != NULL ? o.listen : "stdin/stdout");
     /* With one client (stdio), say whether it ended well: 0 if it closed, 1 otherwise. */
     return rt.relay.single && rt.relay.failed ? 1 : 0;
 }

@@ -23,6 +23,7 @@
 
 #include <uv.h>
 
+#include "cli.h"
 #include "log.h"
 #include "platform/platform.h"
 #include "relay.h"
@@ -34,7 +35,7 @@
 /* Each client costs two descriptors; ask for room for many. */
 #define WANT_OPEN_FILES 65536
 
-static const char *progname = "keyward-relay";
+const char *const cli_progname = "keyward-relay";
 
 struct options {
     bool debug;
@@ -65,10 +66,8 @@ static void usage(FILE *out)
             "  --version  show the version\n"
             "\n"
             "Only our own uid and root may connect to LISTEN.\n",
-            progname, progname);
+            cli_progname, cli_progname);
 }
-
-static void die(const char *fmt, ...) KW_PRINTF(1, 2);
 
 static void remove_socket(void)
 {
@@ -79,19 +78,6 @@ static void remove_socket(void)
         st.st_ino == socket_stat.st_ino)
         (void)unlink(socket_path);
     socket_path = NULL;
-}
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "%s: ", progname);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    remove_socket();
-    exit(1);
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -127,11 +113,11 @@ static void parse_args(int argc, char **argv, struct options *o)
     o->listen = argv[optind];
     o->upstream = argv[optind + 1];
     if (*o->listen == '\0' || *o->upstream == '\0')
-        die("LISTEN and UPSTREAM must not be empty");
+        cli_die("LISTEN and UPSTREAM must not be empty");
     if (strcmp(o->listen, "-") == 0 && strcmp(o->upstream, "-") == 0)
-        die("LISTEN and UPSTREAM cannot both be - (stdin/stdout)");
+        cli_die("LISTEN and UPSTREAM cannot both be - (stdin/stdout)");
     if (strcmp(o->listen, o->upstream) == 0)
-        die("LISTEN and UPSTREAM are the same path: the relay would relay to itself");
+        cli_die("LISTEN and UPSTREAM are the same path: the relay would relay to itself");
 }
 
 /* Creates LISTEN as a 0600 socket; refuses a path that already exists. */
@@ -146,16 +132,16 @@ static int create_listener(const char *path)
      * never take it over, and say so rather than "address in use".
      */
     if (lstat(path, &st) == 0)
-        die("%s already exists: is another relay or agent serving it? Remove it first if "
-            "not",
-            path);
+        cli_die("%s already exists: is another relay or agent serving it? Remove it first if "
+                "not",
+                path);
     if (errno != ENOENT)
-        die("cannot use %s: %s", path, strerror(errno));
+        cli_die("cannot use %s: %s", path, strerror(errno));
     if (platform_listen_unix(path, &fd, err, sizeof(err)) != 0)
-        die("%s", err);
+        cli_die("%s", err);
     socket_path = path;
     if (lstat(path, &socket_stat) != 0)
-        die("cannot stat %s after creating it: %s", path, strerror(errno));
+        cli_die("cannot stat %s after creating it: %s", path, strerror(errno));
     return fd;
 }
 
@@ -195,12 +181,6 @@ struct runtime {
     uv_signal_t sigint, sigterm, sighup;
 };
 
-static void close_handle(uv_handle_t *h)
-{
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct runtime *rt = s->data;
@@ -228,12 +208,14 @@ int main(int argc, char **argv)
     char err[512];
     int fd, serve_err, r, rc;
 
+    /* A failure once the socket exists must not leave it behind. */
+    cli_set_die_cleanup(remove_socket);
     parse_args(argc, argv, &o);
-    log_init(progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
+    log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
     listen_stdio = strcmp(o.listen, "-") == 0;
     upstream_stdio = strcmp(o.upstream, "-") == 0;
     if ((listen_stdio || upstream_stdio) && relay_check_stdio(err, sizeof(err)) != 0)
-        die("%s", err);
+        cli_die("%s", err);
 
     signal(SIGPIPE, SIG_IGN);
     /* Requests carry private keys (ssh-add): keep them out of core dumps and ptrace. */
@@ -262,16 +244,16 @@ int main(int argc, char **argv)
     if (serve_err == 0)
         uv_run(&rt.loop, UV_RUN_DEFAULT);
     relay_close(&rt.relay);
-    close_handle((uv_handle_t *)&rt.sigint);
-    close_handle((uv_handle_t *)&rt.sigterm);
-    close_handle((uv_handle_t *)&rt.sighup);
+    cli_close_handle((uv_handle_t *)&rt.sigint);
+    cli_close_handle((uv_handle_t *)&rt.sigterm);
+    cli_close_handle((uv_handle_t *)&rt.sighup);
     uv_run(&rt.loop, UV_RUN_DEFAULT);
     if ((r = uv_loop_close(&rt.loop)) != 0)
         log_error("event loop still busy at exit: %s", uv_strerror(r));
     remove_socket();
     restore_stdio_flags();
     if (serve_err != 0)
-        die("cannot serve %s", o.listen);
+        cli_die("cannot serve %s", o.listen);
     /* With one client (stdio), say whether it ended well: 0 if it closed, 1 otherwise. */
     rc = rt.relay.single && rt.relay.failed ? 1 : 0;
     return rc;

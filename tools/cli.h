@@ -1,0 +1,29 @@
+/*
+ * keyward's programs: the little that their front ends in tools/ share.
+ *
+ * Each program defines cli_progname, the name its messages start with, as
+ *     const char *const cli_progname = "keyward-relay";
+ * so that it is set before main() runs and any message can use it.
+ */
+#ifndef KEYWARD_CLI_H
+#define KEYWARD_CLI_H
+
+#include <uv.h>
+
+#include "log.h"
+
+extern const char *const cli_progname;
+
+/*
+ * Registers what cli_die() must undo before exiting (e.g. remove the
+ * socket the program created); NULL for nothing.
+ */
+void cli_set_die_cleanup(void (*cleanup)(void));
+
+/* Prints "PROGNAME: message" to stderr, runs the cleanup, exits 1. */
+void cli_die(const char *fmt, ...) KW_PRINTF(1, 2);
+
+/* Closes a libuv handle unless it is already closing (signals, timers at shutdown). */
+void cli_close_handle(uv_handle_t *h);
+
+#endif
