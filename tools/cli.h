@@ -8,6 +8,9 @@
 #ifndef KEYWARD_CLI_H
 #define KEYWARD_CLI_H
 
+#include <stdbool.h>
+#include <stdio.h>
+
 #include <uv.h>
 
 #include "log.h"
@@ -25,5 +28,21 @@ void cli_die(const char *fmt, ...) KW_PRINTF(1, 2);
 
 /* Closes a libuv handle unless it is already closing (signals, timers at shutdown). */
 void cli_close_handle(uv_handle_t *h);
+
+/* keyward-relay's command line, the same on every platform. */
+struct cli_relay_args {
+    bool debug;           /* -d */
+    const char *listen;   /* as given; "-" for stdin/stdout */
+    const char *upstream; /* as given; "-" for stdin/stdout */
+};
+
+/*
+ * Parses [-d] LISTEN UPSTREAM, --help and --version (printing version as
+ * keyward-relay's), refusing a missing or empty address and "-" for both.
+ * Exits for --help, --version and usage errors (usage() prints the text).
+ * What an address may be is the platform's to check.
+ */
+void cli_relay_args(int argc, char **argv, void (*usage)(FILE *out), const char *version,
+                    struct cli_relay_args *out);
 
 #endif

@@ -11,7 +11,6 @@
  * This file parses arguments and sets up the process; relaying lives in
  * src/relay.c and the Windows specifics in src/platform/win32*.c.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -96,39 +95,14 @@ static const char *parse_address(const char *arg, const char *what, char *buf, s
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'H'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
-    int ch;
+    struct cli_relay_args args;
 
     memset(o, 0, sizeof(*o));
-    while ((ch = getopt_long(argc, argv, "d", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'd':
-            o->debug = true;
-            break;
-        case 'H':
-            usage(stdout);
-            exit(0);
-        case 'V':
-            printf("keyward-relay %s\n", KEYWARD_VERSION);
-            exit(0);
-        default:
-            usage(stderr);
-            exit(1);
-        }
-    }
-    if (argc - optind != 2) {
-        usage(stderr);
-        exit(1);
-    }
-    if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
-        cli_die("LISTEN and UPSTREAM cannot both be - (stdin/stdout)");
-    o->listen = parse_address(argv[optind], "LISTEN", o->listen_buf, sizeof(o->listen_buf));
+    cli_relay_args(argc, argv, usage, KEYWARD_VERSION, &args);
+    o->debug = args.debug;
+    o->listen = parse_address(args.listen, "LISTEN", o->listen_buf, sizeof(o->listen_buf));
     o->upstream =
-        parse_address(argv[optind + 1], "UPSTREAM", o->upstream_buf, sizeof(o->upstream_buf));
+        parse_address(args.upstream, "UPSTREAM", o->upstream_buf, sizeof(o->upstream_buf));
     /* Pipe names are not case-sensitive. */
     if (o->listen != NULL && o->upstream != NULL && _stricmp(o->listen, o->upstream) == 0)
         cli_die("LISTEN and UPSTREAM are the same pipe: the relay would relay to itself");

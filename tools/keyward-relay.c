@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -82,40 +81,12 @@ static void remove_socket(void)
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'H'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
-    int ch;
+    struct cli_relay_args args;
 
-    memset(o, 0, sizeof(*o));
-    while ((ch = getopt_long(argc, argv, "d", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'd':
-            o->debug = true;
-            break;
-        case 'H':
-            usage(stdout);
-            exit(0);
-        case 'V':
-            printf("keyward-relay %s\n", KEYWARD_VERSION);
-            exit(0);
-        default:
-            usage(stderr);
-            exit(1);
-        }
-    }
-    if (argc - optind != 2) {
-        usage(stderr);
-        exit(1);
-    }
-    o->listen = argv[optind];
-    o->upstream = argv[optind + 1];
-    if (*o->listen == '\0' || *o->upstream == '\0')
-        cli_die("LISTEN and UPSTREAM must not be empty");
-    if (strcmp(o->listen, "-") == 0 && strcmp(o->upstream, "-") == 0)
-        cli_die("LISTEN and UPSTREAM cannot both be - (stdin/stdout)");
+    cli_relay_args(argc, argv, usage, KEYWARD_VERSION, &args);
+    o->debug = args.debug;
+    o->listen = args.listen;
+    o->upstream = args.upstream;
     if (strcmp(o->listen, o->upstream) == 0)
         cli_die("LISTEN and UPSTREAM are the same path: the relay would relay to itself");
 }
