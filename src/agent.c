@@ -39,6 +39,7 @@ void agent_init(struct agent *ag, uint32_t default_lifetime_secs)
     lock_init(&ag->lock);
     ag->default_lifetime_secs = default_lifetime_secs;
     ag->offload_slow_work = false;
+    ag->offload_all_signatures = false;
     ag->audit = NULL;
     ag->audit_ctx = NULL;
 }
@@ -181,6 +182,14 @@ static void describe_key(struct outcome *o, struct key *k)
         o->key = key_ref(k);
 }
 
+/* Like describe_key(), with the fingerprint computed when the key was added. */
+static void describe_identity(struct outcome *o, const struct identity *id)
+{
+    snprintf(o->detail, sizeof(o->detail), "%s %s", key_short_name(id->key), id->fp);
+    if (o->key == NULL)
+        o->key = key_ref(id->key);
+}
+
 static void describe_blob(struct outcome *o, struct wire_view blob)
 {
     struct key *k = NULL;
@@ -252,11 +261,19 @@ static void note_identity(struct outcome *o, const struct identity *id)
     snprintf(o->comment, sizeof(o->comment), "%s", id->comment);
 }
 
-/* The user of a userauth request being signed, when the data is one. */
-static void note_sign_user(struct outcome *o, const struct identity *id, struct wire_view data)
+/*
+ * The user of a userauth request being signed, when the data is one. Only
+ * the audit log says it, so without an audit sink the request is not parsed
+ * (for a host-bound request that means a host key blob, and for an ECDSA
+ * host key a public-key check costing more than the signature).
+ */
+static void note_sign_user(struct agent *ag, struct outcome *o, const struct identity *id,
+                           struct wire_view data)
 {
     struct userauth_request ua;
 
+    if (ag->audit == NULL)
+        return;
     if (userauth_parse(data.ptr, data.len, id->key, &ua) == 0) {
         snprintf(o->dest_user, sizeof(o->dest_user), "%s", ua.user);
         userauth_free(&ua);
@@ -276,7 +293,7 @@ static uint64_t wall_now(void)
 static int handle_list(struct agent *ag, struct agent_conn *c, struct wire_writer *w,
                        struct outcome *o)
 {
-    char why[256], fp[KEY_FINGERPRINT_SIZE];
+    char why[256];
     size_t i, count_at, shown = 0;
 
     wire_put_u8(w, SSH_AGENT_IDENTITIES_ANSWER);
@@ -292,8 +309,8 @@ static int handle_list(struct agent *ag, struct agent_conn *c, struct wire_write
 
         /* Keys that could not be used from this connection are not shown. */
         if (!dest_permitted(&id->dest, &c->bindings, NULL, wall_now(), why, sizeof(why))) {
-            key_fingerprint(id->key, fp, sizeof(fp));
-            log_debug("conn %lu: hiding %s %s: %s", c->id, key_short_name(id->key), fp, why);
+            log_debug("conn %lu: hiding %s %s: %s", c->id, key_short_name(id->key), id->fp,
+                      why);
             continue;
         }
         wire_put_string(w, id->key->blob, id->key->blob_len);
@@ -334,7 +351,7 @@ static int sign_or_defer(struct agent *ag, const struct identity *id, struct age
     uint32_t flags = job ? job->flags : req->u.sign.flags;
     int err;
 
-    if (ag->offload_slow_work && is_slow_to_sign(id->key)) {
+    if (ag->offload_all_signatures || (ag->offload_slow_work && is_slow_to_sign(id->key))) {
         if (job == NULL && (job = job_new(AGENT_JOB_SIGN, req, o)) == NULL)
             return KW_ERR_ALLOC;
         job->kind = AGENT_JOB_SIGN;
@@ -353,13 +370,12 @@ static int sign_or_defer(struct agent *ag, const struct identity *id, struct age
 static void confirm_prompt(const struct agent_conn *c, const struct identity *id, char *buf,
                            size_t size)
 {
-    char fp[KEY_FINGERPRINT_SIZE], hfp[KEY_FINGERPRINT_SIZE], safe[128];
+    char hfp[KEY_FINGERPRINT_SIZE], safe[128];
     const struct binding *b;
     int n;
 
-    key_fingerprint(id->key, fp, sizeof(fp));
     n = snprintf(buf, size, "Allow use of key %s?\nKey fingerprint %s.",
-                 log_sanitize(id->comment, strlen(id->comment), safe, sizeof(safe)), fp);
+                 log_sanitize(id->comment, strlen(id->comment), safe, sizeof(safe)), id->fp);
     if (c->bindings.count > 0 && n > 0 && (size_t)n < size) {
         /* Name where the signature will be used: the latest bound host. */
         b = &c->bindings.slots[c->bindings.count - 1];
@@ -414,12 +430,21 @@ static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agen
     struct agent_job *job;
     int err;
 
-    describe_blob(o, req->u.sign.key_blob);
     id = keystore_find(&ag->keys, req->u.sign.key_blob.ptr, req->u.sign.key_blob.len);
-    if (id == NULL)
+    if (id == NULL) {
+        /*
+         * Only now parse the blob, for the refusal's log line. A held key
+         * matched it byte for byte, so describing the key already parsed
+         * says the same; parsing again would cost an ECDSA request a
+         * public-key check (a scalar multiplication) that dwarfs its
+         * signature.
+         */
+        describe_blob(o, req->u.sign.key_blob);
         return KW_ERR_NOT_FOUND;
+    }
+    describe_identity(o, id);
     note_identity(o, id);
-    note_sign_user(o, id, req->u.sign.data);
+    note_sign_user(ag, o, id, req->u.sign.data);
     if ((err = check_destination(id, c, req->u.sign.data.ptr, req->u.sign.data.len, o)) != 0)
         return err;
     if (id->confirm) {

@@ -35,6 +35,15 @@ struct agent {
      * never delays another client's request.
      */
     bool offload_slow_work;
+    /*
+     * Hand every signature, fast ones too (Ed25519, ECDSA), to a worker
+     * thread. The transport sets it before a request when other clients
+     * are active and a worker and a core are free for it: one thread
+     * signing inline caps all clients together at one core. A single
+     * client keeps the inline path, which spares it the hand-off between
+     * threads.
+     */
+    bool offload_all_signatures;
     /* Where audit events go (keyward-agent -l); NULL for none. */
     audit_fn audit;
     void *audit_ctx;

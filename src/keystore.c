@@ -63,6 +63,7 @@ int keystore_add(struct keystore *ks, struct key *key, char *comment, uint64_t e
     id->comment = comment;
     id->expires_ms = expires_ms;
     id->confirm = confirm;
+    key_fingerprint(key, id->fp, sizeof(id->fp));
     if (i < ks->count) {
         identity_free(ks->ids[i]);
         ks->ids[i] = id;
@@ -127,14 +128,12 @@ size_t keystore_expire(struct keystore *ks, uint64_t now_ms, uint64_t *next_ms)
 {
     size_t i = 0, removed = 0;
     uint64_t next = 0;
-    char fp[KEY_FINGERPRINT_SIZE];
 
     while (i < ks->count) {
         struct identity *id = ks->ids[i];
 
         if (id->expires_ms != 0 && id->expires_ms <= now_ms) {
-            key_fingerprint(id->key, fp, sizeof(fp));
-            log_info("expired %s %s", key_short_name(id->key), fp);
+            log_info("expired %s %s", key_short_name(id->key), id->fp);
             remove_at(ks, i);
             removed++;
             continue;

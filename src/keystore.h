@@ -23,6 +23,12 @@ struct identity {
     uint64_t expires_ms; /* monotonic ms; 0 = never */
     bool confirm;
     struct dest_constraints dest; /* count 0: usable anywhere */
+    /*
+     * key_fingerprint() of key, computed once at add time: every sign
+     * request's log line names the key, and hashing its blob again each
+     * time was a measurable share of a fast signature's cost.
+     */
+    char fp[KEY_FINGERPRINT_SIZE];
 };
 
 struct keystore {

@@ -5,13 +5,21 @@
  * goes on serving the next request.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <io.h>
+#else
+#include <unistd.h>
+#endif
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "agent.h"
+#include "audit.h"
+#include "binding.h"
 #include "check.h"
 #include "err.h"
 #include "key.h"
@@ -160,6 +168,60 @@ static uint8_t session_bind(struct agent_conn *c, const struct key *hostkey, con
 static void random_sid(uint8_t sid[32])
 {
     CHECK_EQ(RAND_bytes(sid, 32), 1);
+}
+
+/* ---- capturing the log and the audit events ---- */
+
+#define CAPTURE_FILE "test_agent_log.tmp"
+static int capture_saved_fd = -1;
+
+/* From here to capture_end(), log lines (debug ones too) go to a file. */
+static void capture_begin(void)
+{
+    FILE *f;
+
+    fflush(stderr);
+    capture_saved_fd = dup(fileno(stderr));
+    CHECK(capture_saved_fd >= 0);
+    f = fopen(CAPTURE_FILE, "w");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        CHECK(dup2(fileno(f), fileno(stderr)) >= 0);
+        fclose(f);
+    }
+    log_init("test_agent", LOG_LEVEL_DEBUG, LOG_SINK_STDERR);
+}
+
+/* Restores stderr and returns what was logged (at most size - 1 bytes). */
+static const char *capture_end(char *buf, size_t size)
+{
+    FILE *f;
+    size_t n = 0;
+
+    log_init("test_agent", LOG_LEVEL_ERROR, LOG_SINK_STDERR);
+    fflush(stderr);
+    if (capture_saved_fd >= 0) {
+        dup2(capture_saved_fd, fileno(stderr));
+        close(capture_saved_fd);
+        capture_saved_fd = -1;
+    }
+    if ((f = fopen(CAPTURE_FILE, "r")) != NULL) {
+        n = fread(buf, 1, size - 1, f);
+        fclose(f);
+    }
+    buf[n] = '\0';
+    remove(CAPTURE_FILE);
+    return buf;
+}
+
+/* The last audit event, as its JSON line. */
+static char last_audit[AUDIT_LINE_MAX];
+
+static void audit_capture(void *ctx, const struct audit_event *ev)
+{
+    (void)ctx;
+    if (audit_format_json(ev, 0, last_audit, sizeof(last_audit)) == 0)
+        snprintf(last_audit, sizeof(last_audit), "(event too long)");
 }
 
 /* ---- tests ---- */
@@ -695,6 +757,288 @@ static void test_lock_jobs(void)
     agent_conn_cleanup(&c2);
 }
 
+/*
+ * A sign request names its key by blob. The agent looks it up before
+ * parsing it, and parses it only to describe a key it does not hold: the
+ * log and audit lines must read exactly as when every request was parsed.
+ */
+static void test_sign_log_lines(void)
+{
+    struct agent_conn c;
+    struct key *held = NULL, *absent = NULL, *ec_absent = NULL;
+    struct wire_writer req;
+    char log[4096], line[512], fp[KEY_FINGERPRINT_SIZE];
+    static const uint8_t junk[] = {0, 0, 0, 3, 'f', 'o', 'o', 1, 2};
+
+    agent_conn_init(&c, 21);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &held), 0);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &absent), 0);
+    CHECK_EQ(key_generate(KEY_ECDSA_P256, 0, &ec_absent), 0);
+    CHECK_EQ(add_key(&c, held, "held key", NULL, 0), SSH_AGENT_SUCCESS);
+    ag.audit = audit_capture;
+
+    /* A held key: signed, and named by type and fingerprint. */
+    capture_begin();
+    CHECK_EQ(sign_with(&c, held, 0), SSH_AGENT_SIGN_RESPONSE);
+    capture_end(log, sizeof(log));
+    key_fingerprint(held, fp, sizeof(fp));
+    snprintf(line, sizeof(line),
+             "test_agent: debug: conn 21: SIGN_REQUEST(13) ED25519 %s -> SIGN_RESPONSE\n", fp);
+    CHECK_STR(log, line);
+    CHECK(strstr(last_audit, "\"event\":\"sign\",\"outcome\":\"ok\"") != NULL);
+    CHECK(strstr(last_audit, fp) != NULL);
+    CHECK(strstr(last_audit, "\"comment\":\"held key\"") != NULL);
+
+    /* A key not held: FAILURE, and the log still names the key asked for. */
+    capture_begin();
+    CHECK_EQ(sign_with(&c, absent, 0), SSH_AGENT_FAILURE);
+    capture_end(log, sizeof(log));
+    key_fingerprint(absent, fp, sizeof(fp));
+    snprintf(line, sizeof(line),
+             "test_agent: conn 21: SIGN_REQUEST(13) ED25519 %s -> FAILURE: %s\n", fp,
+             kw_strerror(KW_ERR_NOT_FOUND));
+    CHECK_STR(log, line);
+    CHECK(strstr(last_audit, "\"event\":\"sign\",\"outcome\":\"refused\"") != NULL);
+    CHECK(strstr(last_audit, fp) != NULL);
+    CHECK(strstr(last_audit, "\"key_type\":\"ssh-ed25519\"") != NULL);
+    CHECK(strstr(last_audit, "comment") == NULL);
+
+    capture_begin();
+    CHECK_EQ(sign_with(&c, ec_absent, 0), SSH_AGENT_FAILURE);
+    capture_end(log, sizeof(log));
+    key_fingerprint(ec_absent, fp, sizeof(fp));
+    snprintf(line, sizeof(line), "test_agent: conn 21: SIGN_REQUEST(13) ECDSA %s -> FAILURE: %s\n",
+             fp, kw_strerror(KW_ERR_NOT_FOUND));
+    CHECK_STR(log, line);
+
+    /* A blob that is no key at all. */
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_SIGN_REQUEST);
+    wire_put_string(&req, junk, sizeof(junk));
+    wire_put_cstring(&req, "data");
+    wire_put_u32(&req, 0);
+    capture_begin();
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE);
+    capture_end(log, sizeof(log));
+    snprintf(line, sizeof(line),
+             "test_agent: conn 21: SIGN_REQUEST(13) unparseable key blob (%zu bytes) -> "
+             "FAILURE: %s\n",
+             sizeof(junk), kw_strerror(KW_ERR_NOT_FOUND));
+    CHECK_STR(log, line);
+    CHECK(strstr(last_audit, "\"outcome\":\"refused\"") != NULL);
+    CHECK(strstr(last_audit, "key_fingerprint") == NULL);
+    wire_writer_free(&req);
+
+    /* The fingerprint kept with the identity is the key's. */
+    key_fingerprint(held, fp, sizeof(fp));
+    CHECK(ag.keys.count == 1 && strcmp(ag.keys.ids[0]->fp, fp) == 0);
+
+    ag.audit = NULL;
+    key_free(held);
+    key_free(absent);
+    key_free(ec_absent);
+    agent_conn_cleanup(&c);
+    agent_cleanup(&ag);
+    agent_init(&ag, 0);
+}
+
+/* The user a userauth request names reaches the audit log (when there is one). */
+static void test_sign_user_audited(void)
+{
+    static const uint8_t sid[32] = {9, 8, 7};
+    struct agent_conn c;
+    struct key *k = NULL;
+    struct wire_writer req, data;
+    char fp[KEY_FINGERPRINT_SIZE];
+
+    agent_conn_init(&c, 22);
+    CHECK_EQ(key_generate(KEY_ECDSA_P256, 0, &k), 0);
+    CHECK_EQ(add_key(&c, k, "ua", NULL, 0), SSH_AGENT_SUCCESS);
+    wire_writer_init(&data);
+    wire_put_string(&data, sid, sizeof(sid));
+    wire_put_u8(&data, 50); /* SSH_MSG_USERAUTH_REQUEST */
+    wire_put_cstring(&data, "alice");
+    wire_put_cstring(&data, "ssh-connection");
+    wire_put_cstring(&data, "publickey");
+    wire_put_bool(&data, true);
+    wire_put_cstring(&data, "ecdsa-sha2-nistp256");
+    wire_put_string(&data, k->blob, k->blob_len);
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_SIGN_REQUEST);
+    wire_put_string(&req, k->blob, k->blob_len);
+    wire_put_string(&req, data.buf, data.len);
+    wire_put_u32(&req, 0);
+
+    ag.audit = audit_capture;
+    last_audit[0] = '\0';
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SIGN_RESPONSE);
+    key_fingerprint(k, fp, sizeof(fp));
+    CHECK(strstr(last_audit, "\"event\":\"sign\",\"outcome\":\"ok\"") != NULL);
+    CHECK(strstr(last_audit, fp) != NULL);
+    CHECK(strstr(last_audit, "\"dest_user\":\"alice\"") != NULL);
+    ag.audit = NULL;
+    /* Without an audit sink the request is not even parsed; it still signs. */
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SIGN_RESPONSE);
+
+    wire_writer_free(&req);
+    wire_writer_free(&data);
+    key_free(k);
+    agent_conn_cleanup(&c);
+    agent_cleanup(&ag);
+    agent_init(&ag, 0);
+}
+
+/*
+ * The binding slots are allocated by the first binding recorded; the rules
+ * and the 16-slot limit hold as before, and a refusal allocates nothing.
+ */
+static void test_lazy_bindings(void)
+{
+    struct binding_set bs;
+    struct key *host = NULL, *other = NULL;
+    uint8_t sid[BINDING_MAX + 1][32], big[BINDING_MAX_SID + 1];
+    const char *why = NULL;
+    size_t slot = 0;
+    int i;
+
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &host), 0);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &other), 0);
+    for (i = 0; i < BINDING_MAX + 1; i++)
+        random_sid(sid[i]);
+    memset(big, 1, sizeof(big));
+
+    binding_set_init(&bs);
+    CHECK(bs.slots == NULL && bs.count == 0);
+    /* Refused before anything is recorded: still nothing allocated. */
+    binding_note_failure(&bs);
+    CHECK(bs.slots == NULL && bs.attempted && bs.failed);
+    CHECK_EQ(binding_record(&bs, host, big, sizeof(big), true, &why, &slot), BINDING_REFUSED);
+    CHECK(bs.slots == NULL && why != NULL);
+    binding_set_clear(&bs);
+    CHECK(bs.slots == NULL && !bs.attempted && !bs.failed);
+
+    /* Sixteen forwarding hops fit; the seventeenth is refused. */
+    for (i = 0; i < BINDING_MAX; i++) {
+        CHECK_EQ(binding_record(&bs, key_ref(host), sid[i], 32, true, &why, &slot),
+                 BINDING_RECORDED);
+        CHECK_EQ(slot, i);
+        CHECK(bs.slots != NULL);
+    }
+    CHECK_EQ(binding_record(&bs, host, sid[BINDING_MAX], 32, true, &why, &slot),
+             BINDING_REFUSED);
+    CHECK(why != NULL && strstr(why, "too many") != NULL);
+    CHECK_EQ(bs.count, BINDING_MAX);
+    /* A known one is still matched, at its slot. */
+    CHECK_EQ(binding_record(&bs, host, sid[7], 32, true, &why, &slot), BINDING_ALREADY);
+    CHECK_EQ(slot, 7);
+    CHECK(key_equal(bs.slots[BINDING_MAX - 1].hostkey, host));
+    binding_set_clear(&bs);
+    CHECK(bs.slots == NULL && bs.count == 0);
+
+    /* Cleared, the set starts again: an authentication binding, then no rebind. */
+    CHECK_EQ(binding_record(&bs, key_ref(host), sid[0], 32, false, &why, &slot),
+             BINDING_RECORDED);
+    CHECK(bs.slots != NULL && bs.count == 1);
+    CHECK_EQ(binding_record(&bs, host, sid[0], 32, false, &why, &slot), BINDING_REFUSED);
+    CHECK_EQ(binding_record(&bs, other, sid[1], 32, true, &why, &slot), BINDING_REFUSED);
+    CHECK(bs.count == 1 && bs.failed);
+    binding_set_clear(&bs);
+
+    /* Same session id, another key: refused; same key: already recorded. */
+    CHECK_EQ(binding_record(&bs, key_ref(host), sid[2], 32, true, &why, &slot),
+             BINDING_RECORDED);
+    CHECK_EQ(binding_record(&bs, other, sid[2], 32, true, &why, &slot), BINDING_REFUSED);
+    CHECK_EQ(binding_record(&bs, host, sid[2], 32, true, &why, &slot), BINDING_ALREADY);
+    CHECK_EQ(bs.count, 1);
+    binding_set_clear(&bs);
+
+    key_free(host);
+    key_free(other);
+}
+
+/*
+ * offload_all_signatures (set by the transport when other clients are
+ * active) hands fast signatures to a worker too, after any confirmation;
+ * the job holds the key even when it is removed before the job runs.
+ */
+static void test_offload_fast_signatures(void)
+{
+    static const uint8_t confirm[] = {SSH_AGENT_CONSTRAIN_CONFIRM};
+    struct agent_conn c;
+    struct key *ed = NULL, *ec = NULL, *ask = NULL;
+    struct agent_job *job, *job2;
+    struct agent_reply reply;
+    struct wire_writer req;
+
+    agent_conn_init(&c, 23);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &ed), 0);
+    CHECK_EQ(key_generate(KEY_ECDSA_P256, 0, &ec), 0);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &ask), 0);
+    CHECK_EQ(add_key(&c, ed, "ed", NULL, 0), SSH_AGENT_SUCCESS);
+    CHECK_EQ(add_key(&c, ec, "ec", NULL, 0), SSH_AGENT_SUCCESS);
+    CHECK_EQ(add_key(&c, ask, "ask", confirm, sizeof(confirm)), SSH_AGENT_SUCCESS);
+    ag.offload_slow_work = true;
+
+    /* Off: fast keys are signed inline. */
+    CHECK_EQ(sign_with(&c, ed, 0), SSH_AGENT_SIGN_RESPONSE);
+
+    ag.offload_all_signatures = true;
+    job = sign_job(&c, ed, 0);
+    job2 = sign_job(&c, ec, 0);
+    CHECK(job != NULL && job->kind == AGENT_JOB_SIGN && job->key != NULL);
+    CHECK(job2 != NULL && job2->kind == AGENT_JOB_SIGN && job2->key != NULL);
+    /* Removed while the jobs are out: they still sign with their references. */
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+    wire_writer_free(&req);
+    CHECK_EQ(ag.keys.count, 0);
+    if (job != NULL) {
+        CHECK_EQ(job->key->refs, 2); /* the job's and its audit subject's */
+        agent_job_run(job);
+        agent_reply_init(&reply);
+        agent_job_finish(&ag, &c, job, &reply);
+        CHECK_EQ(check_sign_reply(ed, &reply), SSH_AGENT_SIGN_RESPONSE);
+        agent_reply_free(&reply);
+    }
+    if (job2 != NULL) {
+        agent_job_run(job2);
+        agent_reply_init(&reply);
+        agent_job_finish(&ag, &c, job2, &reply);
+        CHECK_EQ(check_sign_reply(ec, &reply), SSH_AGENT_SIGN_RESPONSE);
+        agent_reply_free(&reply);
+    }
+
+    /* A confirm key is still asked about first; the signature then goes out too. */
+    CHECK_EQ(add_key(&c, ask, "ask", confirm, sizeof(confirm)), SSH_AGENT_SUCCESS);
+    job = sign_job(&c, ask, 0);
+    CHECK(job != NULL && job->kind == AGENT_JOB_CONFIRM);
+    if (job != NULL) {
+        agent_reply_init(&reply);
+        agent_job_confirmed(&ag, &c, job, true, &reply);
+        CHECK(reply.msg.len == 0 && reply.job != NULL && reply.job->kind == AGENT_JOB_SIGN);
+        if (reply.job != NULL) {
+            job = reply.job;
+            reply.job = NULL;
+            agent_job_run(job);
+            agent_job_finish(&ag, &c, job, &reply);
+            CHECK_EQ(check_sign_reply(ask, &reply), SSH_AGENT_SIGN_RESPONSE);
+        }
+        agent_reply_free(&reply);
+    }
+    /* A key not held is refused at once, without a job. */
+    CHECK_EQ(sign_with(&c, ed, 0), SSH_AGENT_FAILURE);
+
+    ag.offload_all_signatures = false;
+    ag.offload_slow_work = false;
+    key_free(ed);
+    key_free(ec);
+    key_free(ask);
+    agent_conn_cleanup(&c);
+    agent_cleanup(&ag);
+    agent_init(&ag, 0);
+}
+
 /* Private keys are held in OpenSSL's secure heap and released on removal. */
 static void test_secure_heap(void)
 {
@@ -728,6 +1072,10 @@ int main(void)
     test_extensions_and_garbage();
     test_jobs();
     test_lock_jobs();
+    test_sign_log_lines();
+    test_sign_user_audited();
+    test_lazy_bindings();
+    test_offload_fast_signatures();
     test_secure_heap();
     agent_cleanup(&ag);
     CRYPTO_secure_malloc_done();
