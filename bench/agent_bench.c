@@ -1625,7 +1625,15 @@ static void usage(void)
 {
     printf("usage: agent_bench --keyward PATH [--openssh PATH] [--out DIR] [--window S]\n"
            "                   [--reps N] [--conns N] [--idle-keys N] [--skip PARTS]\n"
-           "  PARTS: comma-separated of sign,latency,scale,idle\n");
+           "                   [--keys KEYS] [--raw-window S]\n"
+           "       agent_bench --drive SOCK [--keys KEYS] [--drive-conns N] [--window S]\n"
+           "                   [--reps N]\n"
+           "  PARTS: comma-separated of sign,latency,scale,idle\n"
+           "  KEYS: comma-separated of ed25519,ecdsa-p256,rsa-2048,rsa-4096 (default all)\n"
+           "  Either slot takes any agent run as PATH -D -a SOCKET: --keyward NEW\n"
+           "  --openssh OLD compares two builds, NEW/OLD in the ratio column.\n"
+           "  --drive: add the keys to a running agent and sign over N connections\n"
+           "  (for profiling it, or timing its CPU per request from outside).\n");
 }
 
 int main(int argc, char **argv)

@@ -3,6 +3,7 @@
  */
 #include "binding.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void binding_set_init(struct binding_set *bs)
@@ -16,6 +17,7 @@ void binding_set_clear(struct binding_set *bs)
 
     for (i = 0; i < bs->count; i++)
         key_free(bs->slots[i].hostkey);
+    free(bs->slots);
     binding_set_init(bs);
 }
 
@@ -58,6 +60,10 @@ enum binding_result binding_record(struct binding_set *bs, struct key *hostkey,
     }
     if (bs->count >= BINDING_MAX) {
         *why = "too many session IDs recorded";
+        goto refuse;
+    }
+    if (bs->slots == NULL && (bs->slots = calloc(BINDING_MAX, sizeof(*bs->slots))) == NULL) {
+        *why = "out of memory";
         goto refuse;
     }
     i = bs->count++;

@@ -36,7 +36,13 @@ struct binding {
 };
 
 struct binding_set {
-    struct binding slots[BINDING_MAX];
+    /*
+     * BINDING_MAX slots, allocated by the first binding_record(), so that a
+     * connection never bound (ssh-add, git's signing, a client without
+     * session-bind, an idle one) does not carry them: they were most of a
+     * connection's memory when ten thousand are open. NULL until then.
+     */
+    struct binding *slots;
     size_t count;
     bool attempted; /* any session-bind was received */
     bool failed;    /* any session-bind was refused */
@@ -49,13 +55,15 @@ enum binding_result {
 };
 
 void binding_set_init(struct binding_set *bs);
+/* Drops every binding and frees the slots; the set is then as if new. */
 void binding_set_clear(struct binding_set *bs);
 
 /*
  * Applies the rules above to an already signature-checked binding. On
  * BINDING_RECORDED the set takes ownership of hostkey; otherwise the caller
  * keeps it. *why names the reason for a refusal. *slot is the slot used or
- * matched.
+ * matched. If the slots cannot be allocated the binding is refused (and the
+ * set marked failed, so that no destination-constrained key is usable).
  */
 enum binding_result binding_record(struct binding_set *bs, struct key *hostkey,
                                    const uint8_t *sid, size_t sid_len, bool forwarding,

@@ -1,6 +1,10 @@
 /*
  * keyward: the agent's transport. See server.h.
  */
+#ifdef __linux__
+#define _GNU_SOURCE /* gettid() */
+#endif
+
 #include "server.h"
 
 #include <signal.h>
@@ -9,6 +13,10 @@
 #include <string.h>
 #ifndef _WIN32
 #include <unistd.h>
+#endif
+#ifdef __linux__
+#include <errno.h>
+#include <sys/resource.h>
 #endif
 
 #include <openssl/crypto.h>
@@ -27,6 +35,11 @@
 /* Named pipe instances kept waiting for clients (libuv's default was 4). */
 #define SERVER_PIPE_INSTANCES 16
 #endif
+/* libuv's worker threads when UV_THREADPOOL_SIZE does not say, and at most. */
+#define THREADPOOL_DEFAULT 4
+#define THREADPOOL_MAX 1024
+/* How much nicer than the loop thread the worker threads run (Linux). */
+#define WORKER_NICE 10
 
 struct conn {
     uv_pipe_t pipe;
@@ -35,9 +48,11 @@ struct conn {
     struct server *srv;
     struct agent_conn state;
     struct peer_info peer;
-    uint8_t *buf; /* received, not yet handled bytes */
+    uint8_t *buf; /* received, not yet handled bytes; NULL when there are none */
     size_t len;
     size_t cap;
+    size_t dirty; /* bytes of buf that ever held data: what freeing it must clear */
+    unsigned long last_request; /* srv->requests when this connection's last one came */
     struct agent_reply held; /* a reply being held back (failed unlock) */
     struct agent_job *job;   /* a confirmation or signature under way */
     uv_process_t askpass;    /* runs while job is a confirmation */
@@ -69,6 +84,24 @@ struct write_req {
 
 static void conn_process(struct conn *c);
 static void conn_update_reading(struct conn *c);
+
+/*
+ * Frees the receive buffer once everything in it was handled: an idle
+ * connection then costs no buffer, which is most of what ten thousand open
+ * connections cost while they are served. Requests can carry private keys,
+ * and handled frames leave copies behind (memmove), so every byte that
+ * ever held data is cleared first. The next read allocates a new one.
+ */
+static void conn_drop_buffer(struct conn *c)
+{
+    if (c->buf == NULL || c->len != 0)
+        return;
+    OPENSSL_cleanse(c->buf, c->dirty);
+    free(c->buf);
+    c->buf = NULL;
+    c->cap = 0;
+    c->dirty = 0;
+}
 
 /* ---- connection lifetime ---- */
 
@@ -200,6 +233,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         }
         c->buf = nbuf;
         c->cap = ncap;
+        c->dirty = c->len;
     }
     *buf = uv_buf_init((char *)c->buf + c->len, (unsigned int)(c->cap - c->len));
 }
@@ -209,9 +243,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     struct conn *c = stream->data;
 
     (void)buf;
-    if (nread == 0 || c->closing)
+    if (c->closing)
         return;
+    if (nread == 0) {
+        conn_drop_buffer(c); /* nothing came: do not keep the one allocated for it */
+        return;
+    }
     if (nread < 0) {
+        conn_drop_buffer(c);
         /*
          * End of stream: the client may only have shut its sending side
          * (printf ... | socat) and still be reading. Answer what it sent,
@@ -229,6 +268,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->len += (size_t)nread;
+    if (c->len > c->dirty)
+        c->dirty = c->len;
     if (c->busy)
         conn_update_reading(c); /* buffer only; handled when the job is done */
     else
@@ -251,10 +292,44 @@ static void on_delay_done(uv_timer_t *t)
 
 static void conn_deliver(struct conn *c, struct agent_reply *reply);
 
+#ifdef __linux__
+/*
+ * Runs the calling worker thread WORKER_NICE nicer than it was (than the
+ * loop thread that started the pool), once per thread. Linux schedules
+ * threads, each with its own nice value. When other processes hold the
+ * cores, a loop thread woken by a client's request then preempts an RSA
+ * signature sooner instead of waiting out a scheduler tick, so lists and
+ * fast signatures stay quick beside slow ones. Not SCHED_IDLE: that would
+ * starve signatures whenever anything else wants the CPU
+ * (docs/performance.md).
+ */
+static void worker_lower_priority(void)
+{
+    static _Thread_local bool lowered;
+    pid_t tid;
+    int prio;
+
+    if (lowered)
+        return;
+    lowered = true;
+    tid = gettid();
+    errno = 0;
+    prio = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (prio == -1 && errno != 0)
+        return;
+    prio = prio + WORKER_NICE > 19 ? 19 : prio + WORKER_NICE;
+    if (setpriority(PRIO_PROCESS, (id_t)tid, prio) != 0)
+        log_debug("worker thread %ld: cannot lower priority: %s", (long)tid, strerror(errno));
+}
+#endif
+
 static void on_job_work(uv_work_t *w)
 {
     struct conn *c = w->data;
 
+#ifdef __linux__
+    worker_lower_priority();
+#endif
     agent_job_run(c->job); /* worker thread: touches only the job */
 }
 
@@ -265,6 +340,7 @@ static void on_job_done(uv_work_t *w, int status)
     struct agent_reply reply;
 
     (void)status;
+    c->srv->jobs--;
     c->job = NULL;
     if (c->closing) {
         agent_job_free(job);
@@ -277,9 +353,30 @@ static void on_job_done(uv_work_t *w, int status)
     conn_release(c);
 }
 
+/*
+ * Whether a signature for c, asked for now, should go to a worker even if
+ * the key is fast to sign (agent.offload_all_signatures): only when another
+ * client was served since c's previous request or has a job out, so that
+ * the loop has other work to do meanwhile, and only while fewer jobs are
+ * out than there are cores besides the loop thread's (and workers), so the
+ * job gets a core of its own and never queues behind RSA jobs. The loop
+ * thread keeps signing the rest inline: a hand-off costs CPU (~14 us of
+ * wake-ups per Ed25519 signature), and with more jobs than free cores the
+ * threads only take turns. A single client, or a single core, is served
+ * inline. Call after counting the request in srv->requests.
+ */
+static bool offload_fast_signatures(const struct server *srv, const struct conn *c)
+{
+    bool others_active = srv->requests - c->last_request > 1 || srv->jobs > 0;
+    unsigned limit = srv->cores - 1 < srv->workers ? srv->cores - 1 : srv->workers;
+
+    return srv->agent->offload_slow_work && srv->jobs < limit && others_active;
+}
+
 static void finish_confirm(struct conn *c, bool approved)
 {
     struct agent_job *job = c->job;
+    struct agent *ag = c->srv->agent;
     struct agent_reply reply;
 
     c->job = NULL;
@@ -288,7 +385,9 @@ static void finish_confirm(struct conn *c, bool approved)
         return;
     }
     agent_reply_init(&reply);
-    agent_job_confirmed(c->srv->agent, &c->state, job, approved, &reply);
+    ag->offload_all_signatures = offload_fast_signatures(c->srv, c);
+    agent_job_confirmed(ag, &c->state, job, approved, &reply);
+    ag->offload_all_signatures = false;
     conn_deliver(c, &reply);
     agent_reply_free(&reply);
 }
@@ -414,6 +513,7 @@ static void start_job(struct conn *c, struct agent_job *job)
     }
     c->work.data = c;
     c->refs++;
+    c->srv->jobs++; /* on_job_done() counts it out, on either path */
     if (uv_queue_work(c->srv->loop, &c->work, on_job_work, on_job_done) != 0) {
         /* Cannot happen with a valid loop; sign here rather than fail. */
         c->refs--;
@@ -476,6 +576,7 @@ static void conn_update_reading(struct conn *c)
 /* Handles every complete frame in the buffer, in order. */
 static void conn_process(struct conn *c)
 {
+    struct server *srv = c->srv;
     struct agent_reply reply;
     size_t frame;
     uint32_t body;
@@ -497,13 +598,17 @@ static void conn_process(struct conn *c)
         frame = FRAME_HEADER + (size_t)body;
         if (c->len < frame)
             break; /* wait for the rest */
-        uv_update_time(c->srv->loop);
-        agent_handle(c->srv->agent, &c->state, uv_now(c->srv->loop), c->buf + FRAME_HEADER,
-                     body, &reply);
+        uv_update_time(srv->loop);
+        srv->requests++;
+        srv->agent->offload_all_signatures = offload_fast_signatures(srv, c);
+        c->last_request = srv->requests;
+        agent_handle(srv->agent, &c->state, uv_now(srv->loop), c->buf + FRAME_HEADER, body,
+                     &reply);
+        srv->agent->offload_all_signatures = false;
         OPENSSL_cleanse(c->buf, frame);
         memmove(c->buf, c->buf + frame, c->len - frame);
         c->len -= frame;
-        server_schedule_expiry(c->srv);
+        server_schedule_expiry(srv);
         if (reply.job != NULL || reply.delay_ms > 0) {
             /* Sets busy until the job or delay is over, which ends this loop. */
             conn_deliver(c, &reply);
@@ -513,6 +618,7 @@ static void conn_process(struct conn *c)
     }
     c->processing = false;
     agent_reply_free(&reply);
+    conn_drop_buffer(c);
     conn_finish_if_done(c);
     if (c->closing)
         return;
@@ -535,6 +641,8 @@ static struct conn *conn_new(struct server *srv)
     srv->conns = c;
     srv->live_conns++;
     agent_conn_init(&c->state, ++srv->next_conn_id);
+    /* Requests served before this connection came say nothing of now. */
+    c->last_request = srv->requests;
     agent_reply_init(&c->held);
     uv_pipe_init(srv->loop, &c->pipe, 0);
     uv_timer_init(srv->loop, &c->delay_timer);
@@ -629,6 +737,23 @@ void server_schedule_expiry(struct server *srv)
     uv_timer_start(&srv->expiry_timer, on_expiry, next > now ? next - now : 0, 0);
 }
 
+/* How many worker threads libuv starts: UV_THREADPOOL_SIZE, read as libuv reads it. */
+static unsigned threadpool_size(void)
+{
+    char val[32];
+    size_t len = sizeof(val);
+    long n;
+
+    if (uv_os_getenv("UV_THREADPOOL_SIZE", val, &len) != 0)
+        return THREADPOOL_DEFAULT;
+    n = atol(val);
+    if (n == 0)
+        return 1;
+    if (n < 0 || n > THREADPOOL_MAX)
+        return THREADPOOL_MAX;
+    return (unsigned)n;
+}
+
 void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
 {
     memset(srv, 0, sizeof(*srv));
@@ -638,6 +763,10 @@ void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
     uv_pipe_init(loop, &srv->listener, 0);
     srv->listener.data = srv;
 #endif
+    srv->workers = threadpool_size();
+    srv->cores = uv_available_parallelism();
+    if (srv->cores < 1)
+        srv->cores = 1;
     uv_timer_init(loop, &srv->expiry_timer);
     srv->expiry_timer.data = srv;
     /* The timer alone must not keep the loop alive at shutdown. */

@@ -32,6 +32,16 @@ struct server {
     uv_timer_t expiry_timer;
     unsigned long next_conn_id;
     unsigned long live_conns;
+    /*
+     * For handing fast signatures to the workers only when that gains
+     * something (agent.offload_all_signatures): requests handled so far,
+     * worker jobs queued or running, libuv's worker threads, and the cores
+     * this process may run on.
+     */
+    unsigned long requests;
+    unsigned jobs;
+    unsigned workers;
+    unsigned cores;
     struct conn *conns; /* every open connection, for shutdown */
     bool listening;
     bool closing;
