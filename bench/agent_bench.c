@@ -13,7 +13,9 @@
  *     with OpenSSL's secure heap set up as keyward-agent sets it up, and
  *     once more without it), and a bare Unix-socket round trip between two
  *     processes that do no work; 1 / (raw sign time + bare round trip) is
- *     the "one-connection limit";
+ *     the "one-connection limit"; and the same round trip with the echoing
+ *     process spinning for the raw sign time first (the "working echo": an
+ *     agent that does nothing but sign, as a scheduler and a VM see it);
  *   - list round-trip latency (p50, p99) under 1 and 64 concurrent clients,
  *     and from a paced client while other clients run rsa-4096 signatures;
  *   - connection scale: N (10,000) connections held open at once, then each
@@ -499,7 +501,15 @@ static void agent_load(struct agent_proc *a)
 
 /* ---- the bare round trip ---- */
 
-static double bare_roundtrip_us(double window)
+/*
+ * Round trips with a child that echoes each 5-byte message, after spinning
+ * for work_us first when work_us > 0. Returns microseconds per round trip.
+ * With work_us = 0 it is the bare round trip. With work_us = the raw sign
+ * time it is a server that "signs" by spinning: on a VM whose idle vCPUs
+ * halt (no guest halt polling), a client that waits longer is woken more
+ * slowly, and this shows how much of an agent's gap to the limit that is.
+ */
+static double echo_roundtrip_us(double window, double work_us)
 {
     uint8_t msg[5] = {0, 0, 0, 1, SSH_AGENTC_REQUEST_IDENTITIES}, back[5];
     uint64_t n = 0, t0, t1;
@@ -518,6 +528,12 @@ static double bare_roundtrip_us(double window)
             for (have = 0; have < sizeof(back); have += (size_t)r)
                 if ((r = read(sv[1], back + have, sizeof(back) - have)) <= 0)
                     _exit(0);
+            if (work_us > 0) {
+                uint64_t until = now_ns() + (uint64_t)(work_us * 1e3);
+
+                while (now_ns() < until)
+                    ;
+            }
             if (write_all(sv[1], back, sizeof(back)) != 0)
                 _exit(0);
         }
@@ -1183,6 +1199,7 @@ static const char *agent_names[NAGENTS] = {"keyward", "openssh"};
 static struct {
     double bare_rt_us;          /* median over every measurement */
     double bare_rt_key[NKEYS];  /* median of those taken beside each key's cells */
+    double work_rt_key[NKEYS];  /* round trip with the raw sign time spun in the echo */
     struct raw_result raw, raw_nosec;
     double sign[NAGENTS][NKEYS][2]; /* [agent][key][0: 1 conn, 1: 4 conns] median ops/s */
     double sign_runs[NAGENTS][NKEYS][2][64];
@@ -1206,6 +1223,12 @@ static const char *lat_keys[4] = {"clients_1", "clients_64", "during_rsa4096_1",
 static double limit_of(int k)
 {
     return 1e6 / (1e6 / R.raw.ops1[k] + R.bare_rt_key[k]);
+}
+
+/* The rate of the echo that spins for the sign time: a do-nothing "agent". */
+static double working_echo_of(int k)
+{
+    return 1e6 / R.work_rt_key[k];
 }
 
 static void read_loadavg(double v[3])
@@ -1386,6 +1409,12 @@ static void print_table(void)
            "    1 thread for the 1-connection rows, 2 threads for the 4-connection rows.\n"
            "  limit: 1 / (raw 1-thread sign time + bare Unix-socket round trip %.1f us).\n",
            opt.reps, opt.window, R.bare_rt_us);
+    printf("  working echo (a server that spins for the raw sign time, then answers):");
+    for (k = 0; k < NKEYS; k++)
+        printf("%s %s %s/s (keyward %s)", k ? ";" : "", keys[k].name,
+               fmt(a, sizeof(a), 0, working_echo_of(k)),
+               fmt(b, sizeof(b), 2, R.sign[KEYWARD][k][0] / working_echo_of(k)));
+    printf("\n");
     printf("  cores the run had: raw 2-thread / 1-thread = %s (2.0 on an idle 2-core machine;\n"
            "    less means other processes held a CPU, and 4-connection rates are capped too)\n",
            fmt(a, sizeof(a), 2, raw_scaling()));
@@ -1464,6 +1493,8 @@ static void write_json(const char *path, const char *cpu, const char *stamp)
         json_num(f, R.bare_rt_key[k]);
         fprintf(f, ", \"one_connection_limit\": ");
         json_num(f, limit_of(k));
+        fprintf(f, ", \"working_echo_per_s\": ");
+        json_num(f, working_echo_of(k));
         fprintf(f, "}");
     }
     fprintf(f, "}},\n  \"sign_ops_per_s\": {");
@@ -1731,7 +1762,7 @@ int main(int argc, char **argv)
     check_keyward_log(&agents[KEYWARD]);
 
     for (k = 0; k < NKEYS; k++) {
-        R.bare_rt_key[k] = R.raw.ops1[k] = R.raw.ops2[k] = NAN;
+        R.bare_rt_key[k] = R.work_rt_key[k] = R.raw.ops1[k] = R.raw.ops2[k] = NAN;
         R.raw_nosec.ops1[k] = R.raw_nosec.ops2[k] = NAN;
         for (m = 0; m < 2; m++)
             R.sign[0][k][m] = R.sign[1][k][m] = NAN;
@@ -1758,15 +1789,16 @@ int main(int argc, char **argv)
         if (rw.secure_heap != 1)
             note("warning: the raw reference's secure heap is not locked (%d)", rw.secure_heap);
         for (k = 0; k < NKEYS; k++) {
-            double rt[64], r1[64], r2[64], n1[64], n2[64];
+            double rt[64], wrt[64], r1[64], r2[64], n1[64], n2[64];
 
             if (opt.only_keys[0] && !in_list(opt.only_keys, keys[k].name))
                 continue;
             for (rep = 0; rep < opt.reps; rep++) {
-                rt[rep] = bare_roundtrip_us(opt.raw_window);
+                rt[rep] = echo_roundtrip_us(opt.raw_window, 0);
                 if (nrt < 64)
                     rt_all[nrt++] = rt[rep];
                 r1[rep] = raw_worker_measure(&rw, k, 1);
+                wrt[rep] = echo_roundtrip_us(opt.raw_window, 1e6 / r1[rep]);
                 r2[rep] = raw_worker_measure(&rw, k, 2);
                 n1[rep] = raw_worker_measure(&rwn, k, 1);
                 n2[rep] = raw_worker_measure(&rwn, k, 2);
@@ -1777,6 +1809,7 @@ int main(int argc, char **argv)
                                       m ? 4 : 1, opt.window, &R.sign_errors[ag]);
             }
             R.bare_rt_key[k] = median(rt, opt.reps);
+            R.work_rt_key[k] = median(wrt, opt.reps);
             R.raw.ops1[k] = median(r1, opt.reps);
             R.raw.ops2[k] = median(r2, opt.reps);
             R.raw_nosec.ops1[k] = median(n1, opt.reps);
@@ -1785,9 +1818,9 @@ int main(int argc, char **argv)
                 for (ag = 0; ag < NAGENTS; ag++)
                     R.sign[ag][k][m] = median(R.sign_runs[ag][k][m], opt.reps);
             note("%-10s round trip %.1f us; raw %.0f/s (2 threads %.0f/s; no secure heap %.0f, "
-                 "%.0f); limit %.0f/s",
+                 "%.0f); limit %.0f/s; working echo %.0f/s",
                  keys[k].name, R.bare_rt_key[k], R.raw.ops1[k], R.raw.ops2[k],
-                 R.raw_nosec.ops1[k], R.raw_nosec.ops2[k], limit_of(k));
+                 R.raw_nosec.ops1[k], R.raw_nosec.ops2[k], limit_of(k), working_echo_of(k));
             for (m = 0; m < 2; m++)
                 note("%-10s %d conn: keyward %8.0f/s  OpenSSH %8.0f/s", keys[k].name, m ? 4 : 1,
                      R.sign[KEYWARD][k][m], R.sign[OPENSSH][k][m]);
