@@ -24,13 +24,13 @@ const char *const agent_extensions[] = {EXT_QUERY, EXT_SESSION_BIND, NULL};
 
 /* What a handler reports back to the dispatcher for the log line. */
 struct outcome {
-    const char *why;   /* reason for a refusal; kw_strerror() if NULL */
-    char detail[192];  /* what the request was about: key, extension name */
-    char whybuf[256];  /* room for a reason built at run time */
-    struct key *key;   /* the key the request named, if it parsed (a reference) */
-    char comment[128]; /* its comment, when the agent holds it */
+    const char *why;                   /* reason for a refusal; kw_strerror() if NULL */
+    char detail[192];                  /* what the request was about: key, extension name */
+    char whybuf[256];                  /* room for a reason built at run time */
+    struct key *key;                   /* the key the request named, if it parsed (a reference) */
+    char comment[128];                 /* its comment, when the agent holds it */
     char dest_user[USERAUTH_MAX_USER]; /* the user of the userauth request signed */
-    uint8_t fail_code; /* reply code on failure */
+    uint8_t fail_code;                 /* reply code on failure */
 };
 
 void agent_init(struct agent *ag, uint32_t default_lifetime_secs)
@@ -309,8 +309,7 @@ static int handle_list(struct agent *ag, struct agent_conn *c, struct wire_write
 
         /* Keys that could not be used from this connection are not shown. */
         if (!dest_permitted(&id->dest, &c->bindings, NULL, wall_now(), why, sizeof(why))) {
-            log_debug("conn %lu: hiding %s %s: %s", c->id, key_short_name(id->key), id->fp,
-                      why);
+            log_debug("conn %lu: hiding %s %s: %s", c->id, key_short_name(id->key), id->fp, why);
             continue;
         }
         wire_put_string(w, id->key->blob, id->key->blob_len);
@@ -342,8 +341,8 @@ static bool is_slow_to_sign(const struct key *k)
  * a plain sign request and a confirmed one.
  */
 static int sign_or_defer(struct agent *ag, const struct identity *id, struct agent_job *job,
-                         const struct agent_request *req, struct wire_writer *w,
-                         struct outcome *o, struct agent_reply *reply)
+                         const struct agent_request *req, struct wire_writer *w, struct outcome *o,
+                         struct agent_reply *reply)
 {
     struct wire_writer sig;
     const uint8_t *data = job ? job->data : req->u.sign.data.ptr;
@@ -472,9 +471,8 @@ static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms
     snprintf(o->comment, sizeof(o->comment), "%s", req->u.add.comment);
     /* Re-adding must not let a connection lift restrictions it is subject to. */
     existing = keystore_find(&ag->keys, req->u.add.key->blob, req->u.add.key->blob_len);
-    if (existing != NULL &&
-        !dest_permitted(&existing->dest, &conn->bindings, NULL, wall_now(), o->whybuf,
-                        sizeof(o->whybuf))) {
+    if (existing != NULL && !dest_permitted(&existing->dest, &conn->bindings, NULL, wall_now(),
+                                            o->whybuf, sizeof(o->whybuf))) {
         o->why = o->whybuf;
         return KW_ERR_DENIED;
     }
@@ -483,8 +481,8 @@ static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms
         if (expires == 0)
             expires = 1; /* 0 means "never" */
     }
-    if ((err = keystore_add(&ag->keys, req->u.add.key, req->u.add.comment, expires,
-                            c->confirm, &c->dest)) != 0)
+    if ((err = keystore_add(&ag->keys, req->u.add.key, req->u.add.comment, expires, c->confirm,
+                            &c->dest)) != 0)
         return err;
     req->u.add.key = NULL; /* now owned by the keystore */
     req->u.add.comment = NULL;
@@ -501,18 +499,19 @@ static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms
     return w->error;
 }
 
-static int handle_remove(struct agent *ag, const struct agent_request *req,
-                         struct wire_writer *w, struct outcome *o)
+static int handle_remove(struct agent *ag, const struct agent_request *req, struct wire_writer *w,
+                         struct outcome *o)
 {
+    const struct identity *id;
     int err;
 
-    describe_blob(o, req->u.remove.key_blob);
-    {
-        const struct identity *id =
-            keystore_find(&ag->keys, req->u.remove.key_blob.ptr, req->u.remove.key_blob.len);
-
-        if (id != NULL)
-            note_identity(o, id);
+    /* As in handle_sign(): parse the blob only for a key the agent does not hold. */
+    id = keystore_find(&ag->keys, req->u.remove.key_blob.ptr, req->u.remove.key_blob.len);
+    if (id != NULL) {
+        describe_identity(o, id);
+        note_identity(o, id);
+    } else {
+        describe_blob(o, req->u.remove.key_blob);
     }
     if ((err = keystore_remove(&ag->keys, req->u.remove.key_blob.ptr,
                                req->u.remove.key_blob.len)) != 0)
@@ -617,8 +616,8 @@ static int handle_query(struct wire_writer *w)
     return w->error;
 }
 
-static int handle_session_bind(struct agent_conn *c, struct wire_view body,
-                               struct wire_writer *w, struct outcome *o)
+static int handle_session_bind(struct agent_conn *c, struct wire_view body, struct wire_writer *w,
+                               struct outcome *o)
 {
     struct session_bind_request sb;
     enum binding_result res;
@@ -665,9 +664,8 @@ static int handle_session_bind(struct agent_conn *c, struct wire_view body,
     return w->error;
 }
 
-static int handle_extension(struct agent *ag, struct agent_conn *c,
-                            const struct agent_request *req, struct wire_writer *w,
-                            struct outcome *o)
+static int handle_extension(struct agent *ag, struct agent_conn *c, const struct agent_request *req,
+                            struct wire_writer *w, struct outcome *o)
 {
     struct wire_view name = req->u.ext.name;
     char safe[64];
@@ -781,19 +779,18 @@ done:
             wire_put_u8(w, o.fail_code);
         }
         log_info("conn %lu: %s(%u)%s%s -> %s: %s", c->id, proto_type_name(req.type),
-                 (unsigned)req.type, o.detail[0] ? " " : "", o.detail,
-                 proto_type_name(o.fail_code), o.why ? o.why : kw_strerror(err));
+                 (unsigned)req.type, o.detail[0] ? " " : "", o.detail, proto_type_name(o.fail_code),
+                 o.why ? o.why : kw_strerror(err));
         audit_request(ag, c, req.type, false, o.key, o.comment, o.dest_user,
                       o.why ? o.why : kw_strerror(err));
     } else if (reply->job != NULL) {
-        log_debug("conn %lu: %s(%u) %s -> %s", c->id, proto_type_name(req.type),
-                  (unsigned)req.type, o.detail,
+        log_debug("conn %lu: %s(%u) %s -> %s", c->id, proto_type_name(req.type), (unsigned)req.type,
+                  o.detail,
                   reply->job->kind == AGENT_JOB_CONFIRM ? "asking for confirmation"
                                                         : "continuing on a worker thread");
     } else {
         log_debug("conn %lu: %s(%u)%s%s -> %s", c->id, proto_type_name(req.type),
-                  (unsigned)req.type, o.detail[0] ? " " : "", o.detail,
-                  proto_type_name(w->buf[0]));
+                  (unsigned)req.type, o.detail[0] ? " " : "", o.detail, proto_type_name(w->buf[0]));
         audit_request(ag, c, req.type, true, o.key, o.comment, o.dest_user, NULL);
     }
     key_free(o.key);
@@ -816,8 +813,8 @@ static uint8_t job_request_type(const struct agent_job *job)
 }
 
 /* Ends a job's request with a failure reply and a log line. */
-static void job_fail(struct agent *ag, struct agent_conn *c, struct agent_job *job,
-                     const char *why, struct agent_reply *reply)
+static void job_fail(struct agent *ag, struct agent_conn *c, struct agent_job *job, const char *why,
+                     struct agent_reply *reply)
 {
     uint8_t type = job_request_type(job);
 
@@ -872,8 +869,7 @@ void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_jo
     } else if (reply->job == NULL) {
         log_debug("conn %lu: SIGN_REQUEST(%u) %s -> SIGN_RESPONSE (confirmed)", c->id,
                   (unsigned)SSH_AGENTC_SIGN_REQUEST, o.detail);
-        audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, true, o.key, o.comment, o.dest_user,
-                      NULL);
+        audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, true, o.key, o.comment, o.dest_user, NULL);
     }
     key_free(o.key);
 }
@@ -889,8 +885,7 @@ void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *
     if (job->kind == AGENT_JOB_LOCK || job->kind == AGENT_JOB_UNLOCK) {
         if ((err = finish_lock(ag, job, &reply->msg, &why, &reply->delay_ms)) != 0) {
             if (reply->delay_ms)
-                snprintf(job->detail, sizeof(job->detail), "reply delayed %u ms",
-                         reply->delay_ms);
+                snprintf(job->detail, sizeof(job->detail), "reply delayed %u ms", reply->delay_ms);
             job_fail(ag, c, job, why ? why : kw_strerror(err), reply);
             return;
         }

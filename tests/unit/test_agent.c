@@ -134,8 +134,8 @@ static uint8_t sign_with(struct agent_conn *c, const struct key *k, uint32_t fla
     return type;
 }
 
-static void put_session_bind(struct wire_writer *req, const struct key *hostkey,
-                             const uint8_t *sid, size_t sidlen, bool forwarding, bool corrupt)
+static void put_session_bind(struct wire_writer *req, const struct key *hostkey, const uint8_t *sid,
+                             size_t sidlen, bool forwarding, bool corrupt)
 {
     struct wire_writer sig;
 
@@ -330,15 +330,13 @@ static void test_seed_rebind_keeps_connection(void)
 
     CHECK_EQ(session_bind(&c, host, sid1, sizeof(sid1), false, false), SSH_AGENT_SUCCESS);
     CHECK_EQ(c.bindings.count, 1);
-    CHECK_EQ(session_bind(&c, host, sid2, sizeof(sid2), false, false),
-             SSH_AGENT_EXTENSION_FAILURE);
+    CHECK_EQ(session_bind(&c, host, sid2, sizeof(sid2), false, false), SSH_AGENT_EXTENSION_FAILURE);
     CHECK(c.bindings.failed);
     /* Same connection, still served. */
     CHECK_EQ(list_count(&c), 1);
     CHECK_EQ(sign_with(&c, user, 0), SSH_AGENT_SIGN_RESPONSE);
     /* Even repeating the first binding is refused after an auth binding. */
-    CHECK_EQ(session_bind(&c, host, sid1, sizeof(sid1), false, false),
-             SSH_AGENT_EXTENSION_FAILURE);
+    CHECK_EQ(session_bind(&c, host, sid1, sizeof(sid1), false, false), SSH_AGENT_EXTENSION_FAILURE);
     CHECK_EQ(list_count(&c), 1);
 
     key_free(host);
@@ -372,8 +370,7 @@ static void test_session_bind_rules(void)
     CHECK_EQ(session_bind(&c, rsahost, sid, sizeof(sid), true, false), SSH_AGENT_SUCCESS);
     CHECK_EQ(c.bindings.count, 1);
     /* Same sid, different key: refused. */
-    CHECK_EQ(session_bind(&c, other, sid, sizeof(sid), true, false),
-             SSH_AGENT_EXTENSION_FAILURE);
+    CHECK_EQ(session_bind(&c, other, sid, sizeof(sid), true, false), SSH_AGENT_EXTENSION_FAILURE);
     CHECK_EQ(c.bindings.count, 1);
     agent_conn_cleanup(&c);
 
@@ -392,8 +389,7 @@ static void test_session_bind_rules(void)
     /* Session ids over 128 bytes are refused. */
     agent_conn_init(&c, 6);
     memset(big, 7, sizeof(big));
-    CHECK_EQ(session_bind(&c, other, big, sizeof(big), false, false),
-             SSH_AGENT_EXTENSION_FAILURE);
+    CHECK_EQ(session_bind(&c, other, big, sizeof(big), false, false), SSH_AGENT_EXTENSION_FAILURE);
     CHECK_EQ(session_bind(&c, other, big, BINDING_MAX_SID, false, false), SSH_AGENT_SUCCESS);
     agent_conn_cleanup(&c);
 
@@ -833,6 +829,28 @@ static void test_sign_log_lines(void)
     key_fingerprint(held, fp, sizeof(fp));
     CHECK(ag.keys.count == 1 && strcmp(ag.keys.ids[0]->fp, fp) == 0);
 
+    /* REMOVE_IDENTITY names the key the same way, held or not, with its comment if held. */
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_REMOVE_IDENTITY);
+    wire_put_string(&req, held->blob, held->blob_len);
+    capture_begin();
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+    capture_end(log, sizeof(log));
+    snprintf(line, sizeof(line),
+             "test_agent: debug: conn 21: REMOVE_IDENTITY(18) ED25519 %s -> SUCCESS\n", fp);
+    CHECK_STR(log, line);
+    CHECK(strstr(last_audit, "\"event\":\"remove\",\"outcome\":\"ok\"") != NULL);
+    CHECK(strstr(last_audit, fp) != NULL);
+    CHECK(strstr(last_audit, "\"comment\":\"held key\"") != NULL);
+    capture_begin();
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE); /* now gone: parsed for the log */
+    capture_end(log, sizeof(log));
+    snprintf(line, sizeof(line),
+             "test_agent: conn 21: REMOVE_IDENTITY(18) ED25519 %s -> FAILURE: %s\n", fp,
+             kw_strerror(KW_ERR_NOT_FOUND));
+    CHECK_STR(log, line);
+    wire_writer_free(&req);
+
     ag.audit = NULL;
     key_free(held);
     key_free(absent);
@@ -924,8 +942,7 @@ static void test_lazy_bindings(void)
         CHECK_EQ(slot, i);
         CHECK(bs.slots != NULL);
     }
-    CHECK_EQ(binding_record(&bs, host, sid[BINDING_MAX], 32, true, &why, &slot),
-             BINDING_REFUSED);
+    CHECK_EQ(binding_record(&bs, host, sid[BINDING_MAX], 32, true, &why, &slot), BINDING_REFUSED);
     CHECK(why != NULL && strstr(why, "too many") != NULL);
     CHECK_EQ(bs.count, BINDING_MAX);
     /* A known one is still matched, at its slot. */
@@ -936,8 +953,7 @@ static void test_lazy_bindings(void)
     CHECK(bs.slots == NULL && bs.count == 0);
 
     /* Cleared, the set starts again: an authentication binding, then no rebind. */
-    CHECK_EQ(binding_record(&bs, key_ref(host), sid[0], 32, false, &why, &slot),
-             BINDING_RECORDED);
+    CHECK_EQ(binding_record(&bs, key_ref(host), sid[0], 32, false, &why, &slot), BINDING_RECORDED);
     CHECK(bs.slots != NULL && bs.count == 1);
     CHECK_EQ(binding_record(&bs, host, sid[0], 32, false, &why, &slot), BINDING_REFUSED);
     CHECK_EQ(binding_record(&bs, other, sid[1], 32, true, &why, &slot), BINDING_REFUSED);
@@ -945,8 +961,7 @@ static void test_lazy_bindings(void)
     binding_set_clear(&bs);
 
     /* Same session id, another key: refused; same key: already recorded. */
-    CHECK_EQ(binding_record(&bs, key_ref(host), sid[2], 32, true, &why, &slot),
-             BINDING_RECORDED);
+    CHECK_EQ(binding_record(&bs, key_ref(host), sid[2], 32, true, &why, &slot), BINDING_RECORDED);
     CHECK_EQ(binding_record(&bs, other, sid[2], 32, true, &why, &slot), BINDING_REFUSED);
     CHECK_EQ(binding_record(&bs, host, sid[2], 32, true, &why, &slot), BINDING_ALREADY);
     CHECK_EQ(bs.count, 1);
