@@ -64,14 +64,14 @@
 
 /* keyward-agent's secure heap (tools/keyward-agent.c), for the raw reference. */
 #define SECURE_HEAP_SIZE (8u * 1024 * 1024)
-#define SECURE_HEAP_MIN 64
+#define SECURE_HEAP_MIN  64
 
-#define DATA_LEN 256
+#define DATA_LEN  256
 #define MAX_REPLY (64 * 1024)
-#define NKEYS 4
-#define NAGENTS 2
-#define KEYWARD 0
-#define OPENSSH 1
+#define NKEYS     4
+#define NAGENTS   2
+#define KEYWARD   0
+#define OPENSSH   1
 
 /* ---- options ---- */
 
@@ -431,8 +431,7 @@ static void agent_start(struct agent_proc *a, const char *label, const char *exe
     agent_seq++;
     snprintf(a->sock, sizeof(a->sock), "%s/%s.%d.sock", workdir, openssh ? "ossh" : "kw",
              agent_seq);
-    snprintf(a->log, sizeof(a->log), "%s/%s.%d.log", workdir, openssh ? "ossh" : "kw",
-             agent_seq);
+    snprintf(a->log, sizeof(a->log), "%s/%s.%d.log", workdir, openssh ? "ossh" : "kw", agent_seq);
     fflush(NULL);
     if ((a->pid = fork()) < 0)
         die("fork: %s", strerror(errno));
@@ -724,7 +723,7 @@ struct load_arg {
     const char *sock;
     const struct frame *req;
     int expect;
-    double window;         /* seconds; 0 = until *stop */
+    double window; /* seconds; 0 = until *stop */
     atomic_int *stop;
     pthread_barrier_t *bar;
     uint64_t ops, errors;
@@ -984,9 +983,9 @@ struct scale_result {
     int target;
     int connected, served, errors;
     long connect_retries;
-    int agent_fds;     /* descriptors the agent held once every client had connected */
-    double connect_s;  /* opening every connection */
-    double serve_s;    /* then a list and a sign on each, and closing */
+    int agent_fds;    /* descriptors the agent held once every client had connected */
+    double connect_s; /* opening every connection */
+    double serve_s;   /* then a list and a sign on each, and closing */
     double wall_s;
     long rss_before_kb, rss_held_kb, hwm_kb, rss_after_kb;
     char first_error[128];
@@ -1045,8 +1044,9 @@ static void scale_test(struct agent_proc *a, int nconns, struct scale_result *r)
                 sleep_s(0.0002);
                 continue;
             }
-            scale_fail(r, &c[i], errno == EAGAIN ? "connect: backlog full until the deadline"
-                                                 : strerror(errno));
+            scale_fail(r, &c[i],
+                       errno == EAGAIN ? "connect: backlog full until the deadline"
+                                       : strerror(errno));
             break;
         }
     }
@@ -1197,9 +1197,9 @@ static void idle_rss(const char *label, const char *exe, bool openssh, int nkeys
 static const char *agent_names[NAGENTS] = {"keyward", "openssh"};
 
 static struct {
-    double bare_rt_us;          /* median over every measurement */
-    double bare_rt_key[NKEYS];  /* median of those taken beside each key's cells */
-    double work_rt_key[NKEYS];  /* round trip with the raw sign time spun in the echo */
+    double bare_rt_us;         /* median over every measurement */
+    double bare_rt_key[NKEYS]; /* median of those taken beside each key's cells */
+    double work_rt_key[NKEYS]; /* round trip with the raw sign time spun in the echo */
     struct raw_result raw, raw_nosec;
     double sign[NAGENTS][NKEYS][2]; /* [agent][key][0: 1 conn, 1: 4 conns] median ops/s */
     double sign_runs[NAGENTS][NKEYS][2][64];
@@ -1293,8 +1293,8 @@ struct target {
 static struct target targets[16];
 static int ntargets;
 
-static void add_target(const char *name, int met, const char *goal, int decimals,
-                       const char *unit, double value)
+static void add_target(const char *name, int met, const char *goal, int decimals, const char *unit,
+                       double value)
 {
     struct target *t = &targets[ntargets++];
 
@@ -1328,9 +1328,9 @@ static void evaluate_targets(void)
     add_target("list p99 while rsa-4096 signs", v < 1000, "< 1000 us", 0, " us",
                R.measured_lat ? v : NAN);
     v = R.scale[KEYWARD].errors;
-    add_target("connection scale: errors", R.scale[KEYWARD].errors == 0 &&
-                                              R.scale[KEYWARD].served == opt.conns,
-               "0", 0, "", R.measured_scale ? v : NAN);
+    add_target("connection scale: errors",
+               R.scale[KEYWARD].errors == 0 && R.scale[KEYWARD].served == opt.conns, "0", 0, "",
+               R.measured_scale ? v : NAN);
     v = R.kw_lck_kb;
     add_target("secure heap on and locked (VmLck kB)",
                R.kw_lck_kb >= (long)(SECURE_HEAP_SIZE / 1024) && R.kw_log_warning[0] == '\0',
@@ -1356,8 +1356,8 @@ static void row(const char *metric, int decimals, double kw, double os, double l
 
     printf("%-34s %10s %10s %8s %9s %8s %9s %7s\n", metric, fmt(a, sizeof(a), decimals, kw),
            fmt(b, sizeof(b), decimals, os), fmt(c, sizeof(c), 2, kw / os),
-           fmt(d, sizeof(d), 0, lim), fmt(e, sizeof(e), 2, kw / lim),
-           fmt(f, sizeof(f), 0, raw), fmt(g, sizeof(g), 2, kw / raw));
+           fmt(d, sizeof(d), 0, lim), fmt(e, sizeof(e), 2, kw / lim), fmt(f, sizeof(f), 0, raw),
+           fmt(g, sizeof(g), 2, kw / raw));
 }
 
 static void print_table(void)
@@ -1365,14 +1365,14 @@ static void print_table(void)
     char name[96], a[32], b[32], c[32], d[32];
     int k, m, ag;
 
-    printf("%-34s %10s %10s %8s %9s %8s %9s %7s\n", "metric (median of runs)", "keyward",
-           "OpenSSH", "kw/ossh", "limit", "kw/limit", "raw", "kw/raw");
+    printf("%-34s %10s %10s %8s %9s %8s %9s %7s\n", "metric (median of runs)", "keyward", "OpenSSH",
+           "kw/ossh", "limit", "kw/limit", "raw", "kw/raw");
     for (k = 0; k < NKEYS; k++) {
         for (m = 0; m < 2; m++) {
             snprintf(name, sizeof(name), "sign/s %s, %d conn%s", keys[k].name, m ? 4 : 1,
                      m ? "s" : "");
-            row(name, 0, R.sign[KEYWARD][k][m], R.sign[OPENSSH][k][m],
-                m == 0 ? limit_of(k) : NAN, m == 0 ? R.raw.ops1[k] : R.raw.ops2[k]);
+            row(name, 0, R.sign[KEYWARD][k][m], R.sign[OPENSSH][k][m], m == 0 ? limit_of(k) : NAN,
+                m == 0 ? R.raw.ops1[k] : R.raw.ops2[k]);
         }
     }
     if (R.measured_lat) {
@@ -1401,8 +1401,8 @@ static void print_table(void)
         row("idle RSS MiB, 0 keys", 1, R.idle[KEYWARD].rss0_kb / 1024.0,
             R.idle[OPENSSH].rss0_kb / 1024.0, NAN, NAN);
         snprintf(name, sizeof(name), "idle RSS MiB, %d Ed25519 keys", opt.idle_keys);
-        row(name, 1, R.idle[KEYWARD].rss_keys_kb / 1024.0,
-            R.idle[OPENSSH].rss_keys_kb / 1024.0, NAN, NAN);
+        row(name, 1, R.idle[KEYWARD].rss_keys_kb / 1024.0, R.idle[OPENSSH].rss_keys_kb / 1024.0,
+            NAN, NAN);
     }
     printf("\n  sign: 256-byte data, RSA with rsa-sha2-256; %d runs of %.1f s per cell.\n"
            "  raw: key_sign() in this process with the same keys and keyward's secure heap,\n"
@@ -1421,7 +1421,8 @@ static void print_table(void)
     printf("  without the secure heap, raw 1 / 2 threads:");
     for (k = 0; k < NKEYS; k++)
         printf("%s %s %s / %s", k ? ";" : "", keys[k].name,
-               fmt(a, sizeof(a), 0, R.raw_nosec.ops1[k]), fmt(b, sizeof(b), 0, R.raw_nosec.ops2[k]));
+               fmt(a, sizeof(a), 0, R.raw_nosec.ops1[k]),
+               fmt(b, sizeof(b), 0, R.raw_nosec.ops2[k]));
     printf("\n");
     if (R.measured_lat)
         printf("  list: 1 and 64 clients closed-loop; paced = one list every %.0f us while 1 or 4\n"
@@ -1432,18 +1433,20 @@ static void print_table(void)
                fmt(d, sizeof(d), 0, R.lat_rate[OPENSSH][3]));
     if (R.measured_scale)
         for (ag = 0; ag < NAGENTS; ag++)
-            printf("  %d conns, %s: connected in %.2f s (%ld backlog retries), agent held %d fds%s%s\n",
-                   opt.conns, agent_names[ag], R.scale[ag].connect_s,
-                   R.scale[ag].connect_retries, R.scale[ag].agent_fds,
-                   R.scale[ag].errors ? "; first error: " : "", R.scale[ag].first_error);
+            printf("  %d conns, %s: connected in %.2f s (%ld backlog retries), agent held %d "
+                   "fds%s%s\n",
+                   opt.conns, agent_names[ag], R.scale[ag].connect_s, R.scale[ag].connect_retries,
+                   R.scale[ag].agent_fds, R.scale[ag].errors ? "; first error: " : "",
+                   R.scale[ag].first_error);
     printf("  fd limit %lu (bench and agents); keyward's secure heap: VmLck %ld kB%s%s\n",
            (unsigned long)fd_limit, R.kw_lck_kb, R.kw_log_warning[0] ? "; log: " : "",
            R.kw_log_warning);
     printf("\ntargets\n");
     for (k = 0; k < ntargets; k++)
-        printf("  %-52s %-12s goal %-10s %s\n", targets[k].name, targets[k].value,
-               targets[k].goal,
-               targets[k].met < 0 ? "not measured" : targets[k].met ? "MET" : "MISSED");
+        printf("  %-52s %-12s goal %-10s %s\n", targets[k].name, targets[k].value, targets[k].goal,
+               targets[k].met < 0 ? "not measured"
+               : targets[k].met   ? "MET"
+                                  : "MISSED");
 }
 
 static void json_num(FILE *f, double v)
@@ -1466,13 +1469,15 @@ static void write_json(const char *path, const char *cpu, const char *stamp)
     }
     uname(&u);
     fprintf(f, "{\n  \"format\": \"keyward-bench/1\",\n  \"time\": \"%s\",\n", stamp);
-    fprintf(f, "  \"host\": {\"cpu\": \"%s\", \"cpus\": %ld, \"kernel\": \"%s\", "
-               "\"loadavg_start\": [%.2f, %.2f, %.2f], \"loadavg_end\": [%.2f, %.2f, %.2f]},\n",
+    fprintf(f,
+            "  \"host\": {\"cpu\": \"%s\", \"cpus\": %ld, \"kernel\": \"%s\", "
+            "\"loadavg_start\": [%.2f, %.2f, %.2f], \"loadavg_end\": [%.2f, %.2f, %.2f]},\n",
             cpu, sysconf(_SC_NPROCESSORS_ONLN), u.release, R.load_start[0], R.load_start[1],
             R.load_start[2], R.load_end[0], R.load_end[1], R.load_end[2]);
-    fprintf(f, "  \"config\": {\"window_s\": %g, \"raw_window_s\": %g, \"reps\": %d, "
-               "\"data_len\": %d, \"conns\": %d, \"idle_keys\": %d, \"pace_us\": %g, "
-               "\"fd_limit\": %lu, \"keyward\": \"%s\", \"openssh\": \"%s\"},\n",
+    fprintf(f,
+            "  \"config\": {\"window_s\": %g, \"raw_window_s\": %g, \"reps\": %d, "
+            "\"data_len\": %d, \"conns\": %d, \"idle_keys\": %d, \"pace_us\": %g, "
+            "\"fd_limit\": %lu, \"keyward\": \"%s\", \"openssh\": \"%s\"},\n",
             opt.window, opt.raw_window, opt.reps, DATA_LEN, opt.conns, opt.idle_keys, opt.pace_us,
             (unsigned long)fd_limit, opt.keyward, opt.openssh);
     fprintf(f, "  \"reference\": {\"bare_roundtrip_us\": ");
@@ -1548,9 +1553,10 @@ static void write_json(const char *path, const char *cpu, const char *stamp)
     for (ag = 0; ag < NAGENTS; ag++) {
         struct scale_result *s = &R.scale[ag];
 
-        fprintf(f, "%s\n    \"%s\": {\"connections\": %d, \"connected\": %d, \"served\": %d, "
-                   "\"errors\": %d, \"first_error\": \"%s\", \"connect_retries\": %ld, "
-                   "\"agent_fds_held\": %d, \"connect_s\": ",
+        fprintf(f,
+                "%s\n    \"%s\": {\"connections\": %d, \"connected\": %d, \"served\": %d, "
+                "\"errors\": %d, \"first_error\": \"%s\", \"connect_retries\": %ld, "
+                "\"agent_fds_held\": %d, \"connect_s\": ",
                 ag ? "," : "", agent_names[ag], s->target, s->connected, s->served, s->errors,
                 s->first_error, s->connect_retries, s->agent_fds);
         json_num(f, s->connect_s);
@@ -1558,16 +1564,18 @@ static void write_json(const char *path, const char *cpu, const char *stamp)
         json_num(f, s->serve_s);
         fprintf(f, ", \"wall_s\": ");
         json_num(f, s->wall_s);
-        fprintf(f, ", \"rss_before_kb\": %ld, \"rss_holding_kb\": %ld, \"peak_rss_kb\": %ld, "
-                   "\"rss_after_kb\": %ld}",
+        fprintf(f,
+                ", \"rss_before_kb\": %ld, \"rss_holding_kb\": %ld, \"peak_rss_kb\": %ld, "
+                "\"rss_after_kb\": %ld}",
                 s->rss_before_kb, s->rss_held_kb, s->hwm_kb, s->rss_after_kb);
     }
     fprintf(f, "},\n  \"idle_rss_kb\": {");
     for (ag = 0; ag < NAGENTS; ag++) {
         struct idle_result *d = &R.idle[ag];
 
-        fprintf(f, "%s\n    \"%s\": {\"keys_0\": %ld, \"keys_%d\": %ld, \"locked_kb\": %ld, "
-                   "\"add_s\": ",
+        fprintf(f,
+                "%s\n    \"%s\": {\"keys_0\": %ld, \"keys_%d\": %ld, \"locked_kb\": %ld, "
+                "\"add_s\": ",
                 ag ? "," : "", agent_names[ag], d->rss0_kb, opt.idle_keys, d->rss_keys_kb,
                 d->lck_kb);
         json_num(f, d->load_s);
@@ -1577,10 +1585,13 @@ static void write_json(const char *path, const char *cpu, const char *stamp)
             R.kw_lck_kb, R.kw_log_warning);
     fprintf(f, "  \"targets\": [");
     for (k = 0; k < ntargets; k++)
-        fprintf(f, "%s\n    {\"name\": \"%s\", \"value\": \"%s\", \"goal\": \"%s\", "
-                   "\"met\": %s}",
+        fprintf(f,
+                "%s\n    {\"name\": \"%s\", \"value\": \"%s\", \"goal\": \"%s\", "
+                "\"met\": %s}",
                 k ? "," : "", targets[k].name, targets[k].value, targets[k].goal,
-                targets[k].met < 0 ? "null" : targets[k].met ? "true" : "false");
+                targets[k].met < 0 ? "null"
+                : targets[k].met   ? "true"
+                                   : "false");
     fprintf(f, "\n  ]\n}\n");
     fclose(f);
 }
@@ -1670,14 +1681,13 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"keyward", required_argument, NULL, 'k'}, {"openssh", required_argument, NULL, 'o'},
-        {"out", required_argument, NULL, 'O'},     {"window", required_argument, NULL, 'w'},
-        {"reps", required_argument, NULL, 'r'},    {"conns", required_argument, NULL, 'c'},
-        {"idle-keys", required_argument, NULL, 'i'}, {"skip", required_argument, NULL, 's'},
-        {"raw-window", required_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'},
-        {"keys", required_argument, NULL, 'K'},
-        {"drive", required_argument, NULL, 'D'}, {"drive-conns", required_argument, NULL, 'N'},
-        {NULL, 0, NULL, 0}};
+        {"keyward", required_argument, NULL, 'k'},     {"openssh", required_argument, NULL, 'o'},
+        {"out", required_argument, NULL, 'O'},         {"window", required_argument, NULL, 'w'},
+        {"reps", required_argument, NULL, 'r'},        {"conns", required_argument, NULL, 'c'},
+        {"idle-keys", required_argument, NULL, 'i'},   {"skip", required_argument, NULL, 's'},
+        {"raw-window", required_argument, NULL, 'R'},  {"help", no_argument, NULL, 'h'},
+        {"keys", required_argument, NULL, 'K'},        {"drive", required_argument, NULL, 'D'},
+        {"drive-conns", required_argument, NULL, 'N'}, {NULL, 0, NULL, 0}};
     struct agent_proc agents[NAGENTS];
     struct rlimit rl;
     char cpu[256], stamp[64], path[512];
@@ -1687,20 +1697,48 @@ int main(int argc, char **argv)
 
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'k': opt.keyward = optarg; break;
-        case 'o': opt.openssh = optarg; break;
-        case 'O': opt.out_dir = optarg; break;
-        case 'w': opt.window = atof(optarg); break;
-        case 'R': opt.raw_window = atof(optarg); break;
-        case 'r': opt.reps = atoi(optarg); break;
-        case 'c': opt.conns = atoi(optarg); break;
-        case 'i': opt.idle_keys = atoi(optarg); break;
-        case 's': snprintf(opt.skip, sizeof(opt.skip), "%s", optarg); break;
-        case 'K': snprintf(opt.only_keys, sizeof(opt.only_keys), "%s", optarg); break;
-        case 'D': opt.drive = optarg; break;
-        case 'N': opt.drive_conns = atoi(optarg); break;
-        case 'h': usage(); return 0;
-        default: usage(); return 2;
+        case 'k':
+            opt.keyward = optarg;
+            break;
+        case 'o':
+            opt.openssh = optarg;
+            break;
+        case 'O':
+            opt.out_dir = optarg;
+            break;
+        case 'w':
+            opt.window = atof(optarg);
+            break;
+        case 'R':
+            opt.raw_window = atof(optarg);
+            break;
+        case 'r':
+            opt.reps = atoi(optarg);
+            break;
+        case 'c':
+            opt.conns = atoi(optarg);
+            break;
+        case 'i':
+            opt.idle_keys = atoi(optarg);
+            break;
+        case 's':
+            snprintf(opt.skip, sizeof(opt.skip), "%s", optarg);
+            break;
+        case 'K':
+            snprintf(opt.only_keys, sizeof(opt.only_keys), "%s", optarg);
+            break;
+        case 'D':
+            opt.drive = optarg;
+            break;
+        case 'N':
+            opt.drive_conns = atoi(optarg);
+            break;
+        case 'h':
+            usage();
+            return 0;
+        default:
+            usage();
+            return 2;
         }
     }
     if (opt.drive != NULL)
@@ -1732,8 +1770,9 @@ int main(int argc, char **argv)
             fd_limit = rl.rlim_max;
             if ((rlim_t)opt.conns + 64 > fd_limit)
                 opt.conns = (int)fd_limit - 64;
-            fprintf(stderr, "agent_bench: cannot raise the fd limit beyond %lu (not root?); "
-                            "testing %d connections\n",
+            fprintf(stderr,
+                    "agent_bench: cannot raise the fd limit beyond %lu (not root?); "
+                    "testing %d connections\n",
                     (unsigned long)fd_limit, opt.conns);
         }
     }
@@ -1778,8 +1817,9 @@ int main(int argc, char **argv)
          * (1 and 2 threads, with and without the secure heap), then each
          * agent over 1 and 4 connections.
          */
-        fprintf(stderr, "agent_bench: sign rates and references (%d runs, %.1f s per agent "
-                        "cell, %.1f s per reference)\n",
+        fprintf(stderr,
+                "agent_bench: sign rates and references (%d runs, %.1f s per agent "
+                "cell, %.1f s per reference)\n",
                 opt.reps, opt.window, opt.raw_window);
         R.measured_sign = 1;
         raw_worker_start(&rw, true);
@@ -1819,8 +1859,8 @@ int main(int argc, char **argv)
                     R.sign[ag][k][m] = median(R.sign_runs[ag][k][m], opt.reps);
             note("%-10s round trip %.1f us; raw %.0f/s (2 threads %.0f/s; no secure heap %.0f, "
                  "%.0f); limit %.0f/s; working echo %.0f/s",
-                 keys[k].name, R.bare_rt_key[k], R.raw.ops1[k], R.raw.ops2[k],
-                 R.raw_nosec.ops1[k], R.raw_nosec.ops2[k], limit_of(k), working_echo_of(k));
+                 keys[k].name, R.bare_rt_key[k], R.raw.ops1[k], R.raw.ops2[k], R.raw_nosec.ops1[k],
+                 R.raw_nosec.ops2[k], limit_of(k), working_echo_of(k));
             for (m = 0; m < 2; m++)
                 note("%-10s %d conn: keyward %8.0f/s  OpenSSH %8.0f/s", keys[k].name, m ? 4 : 1,
                      R.sign[KEYWARD][k][m], R.sign[OPENSSH][k][m]);
@@ -1883,8 +1923,7 @@ int main(int argc, char **argv)
                  "fds, peak RSS %.1f MiB",
                  agent_names[ag], R.scale[ag].served, opt.conns, R.scale[ag].errors,
                  R.scale[ag].errors ? ": " : "", R.scale[ag].first_error, R.scale[ag].wall_s,
-                 R.scale[ag].connect_s, R.scale[ag].agent_fds,
-                 (double)R.scale[ag].hwm_kb / 1024);
+                 R.scale[ag].connect_s, R.scale[ag].agent_fds, (double)R.scale[ag].hwm_kb / 1024);
             agent_stop(&a);
             cleanup_agents[ag] = NULL;
         }
@@ -1908,8 +1947,8 @@ int main(int argc, char **argv)
         for (ag = 0; ag < NAGENTS; ag++) {
             idle_rss(agent_names[ag], ag == KEYWARD ? opt.keyward : opt.openssh, ag == OPENSSH,
                      opt.idle_keys, adds, &R.idle[ag]);
-            note("%-8s idle RSS %.1f MiB, with %d keys %.1f MiB (added in %.2f s)",
-                 agent_names[ag], (double)R.idle[ag].rss0_kb / 1024, opt.idle_keys,
+            note("%-8s idle RSS %.1f MiB, with %d keys %.1f MiB (added in %.2f s)", agent_names[ag],
+                 (double)R.idle[ag].rss0_kb / 1024, opt.idle_keys,
                  (double)R.idle[ag].rss_keys_kb / 1024, R.idle[ag].load_s);
         }
         for (k = 0; k < opt.idle_keys; k++)
@@ -1923,8 +1962,7 @@ int main(int argc, char **argv)
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S%z", localtime(&tnow));
     printf("\nkeyward-agent vs OpenSSH ssh-agent: %s, %ld CPUs; load average %.2f at start, "
            "%.2f at end; %.0f s\n",
-           cpu, sysconf(_SC_NPROCESSORS_ONLN), R.load_start[0], R.load_end[0],
-           now_s() - t_start);
+           cpu, sysconf(_SC_NPROCESSORS_ONLN), R.load_start[0], R.load_end[0], now_s() - t_start);
     print_table();
 
     if (mkdir(opt.out_dir, 0755) != 0 && errno != EEXIST)

@@ -72,10 +72,10 @@ struct agent_job {
     uint8_t *data; /* what to sign */
     size_t data_len;
     uint32_t flags;
-    struct key *key;         /* AGENT_JOB_SIGN: a reference to the signing key */
-    char prompt[512];        /* AGENT_JOB_CONFIRM: the question for the askpass */
-    struct wire_writer sig;  /* AGENT_JOB_SIGN: result of agent_job_run() */
-    uint8_t *pass;           /* AGENT_JOB_(UN)LOCK: the passphrase, cleared after use */
+    struct key *key;        /* AGENT_JOB_SIGN: a reference to the signing key */
+    char prompt[512];       /* AGENT_JOB_CONFIRM: the question for the askpass */
+    struct wire_writer sig; /* AGENT_JOB_SIGN: result of agent_job_run() */
+    uint8_t *pass;          /* AGENT_JOB_(UN)LOCK: the passphrase, cleared after use */
     size_t pass_len;
     uint8_t salt[LOCK_SALT_LEN];
     uint8_t hash[LOCK_HASH_LEN]; /* AGENT_JOB_(UN)LOCK: result of agent_job_run() */

@@ -28,16 +28,16 @@ struct audit_client {
 };
 
 struct audit_event {
-    const char *event;   /* "sign", "refused", "add", "remove", "remove-all",
-                            "expire", "lock", "unlock" */
-    const char *outcome; /* "ok" or "refused" */
-    const char *request; /* the request's type name, e.g. "SIGN_REQUEST" */
-    unsigned long conn;  /* connection number in the -d log; 0 if none */
+    const char *event;                 /* "sign", "refused", "add", "remove", "remove-all",
+                                          "expire", "lock", "unlock" */
+    const char *outcome;               /* "ok" or "refused" */
+    const char *request;               /* the request's type name, e.g. "SIGN_REQUEST" */
+    unsigned long conn;                /* connection number in the -d log; 0 if none */
     const struct audit_client *client; /* NULL for events without a client */
     const struct key *key;
     const char *comment;
-    bool bound;     /* the connection has session bindings */
-    bool forwarded; /* ... and they start with a forwarding hop */
+    bool bound;                     /* the connection has session bindings */
+    bool forwarded;                 /* ... and they start with a forwarding hop */
     const struct key *dest_hostkey; /* the most recently bound host */
     const char *dest_user;          /* from the userauth request signed */
     const char *reason;             /* why it was refused */
@@ -54,7 +54,7 @@ typedef void (*audit_fn)(void *ctx, const struct audit_event *ev);
  * tests/hostile/audit_line_fits.c builds that event and checks it.
  */
 #define AUDIT_FIELD_MAX 255
-#define AUDIT_LINE_MAX 8192
+#define AUDIT_LINE_MAX  8192
 
 /*
  * Formats ev as one line of JSON (without the newline). Returns the

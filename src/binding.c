@@ -27,9 +27,8 @@ void binding_note_failure(struct binding_set *bs)
     bs->failed = true;
 }
 
-enum binding_result binding_record(struct binding_set *bs, struct key *hostkey,
-                                   const uint8_t *sid, size_t sid_len, bool forwarding,
-                                   const char **why, size_t *slot)
+enum binding_result binding_record(struct binding_set *bs, struct key *hostkey, const uint8_t *sid,
+                                   size_t sid_len, bool forwarding, const char **why, size_t *slot)
 {
     size_t i;
 

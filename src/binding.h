@@ -25,7 +25,7 @@
 
 #include "key.h"
 
-#define BINDING_MAX 16
+#define BINDING_MAX     16
 #define BINDING_MAX_SID 128
 
 struct binding {
@@ -65,9 +65,8 @@ void binding_set_clear(struct binding_set *bs);
  * matched. If the slots cannot be allocated the binding is refused (and the
  * set marked failed, so that no destination-constrained key is usable).
  */
-enum binding_result binding_record(struct binding_set *bs, struct key *hostkey,
-                                   const uint8_t *sid, size_t sid_len, bool forwarding,
-                                   const char **why, size_t *slot);
+enum binding_result binding_record(struct binding_set *bs, struct key *hostkey, const uint8_t *sid,
+                                   size_t sid_len, bool forwarding, const char **why, size_t *slot);
 
 /* Marks an attempt that failed before reaching binding_record. */
 void binding_note_failure(struct binding_set *bs);

@@ -217,8 +217,8 @@ static void describe_step(char *why, size_t whysize, size_t hop, const struct ke
         key_fingerprint(to, tfp, sizeof(tfp));
     snprintf(why, whysize, "hop %zu not permitted: from %s%s%s to %s%s%s%s%s", hop,
              from ? key_short_name(from) : "origin", from ? " " : "", from ? ffp : "",
-             user ? user : "", user ? "@" : "", to ? key_short_name(to) : "anywhere",
-             to ? " " : "", to ? tfp : "");
+             user ? user : "", user ? "@" : "", to ? key_short_name(to) : "anywhere", to ? " " : "",
+             to ? tfp : "");
 }
 
 bool dest_permitted(const struct dest_constraints *dc, const struct binding_set *bs,

@@ -25,7 +25,7 @@
 #include "key.h"
 #include "wire.h"
 
-#define DEST_EXTENSION "restrict-destination-v00@openssh.com"
+#define DEST_EXTENSION       "restrict-destination-v00@openssh.com"
 #define DEST_MAX_CONSTRAINTS 1024 /* as OpenSSH */
 
 struct dest_hop {

@@ -36,8 +36,8 @@
 #include "err.h"
 #include "match.h"
 
-#define ED25519_PK_LEN 32
-#define ED25519_SK_LEN 64
+#define ED25519_PK_LEN  32
+#define ED25519_SK_LEN  64
 #define ED25519_SIG_LEN 64
 /* Longest uncompressed point we accept: P-521 is 1 + 2 * 66 bytes. */
 #define EC_POINT_MAX_LEN 133
@@ -445,9 +445,8 @@ static int pkey_rsa_private(struct wire_view nv, struct wire_view ev, struct wir
      * confusing way for an add to fail (found by fuzzing the key parser).
      */
     if (BN_cmp(p, q) == 0 || !BN_sub(t, p, BN_value_one()) || !BN_mod(dmp1, d, t, bnctx) ||
-        !BN_mod_mul(u, e, dmp1, t, bnctx) || !BN_is_one(u) ||
-        !BN_sub(t, q, BN_value_one()) || !BN_mod(dmq1, d, t, bnctx) ||
-        !BN_mod_mul(u, e, dmq1, t, bnctx) || !BN_is_one(u) ||
+        !BN_mod_mul(u, e, dmp1, t, bnctx) || !BN_is_one(u) || !BN_sub(t, q, BN_value_one()) ||
+        !BN_mod(dmq1, d, t, bnctx) || !BN_mod_mul(u, e, dmq1, t, bnctx) || !BN_is_one(u) ||
         BN_mod_inverse(iqmp, q, p, bnctx) == NULL)
         goto out;
     /*
@@ -604,7 +603,7 @@ static int parse_cert_body(const struct kind_info *ki, struct key *k, struct wir
 
     if ((cert = calloc(1, sizeof(*cert))) == NULL)
         return KW_ERR_ALLOC;
-    k->cert = cert; /* freed with k on any error */
+    k->cert = cert;           /* freed with k on any error */
     (void)wire_get_string(r); /* nonce */
     if ((err = read_public_fields(ki, r, &k->pkey)) != 0)
         return err;
@@ -766,8 +765,8 @@ int key_from_private(struct wire_reader *r, struct key **out)
             d = wire_get_mpint_unsigned(r);
             if (r->error)
                 err = r->error;
-            else if (EVP_PKEY_get_octet_string_param(
-                         cert->pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, q, sizeof(q), &qlen) != 1)
+            else if (EVP_PKEY_get_octet_string_param(cert->pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+                                                     q, sizeof(q), &qlen) != 1)
                 err = KW_ERR_INTERNAL;
             else
                 err = pkey_ec(ki, (struct wire_view){q, qlen}, d, &k->pkey);
@@ -834,8 +833,7 @@ int key_from_private(struct wire_reader *r, struct key **out)
         goto out;
     if (is_cert) {
         /* The private key must be the certificate's key. */
-        if (plain_len != cert->plain_blob_len ||
-            memcmp(plain, cert->plain_blob, plain_len) != 0) {
+        if (plain_len != cert->plain_blob_len || memcmp(plain, cert->plain_blob, plain_len) != 0) {
             err = KW_ERR_BAD_KEY;
             goto out;
         }
@@ -942,8 +940,8 @@ static const char *ecdsa_digest(enum key_kind kind)
 }
 
 /* Raw libcrypto signature (DER for ECDSA) of data with digest md (NULL for Ed25519). */
-static int raw_sign(EVP_PKEY *pkey, const char *md, const uint8_t *data, size_t len,
-                    uint8_t **sig, size_t *siglen)
+static int raw_sign(EVP_PKEY *pkey, const char *md, const uint8_t *data, size_t len, uint8_t **sig,
+                    size_t *siglen)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     int r = KW_ERR_INTERNAL;
@@ -1070,8 +1068,7 @@ int key_signature_algorithm(const uint8_t *sig, size_t siglen, char *buf, size_t
     return 0;
 }
 
-static int verify_ecdsa(const struct key *k, struct wire_view blob, const uint8_t *data,
-                        size_t len)
+static int verify_ecdsa(const struct key *k, struct wire_view blob, const uint8_t *data, size_t len)
 {
     struct wire_reader r;
     struct wire_view rv, sv;
@@ -1083,8 +1080,7 @@ static int verify_ecdsa(const struct key *k, struct wire_view blob, const uint8_
     wire_reader_from_view(&r, blob);
     rv = wire_get_mpint_unsigned(&r);
     sv = wire_get_mpint_unsigned(&r);
-    if (wire_reader_finish(&r) != 0 || rv.len == 0 || sv.len == 0 || rv.len > 66 ||
-        sv.len > 66)
+    if (wire_reader_finish(&r) != 0 || rv.len == 0 || sv.len == 0 || rv.len > 66 || sv.len > 66)
         return KW_ERR_BAD_SIG;
     if ((esig = ECDSA_SIG_new()) == NULL || (br = bn_from_view(rv, false)) == NULL ||
         (bs = bn_from_view(sv, false)) == NULL) {

@@ -16,13 +16,13 @@
  * enough to make offline guessing of a hash lifted from memory expensive
  * without making lock/unlock feel slow.
  */
-#define LOCK_SCRYPT_N (1u << 14)
-#define LOCK_SCRYPT_R 8
-#define LOCK_SCRYPT_P 1
+#define LOCK_SCRYPT_N      (1u << 14)
+#define LOCK_SCRYPT_R      8
+#define LOCK_SCRYPT_P      1
 #define LOCK_SCRYPT_MAXMEM (64u * 1024 * 1024)
 
 #define LOCK_DELAY_STEP_MS 100
-#define LOCK_MAX_FAILS 100
+#define LOCK_MAX_FAILS     100
 
 void lock_init(struct agent_lock *l)
 {
@@ -37,17 +37,15 @@ void lock_clear(struct agent_lock *l)
 int lock_derive(const uint8_t *pass, size_t len, const uint8_t salt[LOCK_SALT_LEN],
                 uint8_t out[LOCK_HASH_LEN])
 {
-    if (EVP_PBE_scrypt((const char *)pass, len, salt, LOCK_SALT_LEN, LOCK_SCRYPT_N,
-                       LOCK_SCRYPT_R, LOCK_SCRYPT_P, LOCK_SCRYPT_MAXMEM, out,
-                       LOCK_HASH_LEN) != 1) {
+    if (EVP_PBE_scrypt((const char *)pass, len, salt, LOCK_SALT_LEN, LOCK_SCRYPT_N, LOCK_SCRYPT_R,
+                       LOCK_SCRYPT_P, LOCK_SCRYPT_MAXMEM, out, LOCK_HASH_LEN) != 1) {
         OPENSSL_cleanse(out, LOCK_HASH_LEN);
         return KW_ERR_INTERNAL;
     }
     return 0;
 }
 
-int lock_prepare_engage(const struct agent_lock *l, size_t passlen,
-                        uint8_t salt[LOCK_SALT_LEN])
+int lock_prepare_engage(const struct agent_lock *l, size_t passlen, uint8_t salt[LOCK_SALT_LEN])
 {
     if (l->locked)
         return KW_ERR_LOCKED;

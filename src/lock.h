@@ -35,8 +35,7 @@ void lock_init(struct agent_lock *l);
 void lock_clear(struct agent_lock *l);
 
 /* Fails if already locked or the passphrase is empty; else picks a salt. */
-int lock_prepare_engage(const struct agent_lock *l, size_t passlen,
-                        uint8_t salt[LOCK_SALT_LEN]);
+int lock_prepare_engage(const struct agent_lock *l, size_t passlen, uint8_t salt[LOCK_SALT_LEN]);
 /* Fails if not locked; else gives the salt the passphrase must be hashed with. */
 int lock_prepare_release(const struct agent_lock *l, uint8_t salt[LOCK_SALT_LEN]);
 

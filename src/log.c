@@ -39,7 +39,7 @@ static void log_emit(enum log_level level, const char *fmt, va_list ap)
     vsnprintf(line, sizeof(line), fmt, ap);
 #ifndef _WIN32
     if (log_to == LOG_SINK_SYSLOG) {
-        int prio = level == LOG_LEVEL_ERROR ? LOG_ERR
+        int prio = level == LOG_LEVEL_ERROR  ? LOG_ERR
                    : level == LOG_LEVEL_INFO ? LOG_INFO
                                              : LOG_DEBUG;
         syslog(prio, "%s", line);
@@ -47,7 +47,9 @@ static void log_emit(enum log_level level, const char *fmt, va_list ap)
     }
 #endif
     fprintf(stderr, "%s: %s%s\n", log_progname,
-            level == LOG_LEVEL_ERROR ? "error: " : level == LOG_LEVEL_DEBUG ? "debug: " : "",
+            level == LOG_LEVEL_ERROR   ? "error: "
+            : level == LOG_LEVEL_DEBUG ? "debug: "
+                                       : "",
             line);
     fflush(stderr);
 }

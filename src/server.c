@@ -28,7 +28,7 @@
 
 /* A frame is a u32 length and then that many bytes. */
 #define FRAME_HEADER 4
-#define READ_CHUNK 4096
+#define READ_CHUNK   4096
 /* Stop reading from a client that does not read its replies. */
 #define WRITE_BACKLOG_LIMIT (1024 * 1024)
 #ifdef _WIN32
@@ -37,7 +37,7 @@
 #endif
 /* libuv's worker threads when UV_THREADPOOL_SIZE does not say, and at most. */
 #define THREADPOOL_DEFAULT 4
-#define THREADPOOL_MAX 1024
+#define THREADPOOL_MAX     1024
 /* How much nicer than the loop thread the worker threads run (Linux). */
 #define WORKER_NICE 10
 
@@ -51,12 +51,12 @@ struct conn {
     uint8_t *buf; /* received, not yet handled bytes; NULL when there are none */
     size_t len;
     size_t cap;
-    size_t dirty; /* bytes of buf that ever held data: what freeing it must clear */
+    size_t dirty;               /* bytes of buf that ever held data: what freeing it must clear */
     unsigned long last_request; /* srv->requests when this connection's last one came */
-    struct agent_reply held; /* a reply being held back (failed unlock) */
-    struct agent_job *job;   /* a confirmation or signature under way */
-    uv_process_t askpass;    /* runs while job is a confirmation */
-    uv_work_t work;          /* queued while job is a signature */
+    struct agent_reply held;    /* a reply being held back (failed unlock) */
+    struct agent_job *job;      /* a confirmation or signature under way */
+    uv_process_t askpass;       /* runs while job is a confirmation */
+    uv_work_t work;             /* queued while job is a signature */
     bool askpass_running;
     bool busy;       /* a held reply or a job: read no further request yet */
     bool processing; /* inside conn_process(): do not re-enter it */
@@ -463,8 +463,7 @@ static void start_confirm(struct conn *c)
     int r;
 
     if (program == NULL) {
-        log_info("conn %lu: cannot ask for confirmation: SSH_ASKPASS is not set",
-                 c->state.id);
+        log_info("conn %lu: cannot ask for confirmation: SSH_ASKPASS is not set", c->state.id);
         finish_confirm(c, false);
         return;
     }
@@ -586,8 +585,8 @@ static void conn_process(struct conn *c)
     while (!c->closing && !c->busy && c->len >= FRAME_HEADER) {
         body = wire_peek_u32(c->buf);
         if (body > WIRE_MAX_MESSAGE) {
-            log_info("conn %lu: frame of %u bytes is over the %u byte limit", c->state.id,
-                     body, (unsigned)WIRE_MAX_MESSAGE);
+            log_info("conn %lu: frame of %u bytes is over the %u byte limit", c->state.id, body,
+                     (unsigned)WIRE_MAX_MESSAGE);
             /* The framing is lost: read nothing more, send what is queued, close. */
             OPENSSL_cleanse(c->buf, c->len);
             c->len = 0;
@@ -602,8 +601,7 @@ static void conn_process(struct conn *c)
         srv->requests++;
         srv->agent->offload_all_signatures = offload_fast_signatures(srv, c);
         c->last_request = srv->requests;
-        agent_handle(srv->agent, &c->state, uv_now(srv->loop), c->buf + FRAME_HEADER, body,
-                     &reply);
+        agent_handle(srv->agent, &c->state, uv_now(srv->loop), c->buf + FRAME_HEADER, body, &reply);
         srv->agent->offload_all_signatures = false;
         OPENSSL_cleanse(c->buf, frame);
         memmove(c->buf, c->buf + frame, c->len - frame);
@@ -656,8 +654,7 @@ static struct conn *conn_new(struct server *srv)
 static void conn_start(struct conn *c)
 {
     if (!platform_peer_allowed(&c->pipe, &c->peer)) {
-        log_info("conn %lu: refused connection from %s: not our user", c->state.id,
-                 c->peer.desc);
+        log_info("conn %lu: refused connection from %s: not our user", c->state.id, c->peer.desc);
         conn_close(c, "peer refused");
         return;
     }

@@ -28,7 +28,7 @@
 
 /* The agent protocol's frame limit; also the cap for any single writer. */
 #define WIRE_MAX_MESSAGE (256 * 1024)
-#define WIRE_MAX_WRITER (4 * 1024 * 1024)
+#define WIRE_MAX_WRITER  (4 * 1024 * 1024)
 
 struct wire_view {
     const uint8_t *ptr;

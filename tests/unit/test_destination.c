@@ -17,8 +17,8 @@
 
 static struct key *host1, *host2, *host3, *user_key;
 
-static void put_hop(struct wire_writer *w, const char *user, const char *host,
-                    const struct key *k, bool is_ca, const char *reserved)
+static void put_hop(struct wire_writer *w, const char *user, const char *host, const struct key *k,
+                    bool is_ca, const char *reserved)
 {
     size_t mark = wire_begin_string(w);
 
@@ -194,9 +194,9 @@ static void test_rules(void)
     dest_free(&dc);
 }
 
-static void put_userauth(struct wire_writer *w, const uint8_t *sid, size_t sidlen,
-                         const char *user, const char *method, const char *alg,
-                         const struct key *k, const struct key *hostkey)
+static void put_userauth(struct wire_writer *w, const uint8_t *sid, size_t sidlen, const char *user,
+                         const char *method, const char *alg, const struct key *k,
+                         const struct key *hostkey)
 {
     wire_put_string(w, sid, sidlen);
     wire_put_u8(w, 50);
