@@ -39,7 +39,6 @@ void agent_init(struct agent *ag, uint32_t default_lifetime_secs)
     lock_init(&ag->lock);
     ag->default_lifetime_secs = default_lifetime_secs;
     ag->offload_slow_work = false;
-    ag->offload_all_signatures = false;
     ag->audit = NULL;
     ag->audit_ctx = NULL;
 }
@@ -340,17 +339,23 @@ static bool is_slow_to_sign(const struct key *k)
  * Signs now, or hands the signature to a worker thread as a job. Shared by
  * a plain sign request and a confirmed one.
  */
-static int sign_or_defer(struct agent *ag, const struct identity *id, struct agent_job *job,
-                         const struct agent_request *req, struct wire_writer *w, struct outcome *o,
-                         struct agent_reply *reply)
+static int sign_or_defer(struct agent *ag, const struct agent_conn *c, const struct identity *id,
+                         struct agent_job *job, const struct agent_request *req,
+                         struct wire_writer *w, struct outcome *o, struct agent_reply *reply)
 {
     struct wire_writer sig;
     const uint8_t *data = job ? job->data : req->u.sign.data.ptr;
     size_t len = job ? job->data_len : req->u.sign.data.len;
     uint32_t flags = job ? job->flags : req->u.sign.flags;
+    bool offload;
     int err;
 
-    if (ag->offload_all_signatures || (ag->offload_slow_work && is_slow_to_sign(id->key))) {
+    if (ag->offload_slow_work && is_slow_to_sign(id->key))
+        offload = true;
+    else
+        offload = ag->offload_slow_work && ag->offload_fast != NULL &&
+                  ag->offload_fast(ag->offload_ctx, c);
+    if (offload) {
         if (job == NULL && (job = job_new(AGENT_JOB_SIGN, req, o)) == NULL)
             return KW_ERR_ALLOC;
         job->kind = AGENT_JOB_SIGN;
@@ -454,7 +459,7 @@ static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agen
         reply->job = job;
         return 0;
     }
-    return sign_or_defer(ag, id, NULL, req, w, o, reply);
+    return sign_or_defer(ag, c, id, NULL, req, w, o, reply);
 }
 
 static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms,
@@ -858,7 +863,7 @@ void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_jo
     o.key = job->subject ? key_ref(job->subject) : NULL;
     snprintf(o.comment, sizeof(o.comment), "%s", job->comment);
     snprintf(o.dest_user, sizeof(o.dest_user), "%s", job->dest_user);
-    if ((err = sign_or_defer(ag, id, job, NULL, &reply->msg, &o, reply)) != 0) {
+    if ((err = sign_or_defer(ag, c, id, job, NULL, &reply->msg, &o, reply)) != 0) {
         /* sign_or_defer consumed the job on the inline path only. */
         wire_writer_reset(&reply->msg);
         proto_put_status(&reply->msg, SSH_AGENT_FAILURE);

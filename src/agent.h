@@ -24,6 +24,8 @@
 #include "lock.h"
 #include "wire.h"
 
+struct agent_conn;
+
 struct agent {
     struct keystore keys;
     struct agent_lock lock;
@@ -36,14 +38,15 @@ struct agent {
      */
     bool offload_slow_work;
     /*
-     * Hand every signature, fast ones too (Ed25519, ECDSA), to a worker
-     * thread. The transport sets it before a request when other clients
-     * are active and a worker and a core are free for it: one thread
-     * signing inline caps all clients together at one core. A single
-     * client keeps the inline path, which spares it the hand-off between
-     * threads.
+     * Asked before signing with a fast key (Ed25519, ECDSA) whether to hand
+     * this connection's signature to a worker thread anyway: the transport
+     * says yes when other clients are active and a worker and a core are
+     * free for it, since one thread signing inline caps all clients
+     * together at one core; a single client keeps the inline path, which
+     * spares it the hand-off between threads. NULL: always inline.
      */
-    bool offload_all_signatures;
+    bool (*offload_fast)(void *ctx, const struct agent_conn *c);
+    void *offload_ctx;
     /* Where audit events go (keyward-agent -l); NULL for none. */
     audit_fn audit;
     void *audit_ctx;

@@ -1,13 +1,10 @@
 /*
  * keyward: the agent's transport. See server.h.
  */
-#ifdef __linux__
-#define _GNU_SOURCE /* gettid() */
-#endif
-
 #include "server.h"
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +13,6 @@
 #endif
 #ifdef __linux__
 #include <errno.h>
-#include <sys/resource.h>
 #endif
 
 #include <openssl/crypto.h>
@@ -295,31 +291,24 @@ static void conn_deliver(struct conn *c, struct agent_reply *reply);
 #ifdef __linux__
 /*
  * Runs the calling worker thread WORKER_NICE nicer than it was (than the
- * loop thread that started the pool), once per thread. Linux schedules
- * threads, each with its own nice value. When other processes hold the
- * cores, a loop thread woken by a client's request then preempts an RSA
- * signature sooner instead of waiting out a scheduler tick, so lists and
- * fast signatures stay quick beside slow ones. Not SCHED_IDLE: that would
- * starve signatures whenever anything else wants the CPU
+ * loop thread that started the pool), once per thread. On Linux the nice
+ * value is per thread, and nice() changes the caller's only. When other
+ * processes hold the cores, a loop thread woken by a client's request then
+ * preempts an RSA signature sooner instead of waiting out a scheduler tick,
+ * so lists and fast signatures stay quick beside slow ones. Not SCHED_IDLE:
+ * that would starve signatures whenever anything else wants the CPU
  * (docs/performance.md).
  */
 static void worker_lower_priority(void)
 {
     static _Thread_local bool lowered;
-    pid_t tid;
-    int prio;
 
     if (lowered)
         return;
     lowered = true;
-    tid = gettid();
     errno = 0;
-    prio = getpriority(PRIO_PROCESS, (id_t)tid);
-    if (prio == -1 && errno != 0)
-        return;
-    prio = prio + WORKER_NICE > 19 ? 19 : prio + WORKER_NICE;
-    if (setpriority(PRIO_PROCESS, (id_t)tid, prio) != 0)
-        log_debug("worker thread %ld: cannot lower priority: %s", (long)tid, strerror(errno));
+    if (nice(WORKER_NICE) == -1 && errno != 0)
+        log_debug("worker thread: cannot lower its priority: %s", strerror(errno));
 }
 #endif
 
@@ -354,23 +343,26 @@ static void on_job_done(uv_work_t *w, int status)
 }
 
 /*
- * Whether a signature for c, asked for now, should go to a worker even if
- * the key is fast to sign (agent.offload_all_signatures): only when another
- * client was served since c's previous request or has a job out, so that
- * the loop has other work to do meanwhile, and only while fewer jobs are
- * out than there are cores besides the loop thread's (and workers), so the
- * job gets a core of its own and never queues behind RSA jobs. The loop
- * thread keeps signing the rest inline: a hand-off costs CPU (~14 us of
- * wake-ups per Ed25519 signature), and with more jobs than free cores the
- * threads only take turns. A single client, or a single core, is served
- * inline. Call after counting the request in srv->requests.
+ * agent.offload_fast: whether a signature for this connection, asked for
+ * now, should go to a worker even though the key is fast to sign. Only
+ * when another client was served since this connection's previous request
+ * or has a job out, so that the loop has other work meanwhile, and only
+ * while fewer jobs are out than there are cores besides the loop thread's
+ * (and workers), so the job gets a core of its own and never queues behind
+ * RSA jobs. The loop thread keeps signing the rest inline: a hand-off costs
+ * CPU (~14 us of wake-ups per Ed25519 signature), and with more jobs than
+ * free cores the threads only take turns. A single client, or a single
+ * core, is served inline.
  */
-static bool offload_fast_signatures(const struct server *srv, const struct conn *c)
+static bool offload_fast_signature(void *ctx, const struct agent_conn *state)
 {
-    bool others_active = srv->requests - c->last_request > 1 || srv->jobs > 0;
+    const struct server *srv = ctx;
+    const struct conn *c =
+        (const struct conn *)((const char *)state - offsetof(struct conn, state));
+    bool others_active = srv->requests != c->last_request || srv->jobs > 0;
     unsigned limit = srv->cores - 1 < srv->workers ? srv->cores - 1 : srv->workers;
 
-    return srv->agent->offload_slow_work && srv->jobs < limit && others_active;
+    return srv->jobs < limit && others_active;
 }
 
 static void finish_confirm(struct conn *c, bool approved)
@@ -385,9 +377,7 @@ static void finish_confirm(struct conn *c, bool approved)
         return;
     }
     agent_reply_init(&reply);
-    ag->offload_all_signatures = offload_fast_signatures(c->srv, c);
     agent_job_confirmed(ag, &c->state, job, approved, &reply);
-    ag->offload_all_signatures = false;
     conn_deliver(c, &reply);
     agent_reply_free(&reply);
 }
@@ -514,12 +504,12 @@ static void start_job(struct conn *c, struct agent_job *job)
     c->refs++;
     c->srv->jobs++; /* on_job_done() counts it out, on either path */
     if (uv_queue_work(c->srv->loop, &c->work, on_job_work, on_job_done) != 0) {
-        /* Cannot happen with a valid loop; sign here rather than fail. */
-        c->refs--;
+        /*
+         * Cannot happen with a valid loop; sign here rather than fail.
+         * on_job_done() drops the work's reference, as it would have.
+         */
         agent_job_run(job);
         on_job_done(&c->work, 0);
-        c->refs++;
-        conn_release(c);
     }
 }
 
@@ -598,11 +588,9 @@ static void conn_process(struct conn *c)
         if (c->len < frame)
             break; /* wait for the rest */
         uv_update_time(srv->loop);
-        srv->requests++;
-        srv->agent->offload_all_signatures = offload_fast_signatures(srv, c);
-        c->last_request = srv->requests;
         agent_handle(srv->agent, &c->state, uv_now(srv->loop), c->buf + FRAME_HEADER, body, &reply);
-        srv->agent->offload_all_signatures = false;
+        /* Counted after handling: offload_fast_signature() compares with the last one. */
+        c->last_request = ++srv->requests;
         OPENSSL_cleanse(c->buf, frame);
         memmove(c->buf, c->buf + frame, c->len - frame);
         c->len -= frame;
@@ -764,6 +752,8 @@ void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
     srv->cores = uv_available_parallelism();
     if (srv->cores < 1)
         srv->cores = 1;
+    agent->offload_fast = offload_fast_signature;
+    agent->offload_ctx = srv;
     uv_timer_init(loop, &srv->expiry_timer);
     srv->expiry_timer.data = srv;
     /* The timer alone must not keep the loop alive at shutdown. */

@@ -34,7 +34,7 @@ struct server {
     unsigned long live_conns;
     /*
      * For handing fast signatures to the workers only when that gains
-     * something (agent.offload_all_signatures): requests handled so far,
+     * something (agent.offload_fast): requests handled so far,
      * worker jobs queued or running, libuv's worker threads, and the cores
      * this process may run on.
      */

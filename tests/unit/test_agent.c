@@ -971,10 +971,18 @@ static void test_lazy_bindings(void)
     key_free(other);
 }
 
+/* As the transport answers agent.offload_fast when other clients are active. */
+static bool offload_always(void *ctx, const struct agent_conn *c)
+{
+    (void)ctx;
+    (void)c;
+    return true;
+}
+
 /*
- * offload_all_signatures (set by the transport when other clients are
- * active) hands fast signatures to a worker too, after any confirmation;
- * the job holds the key even when it is removed before the job runs.
+ * agent.offload_fast saying yes hands fast signatures to a worker too,
+ * after any confirmation; the job holds the key even when it is removed
+ * before the job runs.
  */
 static void test_offload_fast_signatures(void)
 {
@@ -997,7 +1005,7 @@ static void test_offload_fast_signatures(void)
     /* Off: fast keys are signed inline. */
     CHECK_EQ(sign_with(&c, ed, 0), SSH_AGENT_SIGN_RESPONSE);
 
-    ag.offload_all_signatures = true;
+    ag.offload_fast = offload_always;
     job = sign_job(&c, ed, 0);
     job2 = sign_job(&c, ec, 0);
     CHECK(job != NULL && job->kind == AGENT_JOB_SIGN && job->key != NULL);
@@ -1044,7 +1052,7 @@ static void test_offload_fast_signatures(void)
     /* A key not held is refused at once, without a job. */
     CHECK_EQ(sign_with(&c, ed, 0), SSH_AGENT_FAILURE);
 
-    ag.offload_all_signatures = false;
+    ag.offload_fast = NULL;
     ag.offload_slow_work = false;
     key_free(ed);
     key_free(ec);
