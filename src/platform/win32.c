@@ -28,6 +28,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "platform/win32_wide.h"
 
 /* Our own identity, from platform_init_user(). */
 static PSID self_sid;
@@ -172,30 +173,13 @@ int platform_harden_process(void)
     return 0;
 }
 
-/* A UTF-8 pipe name as UTF-16 for the W functions; free() it. NULL on error. */
-static wchar_t *utf8_to_wide(const char *s)
-{
-    wchar_t *w;
-    int n;
-
-    if ((n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0)) <= 0)
-        return NULL;
-    if ((w = calloc((size_t)n, sizeof(*w))) == NULL)
-        return NULL;
-    if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n) != n) {
-        free(w);
-        return NULL;
-    }
-    return w;
-}
-
 bool platform_pipe_in_use(const char *name)
 {
     wchar_t *wname;
     HANDLE h;
     DWORD e;
 
-    if ((wname = utf8_to_wide(name)) == NULL)
+    if ((wname = win32_utf8_to_wide(name)) == NULL)
         return false; /* binding will report the bad name */
     /*
      * Identification level only: whoever holds the name may be hostile (a
@@ -542,7 +526,7 @@ int platform_acceptor_start(uv_loop_t *loop, const char *name, int instances, pl
     for (i = 0; i < instances; i++)
         acc->inst[i].pipe = INVALID_HANDLE_VALUE;
     snprintf(acc->name_utf8, sizeof(acc->name_utf8), "%s", name);
-    if ((acc->name = utf8_to_wide(name)) == NULL) {
+    if ((acc->name = win32_utf8_to_wide(name)) == NULL) {
         log_error("cannot serve %s: not a valid pipe name", name);
         r = KW_ERR_BAD_FORMAT;
         goto fail;
@@ -636,7 +620,7 @@ int platform_pipe_connect(uv_pipe_t *pipe, const char *name)
     HANDLE h;
     DWORD e;
 
-    if ((wname = utf8_to_wide(name)) == NULL)
+    if ((wname = win32_utf8_to_wide(name)) == NULL)
         return UV_EINVAL;
     /*
      * Overlapped, so that uv_pipe_open() puts it on the loop's completion

@@ -24,6 +24,7 @@
 #include <windows.h>
 
 #include "err.h"
+#include "platform/win32_wide.h"
 
 /*
  * Where OpenSSH for Windows (ssh.exe, ssh-add.exe) looks for an agent when
@@ -109,27 +110,6 @@ static void set_why_error(char *why, size_t whysize, DWORD e)
 }
 
 /*
- * The name as UTF-16 for CreateFileW; free() it. UTF-8, as libuv (and so
- * keyward-agent.exe) reads a pipe name: the same bytes given to the agent's
- * -a and to ours name the same pipe. NULL if it is not valid UTF-8.
- */
-static wchar_t *to_wide(const char *s)
-{
-    wchar_t *w;
-    int n;
-
-    if ((n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0)) <= 0)
-        return NULL;
-    if ((w = calloc((size_t)n, sizeof(*w))) == NULL)
-        return NULL;
-    if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n) != n) {
-        free(w);
-        return NULL;
-    }
-    return w;
-}
-
-/*
  * Opens the pipe, waiting for a free instance until deadline. A server
  * keeps a fixed number of instances listening and makes another after each
  * connection it accepts; when a burst of clients has taken them all,
@@ -187,7 +167,7 @@ int transport_connect(const char *address, int timeout_ms, struct transport **ou
         set_why(why, whysize, "not a named pipe (\\\\.\\pipe\\NAME)");
         goto out;
     }
-    if ((wname = to_wide(address)) == NULL) {
+    if ((wname = win32_utf8_to_wide(address)) == NULL) {
         set_why(why, whysize, "the pipe name is not valid UTF-8, or out of memory");
         goto out;
     }
