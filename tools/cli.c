@@ -30,6 +30,15 @@ void cli_die(const char *fmt, ...)
     exit(1);
 }
 
+void cli_watch_signal(uv_loop_t *loop, uv_signal_t *s, int signum, uv_signal_cb cb, void *data)
+{
+    uv_signal_init(loop, s);
+    s->data = data;
+    if (uv_signal_start(s, cb, signum) != 0)
+        log_error("cannot catch signal %d; stop %s by ending its process", signum, cli_progname);
+    uv_unref((uv_handle_t *)s);
+}
+
 void cli_close_handle(uv_handle_t *h)
 {
     if (!uv_is_closing(h))

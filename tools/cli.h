@@ -26,6 +26,13 @@ void cli_set_die_cleanup(void (*cleanup)(void));
 /* Prints "PROGNAME: message" to stderr, runs the cleanup, exits 1. */
 void cli_die(const char *fmt, ...) KW_PRINTF(1, 2);
 
+/*
+ * Starts s (not yet initialised) calling cb on signum, with s->data = data.
+ * The handle does not keep the loop alive by itself: the program runs while
+ * it serves. Logs if the signal cannot be caught.
+ */
+void cli_watch_signal(uv_loop_t *loop, uv_signal_t *s, int signum, uv_signal_cb cb, void *data);
+
 /* Closes a libuv handle unless it is already closing (signals, timers at shutdown). */
 void cli_close_handle(uv_handle_t *h);
 

@@ -201,16 +201,6 @@ static void on_signal(uv_signal_t *s, int signum)
     cli_close_handle((uv_handle_t *)&rt->sighup);
 }
 
-static void start_signal(struct runtime *rt, uv_signal_t *s, int signum)
-{
-    uv_signal_init(&rt->loop, s);
-    s->data = rt;
-    if (uv_signal_start(s, on_signal, signum) != 0)
-        log_error("cannot catch signal %d; stop the agent by ending its process", signum);
-    /* Only the server keeps the loop alive. */
-    uv_unref((uv_handle_t *)s);
-}
-
 /*
  * OpenSSL's secure heap is VirtualLock'ed memory on Windows, and a process
  * may lock no more than its minimum working set (a few hundred KiB by
@@ -303,9 +293,9 @@ static int run_agent(const struct options *o)
             die_pipe_in_use(o->pipe_name);
         cli_die("cannot serve %s", o->pipe_name);
     }
-    start_signal(&rt, &rt.sigint, SIGINT);
-    start_signal(&rt, &rt.sigbreak, SIGBREAK);
-    start_signal(&rt, &rt.sighup, SIGHUP); /* console window closed */
+    cli_watch_signal(&rt.loop, &rt.sigint, SIGINT, on_signal, &rt);
+    cli_watch_signal(&rt.loop, &rt.sigbreak, SIGBREAK, on_signal, &rt);
+    cli_watch_signal(&rt.loop, &rt.sighup, SIGHUP, on_signal, &rt); /* console window closed */
     log_info("listening on %s for user %s (pid %lu)", o->pipe_name, platform_user_sid(),
              GetCurrentProcessId());
     if (_stricmp(o->pipe_name, PLATFORM_DEFAULT_PIPE) != 0)

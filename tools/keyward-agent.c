@@ -395,16 +395,9 @@ static int run_agent(const struct options *o, int listen_fd)
         agent_cleanup(&rt.agent);
         return 1;
     }
-    uv_signal_init(&rt.loop, &rt.sigint);
-    uv_signal_init(&rt.loop, &rt.sigterm);
-    uv_signal_init(&rt.loop, &rt.sighup);
-    rt.sigint.data = rt.sigterm.data = rt.sighup.data = &rt;
-    uv_signal_start(&rt.sigint, on_signal, SIGINT);
-    uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&rt.sighup, on_signal, SIGHUP);
-    uv_unref((uv_handle_t *)&rt.sigint);
-    uv_unref((uv_handle_t *)&rt.sigterm);
-    uv_unref((uv_handle_t *)&rt.sighup);
+    cli_watch_signal(&rt.loop, &rt.sigint, SIGINT, on_signal, &rt);
+    cli_watch_signal(&rt.loop, &rt.sigterm, SIGTERM, on_signal, &rt);
+    cli_watch_signal(&rt.loop, &rt.sighup, SIGHUP, on_signal, &rt);
     if (parent_pid != -1) {
         uv_timer_init(&rt.loop, &rt.parent_check);
         rt.parent_check.data = &rt;

@@ -140,16 +140,6 @@ static void on_signal(uv_signal_t *s, int signum)
     relay_close(&rt->relay);
 }
 
-static void start_signal(struct runtime *rt, uv_signal_t *s, int signum)
-{
-    uv_signal_init(&rt->loop, s);
-    s->data = rt;
-    if (uv_signal_start(s, on_signal, signum) != 0)
-        log_error("cannot catch signal %d; stop the relay by ending its process", signum);
-    /* Signals alone do not keep the relay running. */
-    uv_unref((uv_handle_t *)s);
-}
-
 int main(int argc, char **argv)
 {
     struct options o;
@@ -182,9 +172,9 @@ int main(int argc, char **argv)
     memset(&rt, 0, sizeof(rt));
     uv_loop_init(&rt.loop);
     relay_init(&rt.relay, &rt.loop, o.upstream);
-    start_signal(&rt, &rt.sigint, SIGINT);
-    start_signal(&rt, &rt.sigbreak, SIGBREAK);
-    start_signal(&rt, &rt.sighup, SIGHUP); /* console window closed */
+    cli_watch_signal(&rt.loop, &rt.sigint, SIGINT, on_signal, &rt);
+    cli_watch_signal(&rt.loop, &rt.sigbreak, SIGBREAK, on_signal, &rt);
+    cli_watch_signal(&rt.loop, &rt.sighup, SIGHUP, on_signal, &rt); /* console window closed */
     log_debug("relaying %s to %s", o.listen != NULL ? o.listen : "stdin/stdout",
               o.upstream != NULL ? o.upstream : "stdin/stdout");
     if (o.listen == NULL) {

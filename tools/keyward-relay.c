@@ -162,15 +162,6 @@ static void on_signal(uv_signal_t *s, int signum)
     relay_close(&rt->relay);
 }
 
-static void start_signal(struct runtime *rt, uv_signal_t *s, int signum)
-{
-    uv_signal_init(&rt->loop, s);
-    s->data = rt;
-    uv_signal_start(s, on_signal, signum);
-    /* Signals alone do not keep the relay running. */
-    uv_unref((uv_handle_t *)s);
-}
-
 int main(int argc, char **argv)
 {
     struct options o;
@@ -198,9 +189,9 @@ int main(int argc, char **argv)
     uv_loop_init(&rt.loop);
     relay_init(&rt.relay, &rt.loop, upstream_stdio ? NULL : o.upstream);
     /* Before the socket exists, so that no signal can leave it behind. */
-    start_signal(&rt, &rt.sigint, SIGINT);
-    start_signal(&rt, &rt.sigterm, SIGTERM);
-    start_signal(&rt, &rt.sighup, SIGHUP);
+    cli_watch_signal(&rt.loop, &rt.sigint, SIGINT, on_signal, &rt);
+    cli_watch_signal(&rt.loop, &rt.sigterm, SIGTERM, on_signal, &rt);
+    cli_watch_signal(&rt.loop, &rt.sighup, SIGHUP, on_signal, &rt);
     if (listen_stdio || upstream_stdio)
         save_stdio_flags();
     log_debug("relaying %s to %s", listen_stdio ? "stdin/stdout" : o.listen,
