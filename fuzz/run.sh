@@ -28,7 +28,7 @@ seconds=${2:-60}
 shift 2 || shift $#
 all=(dispatch key privkey sig sessionbind destination userauth)
 if [ $# -gt 0 ]; then harnesses=("$@"); else harnesses=("${all[@]}"); fi
-corpus=$src/../shared/corpus/agent
+corpus=${KEYWARD_CORPUS_DIR:-$src/../shared/corpus}/agent
 
 # clang with libFuzzer: Debian's clang and libclang-rt-dev. Installed here
 # like scripts/setup.sh installs the rest, only if missing and only as root.
@@ -50,11 +50,12 @@ if ! have_libfuzzer; then
 fi
 
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DKEYWARD_FUZZ=ON -DKEYWARD_WERROR=ON >/dev/null
+    -DKEYWARD_FUZZ=ON -DKEYWARD_WERROR=ON -DKEYWARD_CORPUS_DIR="$(dirname "$corpus")" >/dev/null
 cmake --build "$build" --target fuzzers -j"${JOBS:-2}"
 
 if [ ! -d "$corpus" ]; then
-    echo "fuzz: warning: no corpus at $corpus: seeding from the fuzz keys and regressions only" >&2
+    echo "fuzz: no corpus at $corpus (../shared/corpus beside the checkout, or KEYWARD_CORPUS_DIR)" >&2
+    exit 1
 fi
 rm -rf "$build/seeds"
 "$build/fuzz/fuzz_seedprep" "$corpus" "$build/seeds"
@@ -69,6 +70,8 @@ for h in "${harnesses[@]}"; do
     work=$build/corpus/$h
     art=$build/artifacts/$h
     log=$build/logs/$h.log
+    # A crash file from an earlier run would be reported again as this run's.
+    rm -rf "$art"
     mkdir -p "$work" "$art"
     extra=()
     dirs=("$work" "$build/seeds/$h")

@@ -60,8 +60,9 @@ static int run_dir(const char *dir)
     int r = 0;
 
     if ((d = opendir(dir)) == NULL) {
-        fprintf(stderr, "%s: %s (skipped)\n", dir, strerror(errno));
-        return 0;
+        /* A directory given and not there is a mistake, not an empty replay. */
+        fprintf(stderr, "%s: %s\n", dir, strerror(errno));
+        return -1;
     }
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')

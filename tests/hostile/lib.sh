@@ -34,14 +34,14 @@ hostile_init() {
 }
 
 # hostile_corpus: sets HOSTILE_CORPUS to the shared corpus beside the
-# checkout (../shared/corpus, or $KEYWARD_CORPUS_DIR), or skips the test:
-# CI has a copy there, a developer's clone may not.
+# checkout (../shared/corpus, or $KEYWARD_CORPUS_DIR), or fails the test:
+# a replay of nothing must not pass.
 hostile_corpus() {
     local src dir
     src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
     dir=${KEYWARD_CORPUS_DIR:-$src/../shared/corpus}
     if [ ! -d "$dir/agent" ] || [ ! -d "$dir/keys" ]; then
-        e2e_skip "no shared corpus at $dir (expected ../shared/corpus beside the checkout)"
+        e2e_fatal "no shared corpus at $dir: put it at ../shared/corpus beside the checkout, or set KEYWARD_CORPUS_DIR"
     fi
     HOSTILE_CORPUS=$(cd "$dir" && pwd)
 }
@@ -108,6 +108,12 @@ hostile_descendants() {
 # Resident memory of a process in KiB.
 hostile_rss_kb() {
     sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null
+}
+
+# hostile_fds_at_most PID N: the process holds N descriptors or fewer (read
+# afresh on every call, so that hostile_wait_for can poll it).
+hostile_fds_at_most() {
+    [ "$(hostile_fd_count "$1")" -le "$2" ]
 }
 
 # hostile_wait_for SECONDS CMD...: poll CMD every 0.1 s until it succeeds.
