@@ -25,9 +25,10 @@ expect_rc "ssh-add -c" 0
 client=$!
 hostile_wait_for 5 test -s "$E2E_TMP/dialog.pid"
 dialog=$(cat "$E2E_TMP/dialog.pid" 2>/dev/null)
-check "the wrapper started its dialog (pid ${dialog:-none})" kill -0 "${dialog:-0}"
+check "the agent ran the askpass wrapper, which started its dialog" test -n "$dialog"
+check "the dialog (pid ${dialog:-none}) is running" kill -0 "${dialog:-none}"
 wait "$client"
-gone() { ! kill -0 "$dialog" 2>/dev/null; }
+gone() { [ -n "$dialog" ] && ! kill -0 "$dialog" 2>/dev/null; }
 check "the client hung up: the dialog is gone within 5 s" hostile_wait_for 5 gone
 [ -n "$dialog" ] && kill "$dialog" 2>/dev/null
 e2e_finish

@@ -49,7 +49,7 @@ e2e_log "replay took $((SECONDS - start)) s"
 
 check "agent still running" kill -0 "$E2E_AGENT_PID"
 # Connections are closed asynchronously; give the last ones a moment.
-hostile_wait_for 5 test "$(hostile_fd_count "$E2E_AGENT_PID")" -le "$fds_before"
+hostile_wait_for 5 hostile_fds_at_most "$E2E_AGENT_PID" "$fds_before"
 fds_after=$(hostile_fd_count "$E2E_AGENT_PID")
 check "no file descriptor left behind ($fds_after <= $fds_before)" test "$fds_after" -le "$fds_before"
 e2e_run ssh-add -l

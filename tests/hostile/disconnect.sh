@@ -47,7 +47,7 @@ for i in $(seq 1 50); do
     "$HOSTILE_CLIENT" sign "$E2E_AGENT_SOCK" "$E2E_TMP/rsa4096.pub" 4 0 >/dev/null
 done
 # The last signatures may still be running on the worker threads.
-hostile_wait_for 10 test "$(hostile_fd_count "$pid")" -le "$fds"
+hostile_wait_for 10 hostile_fds_at_most "$pid" "$fds"
 now_fds=$(hostile_fd_count "$pid")
 check "50 hang-ups mid-sign: no more fds than before ($now_fds <= $fds)" test "$now_fds" -le "$fds"
 expect_eq "threads as before" "$threads" "$(hostile_thread_count "$pid")"
@@ -75,7 +75,7 @@ for round in 1 2 3; do
         hostile_wait_for 5 eval '! kill -0 "$ask" 2>/dev/null'
 done
 expect_eq "no process is left under the agent" "" "$(hostile_descendants "$pid")"
-hostile_wait_for 5 test "$(hostile_fd_count "$pid")" -le "$fds"
+hostile_wait_for 5 hostile_fds_at_most "$pid" "$fds"
 now_fds=$(hostile_fd_count "$pid")
 check "no more fds than before the prompts ($now_fds <= $fds)" test "$now_fds" -le "$fds"
 

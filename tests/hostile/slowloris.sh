@@ -37,7 +37,7 @@ check "a list during the stall: median ${load:-?} us, within 10x baseline ${base
 expect_eq "the stalled connections are still open, waiting" "$N" "$(hostile_value still_waiting "$E2E_OUT")"
 expect_eq "a stalled frame, completed, is answered" answered "$(hostile_value completed_frame "$E2E_OUT")"
 
-hostile_wait_for 5 test "$(hostile_fd_count "$E2E_AGENT_PID")" -le "$fds_before"
+hostile_wait_for 5 hostile_fds_at_most "$E2E_AGENT_PID" "$fds_before"
 # At most as many as before: the count before may still include the
 # connection that checked the agent was up, which closes on its own.
 fds_after=$(hostile_fd_count "$E2E_AGENT_PID")

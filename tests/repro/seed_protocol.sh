@@ -18,6 +18,14 @@ for _ in $(seq 1 100); do [ -S "$tmp/sock" ] && break; sleep 0.05; done
 "$client" $flag "$tmp/sock"
 rc=$?
 if [ "$expect" = survives ] && [ "$rc" = 0 ]; then
+    # Stop the agent here, so that a sanitizer's report at exit is seen.
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/agent.out"; then
+        echo "FAIL: sanitizer report in the agent's output"
+        sed 's/^/# agent: /' "$tmp/agent.out" | tail -40
+        exit 1
+    fi
     echo "PASS: $agent kept the connection after the refused bind"
     exit 0
 fi
