@@ -78,7 +78,7 @@ if [ "$KIND" = keyward ]; then
     pt_expect_table malformed-lock=pass
 else
     # The verdicts of tests/probe/probe_openssh.sh, unchanged.
-    pt_expect_openssh_full_run
+    pt_expect_openssh_table
     pt_expect_user_key_only
 
     # Last, because it takes the agent down. Directly, the probe then finds

@@ -65,10 +65,7 @@ login() {
 
 rows=()
 for spec in "$@"; do
-    name=${spec%%:*}
-    rest=${spec#*:}
-    expect=${rest%%:*}
-    E2E_AGENT=$(seed_agent_path "$spec")
+    seed_parse_spec "$spec"
     e2e_log "=== $name ($E2E_AGENT) behind the relay, shared connection expected to $expect"
 
     e2e_start_agent

@@ -88,3 +88,12 @@ seed_agent_path() {
     case $a in /*) ;; *) a=$(cd "$(dirname "$a")" && pwd)/$(basename "$a") ;; esac
     printf '%s\n' "$a"
 }
+
+# seed_parse_spec SPEC: sets name, expect ("survives" or "breaks") and
+# E2E_AGENT (absolute) from a NAME:EXPECT:AGENT spec.
+seed_parse_spec() {
+    local rest=${1#*:}
+    name=${1%%:*}
+    expect=${rest%%:*}
+    E2E_AGENT=$(seed_agent_path "$1")
+}

@@ -49,10 +49,7 @@ seed_make_node
 
 rows=()
 for spec in "$@"; do
-    name=${spec%%:*}
-    rest=${spec#*:}
-    expect=${rest%%:*}
-    E2E_AGENT=$(seed_agent_path "$spec")
+    seed_parse_spec "$spec"
     e2e_log "=== $name ($E2E_AGENT), expected to $expect"
 
     e2e_start_agent
