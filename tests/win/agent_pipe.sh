@@ -141,14 +141,7 @@ if grep -q "failed (error" "$agent_log"; then
 fi
 
 # Ctrl-C with a client still connected: the agent closes it and exits.
-wine_run "$CLIENT" -p "$pipe" hold >"$work/hold.out" 2>&1 &
-hold_pid=$!
-for i in $(seq 1 300); do
-    grep -q '^held' "$work/hold.out" && break
-    kill -0 "$hold_pid" 2>/dev/null || break
-    sleep 0.1
-done
-grep -q '^held' "$work/hold.out" || fail "pipe_client hold was not served: $(cat "$work/hold.out")"
+start_holder "$work/hold.out" '^held' "pipe_client hold" wine_run "$CLIENT" -p "$pipe" hold
 stop_agent
 status=0
 wait "$hold_pid" || status=$?

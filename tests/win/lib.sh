@@ -35,10 +35,11 @@ agent_pid=
 agent_log=
 relay_pid=
 relay_log=
+started_pid= # the last program wine_start_serving started
 
 cleanup() {
     local p
-    for p in $agent_pid $relay_pid; do
+    for p in $agent_pid $relay_pid $started_pid; do
         if kill -0 "$p" 2>/dev/null; then
             kill "$p" 2>/dev/null || true
             wait "$p" 2>/dev/null || true
@@ -72,39 +73,70 @@ wine_run() {
     timeout 120 wine "$@"
 }
 
-# Starts keyward-agent.exe -d with the given arguments, logging to
-# $work/agent.log, and waits until it says it listens. Sets agent_pid, the
-# process that Ctrl-C (SIGINT, which Wine turns into CTRL_C_EVENT) goes to.
-start_agent() {
-    local i
-    agent_log=$work/agent.log
-    : >"$agent_log"
-    wine "$AGENT" -d "$@" >"$agent_log" 2>&1 &
-    agent_pid=$!
+# wine_start_serving EXE LOG [ARGS...]: runs `wine EXE -d ARGS`, logging to
+# LOG, and waits until it says it listens. Sets started_pid.
+wine_start_serving() {
+    local exe=$1 log=$2 name i
+    shift 2
+    name=$(basename "$exe")
+    : >"$log"
+    wine "$exe" -d "$@" >"$log" 2>&1 &
+    started_pid=$!
     for i in $(seq 1 300); do
-        if grep -q "listening on" "$agent_log"; then
+        if grep -q "listening on" "$log"; then
             return 0
         fi
-        kill -0 "$agent_pid" 2>/dev/null || fail "keyward-agent.exe exited before listening"
+        kill -0 "$started_pid" 2>/dev/null || fail "$name exited before listening"
         sleep 0.1
     done
-    fail "keyward-agent.exe did not start listening within 30 s"
+    fail "$name did not start listening within 30 s"
+}
+
+# wine_interrupt PID NAME: Ctrl-C (SIGINT, which Wine turns into
+# CTRL_C_EVENT); NAME must exit, with status 0, within 30 s.
+wine_interrupt() {
+    local pid=$1 name=$2 status=0 i
+    kill -INT "$pid"
+    for i in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && fail "$name ignored Ctrl-C for 30 s"
+    wait "$pid" || status=$?
+    [ "$pid" = "$started_pid" ] && started_pid=
+    [ "$status" -eq 0 ] || fail "$name exited with status $status after Ctrl-C"
+}
+
+# Starts keyward-agent.exe -d with the given arguments, logging to
+# $work/agent.log. Sets agent_pid, the process Ctrl-C goes to.
+start_agent() {
+    agent_log=$work/agent.log
+    wine_start_serving "$AGENT" "$agent_log" "$@"
+    agent_pid=$started_pid
 }
 
 # Ctrl-C: the agent must shut down cleanly, clear its keys and exit 0.
 stop_agent() {
-    local status=0 i
-    kill -INT "$agent_pid"
-    for i in $(seq 1 300); do
-        kill -0 "$agent_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$agent_pid" 2>/dev/null && fail "keyward-agent.exe ignored Ctrl-C for 30 s"
-    wait "$agent_pid" || status=$?
+    wine_interrupt "$agent_pid" keyward-agent.exe
     agent_pid=
-    [ "$status" -eq 0 ] || fail "keyward-agent.exe exited with status $status after Ctrl-C"
     grep -q "shutting down: interrupted" "$agent_log" || fail "no clean shutdown logged"
     grep -q "stopped; keys cleared" "$agent_log" || fail "keys not reported cleared"
+}
+
+# start_holder OUT PATTERN WHAT CMD...: runs CMD (a client that holds its
+# connection open) in the background with its output in OUT, and waits
+# until OUT matches PATTERN (it was served). Sets hold_pid.
+start_holder() {
+    local out=$1 pattern=$2 what=$3 i
+    shift 3
+    "$@" >"$out" 2>&1 &
+    hold_pid=$!
+    for i in $(seq 1 300); do
+        grep -q "$pattern" "$out" && return 0
+        kill -0 "$hold_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    fail "$what was not served: $(cat "$out")"
 }
 
 # The user SID the agent serves, from its "listening on ... for user S-..." line.
@@ -116,33 +148,15 @@ agent_sid() {
 # says it listens. Sets relay_pid, which Ctrl-C goes to.
 RELAY=$WIN_BUILD/keyward-relay.exe
 start_relay() {
-    local i
     [ -f "$RELAY" ] || fail "$RELAY is not built (make win)"
     relay_log=$work/relay.log
-    : >"$relay_log"
-    wine "$RELAY" -d "$@" >"$relay_log" 2>&1 &
-    relay_pid=$!
-    for i in $(seq 1 300); do
-        if grep -q "listening on" "$relay_log"; then
-            return 0
-        fi
-        kill -0 "$relay_pid" 2>/dev/null || fail "keyward-relay.exe exited before listening"
-        sleep 0.1
-    done
-    fail "keyward-relay.exe did not start listening within 30 s"
+    wine_start_serving "$RELAY" "$relay_log" "$@"
+    relay_pid=$started_pid
 }
 
 # Ctrl-C: the relay must close every connection and exit 0.
 stop_relay() {
-    local status=0 i
-    kill -INT "$relay_pid"
-    for i in $(seq 1 300); do
-        kill -0 "$relay_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$relay_pid" 2>/dev/null && fail "keyward-relay.exe ignored Ctrl-C for 30 s"
-    wait "$relay_pid" || status=$?
+    wine_interrupt "$relay_pid" keyward-relay.exe
     relay_pid=
-    [ "$status" -eq 0 ] || fail "keyward-relay.exe exited with status $status after Ctrl-C"
     grep -q "shutting down: interrupted" "$relay_log" || fail "no relay shutdown logged"
 }

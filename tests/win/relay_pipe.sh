@@ -127,14 +127,7 @@ echo "a refused user: closed unanswered, no upstream connection"
 
 # ---- the agent goes away ----
 start_relay "$rpipe" "$apipe"
-wine_run "$HOLD" "$rpipe" 20000 expect-close >"$work/hold.out" 2>&1 &
-hold_pid=$!
-for _ in $(seq 1 300); do
-    grep -q ready "$work/hold.out" && break
-    kill -0 "$hold_pid" 2>/dev/null || break
-    sleep 0.1
-done
-grep -q ready "$work/hold.out" || fail "hold_client was not served: $(cat "$work/hold.out")"
+start_holder "$work/hold.out" ready "hold_client" wine_run "$HOLD" "$rpipe" 20000 expect-close
 kill -KILL "$agent_pid"
 wait "$agent_pid" 2>/dev/null || true
 agent_pid=
@@ -162,14 +155,7 @@ wine_run "$HOLD" "$rpipe" 100 expect-open >/dev/null ||
 echo "agent killed: held client closed at once, new clients served by the next agent"
 
 # ---- Ctrl-C with a client connected ----
-wine_run "$CLIENT" -p "$rpipe" hold >"$work/held.out" 2>&1 &
-hold_pid=$!
-for _ in $(seq 1 300); do
-    grep -q '^held' "$work/held.out" && break
-    kill -0 "$hold_pid" 2>/dev/null || break
-    sleep 0.1
-done
-grep -q '^held' "$work/held.out" || fail "pipe_client hold was not served: $(cat "$work/held.out")"
+start_holder "$work/held.out" '^held' "pipe_client hold" wine_run "$CLIENT" -p "$rpipe" hold
 stop_relay
 status=0
 wait "$hold_pid" || status=$?
