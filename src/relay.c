@@ -847,16 +847,6 @@ int relay_listen_fd(struct relay *r, int fd)
     return start_listening(r);
 }
 
-int relay_listen_name(struct relay *r, const char *name)
-{
-    int e;
-
-    if ((e = uv_pipe_bind(&r->listener, name)) != 0) {
-        log_error("cannot bind %s: %s", name, uv_strerror(e));
-        return KW_ERR_SYSTEM;
-    }
-    return start_listening(r);
-}
 #else
 int relay_listen_name(struct relay *r, const char *name)
 {

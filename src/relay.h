@@ -61,19 +61,22 @@ void relay_init(struct relay *r, uv_loop_t *loop, const char *upstream);
 int relay_check_stdio(char *err, size_t errsize);
 
 #ifndef _WIN32
-/* Serves clients arriving on an already listening Unix socket. */
-int relay_listen_fd(struct relay *r, int fd);
-#endif
-
 /*
- * Serves a socket path (Unix) or a named pipe (Windows). A pipe's
- * instances are created by the agent's acceptor (platform_acceptor_start():
- * our user and SYSTEM only, no remote clients), and platform_init_user()
- * must have been called. Returns 0 or a KW_ERR_* code, the reason logged:
- * KW_ERR_DENIED if another server holds the pipe (where Windows enforces
- * FILE_FLAG_FIRST_PIPE_INSTANCE; check platform_pipe_in_use() first).
+ * Serves clients arriving on an already listening Unix socket (the front
+ * end creates it, so that it can refuse an existing path and set its mode).
+ */
+int relay_listen_fd(struct relay *r, int fd);
+#else
+/*
+ * Serves a named pipe. Its instances are created by the agent's acceptor
+ * (platform_acceptor_start(): our user and SYSTEM only, no remote
+ * clients), and platform_init_user() must have been called. Returns 0 or a
+ * KW_ERR_* code, the reason logged: KW_ERR_DENIED if another server holds
+ * the pipe (where Windows enforces FILE_FLAG_FIRST_PIPE_INSTANCE; check
+ * platform_pipe_in_use() first).
  */
 int relay_listen_name(struct relay *r, const char *name);
+#endif
 
 /*
  * Serves the process's stdin/stdout as the one client. Returns 0 or a
