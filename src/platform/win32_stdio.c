@@ -190,6 +190,11 @@ static int start_copier(struct copier *cp, HANDLE *thread)
     if ((cp->event = CreateEventW(NULL, TRUE, FALSE, NULL)) == NULL ||
         (t = CreateThread(NULL, 0, copier_thread, cp, 0, NULL)) == NULL) {
         log_error("stdin/stdout: cannot start a thread (error %lu)", GetLastError());
+        if (cp->event != NULL)
+            CloseHandle(cp->event);
+        cp->event = NULL;
+        CloseHandle(cp->close_when_done); /* the thread would have closed it */
+        cp->close_when_done = NULL;
         return UV_EIO;
     }
     if (thread != NULL)
@@ -229,8 +234,10 @@ int platform_stdio_open(uv_pipe_t *in, uv_pipe_t *out)
     stdin_copier = (struct copier){.from = std_in, .to = in_client, .close_when_done = in_client};
     stdout_copier =
         (struct copier){.from = out_client, .to = std_out, .close_when_done = out_client};
-    if ((r = start_copier(&stdin_copier, NULL)) != 0)
-        return r; /* the relay closes in and out, and the other copier never starts */
+    if ((r = start_copier(&stdin_copier, NULL)) != 0) {
+        CloseHandle(out_client); /* the stdout copier never starts to own it */
+        return r;                /* the relay closes in and out */
+    }
     return start_copier(&stdout_copier, &stdout_thread);
 fail:
     CloseHandle(in_client);
