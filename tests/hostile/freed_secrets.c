@@ -319,6 +319,30 @@ int main(void)
         } else {
             add_bn_secret(k->pkey, OSSL_PKEY_PARAM_PRIV_KEY);
         }
+        /* Without windows to look for, every check below would pass unseen. */
+        printf("%s %d - %s: private key bytes to look for (%zu windows)\n",
+               nwindows > 0 ? "ok" : "not ok", ++n, kinds[i].name, nwindows);
+        failed |= nwindows == 0;
+        /* The control: the watcher does see a block freed with those bytes in it. */
+        if (nwindows > 0) {
+            /* Through volatile pointers, or the compiler may drop the pair. */
+            void *(*volatile alloc)(size_t) = malloc;
+            void (*volatile release)(void *) = free;
+            uint8_t *probe = alloc(4 * WINDOW);
+
+            if (probe != NULL) {
+                memset(probe, 0x5a, 4 * WINDOW);
+                memcpy(probe + WINDOW, windows[0], WINDOW);
+                hits = 0;
+                armed = 1;
+                release(probe);
+                armed = 0;
+            }
+            printf("%s %d - %s: control: an uncleared free of those bytes is seen\n",
+                   probe != NULL && hits == 1 ? "ok" : "not ok", ++n, kinds[i].name);
+            failed |= probe == NULL || hits != 1;
+            hits = 0;
+        }
         if (exercise(k, &r) != 0) {
             printf("not ok %d - %s: the agent refused a request\n", ++n, kinds[i].name);
             failed = 1;
