@@ -347,10 +347,10 @@ static int sign_or_defer(struct agent *ag, const struct agent_conn *c, const str
     const uint8_t *data = job ? job->data : req->u.sign.data.ptr;
     size_t len = job ? job->data_len : req->u.sign.data.len;
     uint32_t flags = job ? job->flags : req->u.sign.flags;
-    bool offload;
+    bool slow = is_slow_to_sign(id->key), offload;
     int err;
 
-    if (ag->offload_slow_work && is_slow_to_sign(id->key))
+    if (ag->offload_slow_work && slow)
         offload = true;
     else
         offload = ag->offload_slow_work && ag->offload_fast != NULL &&
@@ -360,6 +360,7 @@ static int sign_or_defer(struct agent *ag, const struct agent_conn *c, const str
             return KW_ERR_ALLOC;
         job->kind = AGENT_JOB_SIGN;
         job->key = key_ref(id->key);
+        job->fast = !slow;
         reply->job = job;
         return 0;
     }

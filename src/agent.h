@@ -76,6 +76,7 @@ struct agent_job {
     size_t data_len;
     uint32_t flags;
     struct key *key;        /* AGENT_JOB_SIGN: a reference to the signing key */
+    bool fast;              /* AGENT_JOB_SIGN: a fast key, offloaded to share the load */
     char prompt[512];       /* AGENT_JOB_CONFIRM: the question for the askpass */
     struct wire_writer sig; /* AGENT_JOB_SIGN: result of agent_job_run() */
     uint8_t *pass;          /* AGENT_JOB_(UN)LOCK: the passphrase, cleared after use */

@@ -52,7 +52,8 @@ struct conn {
     struct agent_reply held;    /* a reply being held back (failed unlock) */
     struct agent_job *job;      /* a confirmation or signature under way */
     uv_process_t askpass;       /* runs while job is a confirmation */
-    uv_work_t work;             /* queued while job is a signature */
+    uv_work_t work;             /* queued while job is a slow signature or a hash */
+    struct sign_lane_item lane_item; /* queued while job is a fast signature */
     bool askpass_running;
     bool busy;       /* a held reply or a job: read no further request yet */
     bool processing; /* inside conn_process(): do not re-enter it */
@@ -322,13 +323,12 @@ static void on_job_work(uv_work_t *w)
     agent_job_run(c->job); /* worker thread: touches only the job */
 }
 
-static void on_job_done(uv_work_t *w, int status)
+/* Loop thread: a worker job is over; reply, unless the client left. */
+static void finish_job(struct conn *c)
 {
-    struct conn *c = w->data;
     struct agent_job *job = c->job;
     struct agent_reply reply;
 
-    (void)status;
     c->srv->jobs--;
     c->job = NULL;
     if (c->closing) {
@@ -339,30 +339,45 @@ static void on_job_done(uv_work_t *w, int status)
         conn_deliver(c, &reply);
         agent_reply_free(&reply);
     }
-    conn_release(c);
+    conn_release(c); /* the job's reference */
+}
+
+static void on_job_done(uv_work_t *w, int status)
+{
+    struct conn *c = w->data;
+
+    (void)status;
+    c->srv->pool_jobs--;
+    finish_job(c);
+}
+
+static void on_lane_done(struct sign_lane *lane, struct sign_lane_item *item)
+{
+    (void)lane;
+    finish_job((struct conn *)((char *)item - offsetof(struct conn, lane_item)));
 }
 
 /*
  * agent.offload_fast: whether a signature for this connection, asked for
  * now, should go to a worker even though the key is fast to sign. Only
  * when another client was served since this connection's previous request
- * or has a job out, so that the loop has other work meanwhile, and only
- * while fewer jobs are out than there are cores besides the loop thread's
- * (and workers), so the job gets a core of its own and never queues behind
- * RSA jobs. The loop thread keeps signing the rest inline: a hand-off costs
- * CPU (~14 us of wake-ups per Ed25519 signature), and with more jobs than
- * free cores the threads only take turns. A single client, or a single
- * core, is served inline.
+ * or has a job out, so that the loop has other work meanwhile; only while
+ * no slow job is in libuv's pool, whose threads would otherwise take turns
+ * on the cores with the lane's; and only while no fast signature is still
+ * waiting in the lane: one waiting is enough for its runner never to
+ * sleep between signatures, and the loop thread signs the rest inline, so
+ * both cores sign. A hand-off costs CPU (wake-ups of the threads), so a
+ * single client, or a single core, is served inline.
  */
 static bool offload_fast_signature(void *ctx, const struct agent_conn *state)
 {
-    const struct server *srv = ctx;
+    struct server *srv = ctx;
     const struct conn *c =
         (const struct conn *)((const char *)state - offsetof(struct conn, state));
     bool others_active = srv->requests != c->last_request || srv->jobs > 0;
-    unsigned limit = srv->cores - 1 < srv->workers ? srv->cores - 1 : srv->workers;
 
-    return srv->jobs < limit && others_active;
+    return srv->lane_ready && srv->cores > 1 && others_active && srv->pool_jobs == 0 &&
+           sign_lane_waiting(&srv->lane) == 0;
 }
 
 static void finish_confirm(struct conn *c, bool approved)
@@ -500,9 +515,15 @@ static void start_job(struct conn *c, struct agent_job *job)
         start_confirm(c);
         return;
     }
-    c->work.data = c;
     c->refs++;
-    c->srv->jobs++; /* on_job_done() counts it out, on either path */
+    c->srv->jobs++; /* finish_job() counts it out, on every path */
+    if (job->fast) {
+        c->lane_item.job = job;
+        sign_lane_push(&c->srv->lane, &c->lane_item);
+        return;
+    }
+    c->work.data = c;
+    c->srv->pool_jobs++;
     if (uv_queue_work(c->srv->loop, &c->work, on_job_work, on_job_done) != 0) {
         /*
          * Cannot happen with a valid loop; sign here rather than fail.
@@ -741,6 +762,8 @@ static unsigned threadpool_size(void)
 
 void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
 {
+    int r;
+
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
     srv->agent = agent;
@@ -754,6 +777,16 @@ void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
         srv->cores = 1;
     agent->offload_fast = offload_fast_signature;
     agent->offload_ctx = srv;
+    /* On one core the lane is never asked to sign (offload_fast_signature). */
+    r = sign_lane_init(&srv->lane, loop,
+                       srv->cores - 1 < srv->workers ? srv->cores - 1 : srv->workers, on_lane_done);
+    if (r != 0)
+        log_error("cannot set up worker threads for fast signatures, signing them inline: %s",
+                  uv_strerror(r));
+    srv->lane_ready = r == 0;
+#ifdef __linux__
+    srv->lane.on_worker_thread = worker_lower_priority;
+#endif
     uv_timer_init(loop, &srv->expiry_timer);
     srv->expiry_timer.data = srv;
     /* The timer alone must not keep the loop alive at shutdown. */
@@ -834,4 +867,7 @@ void server_close(struct server *srv)
 #endif
     if (!uv_is_closing((uv_handle_t *)&srv->expiry_timer))
         uv_close((uv_handle_t *)&srv->expiry_timer, NULL);
+    if (srv->lane_ready)
+        sign_lane_close(&srv->lane);
 }
+

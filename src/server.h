@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "agent.h"
+#include "sign_lane.h"
 
 struct conn;              /* one client connection; private to server.c */
 struct platform_acceptor; /* Windows: see platform/platform.h */
@@ -34,15 +35,19 @@ struct server {
     unsigned long live_conns;
     /*
      * For handing fast signatures to the workers only when that gains
-     * something (agent.offload_fast): requests handled so far,
-     * worker jobs queued or running, libuv's worker threads, and the cores
+     * something (agent.offload_fast): requests handled so far, signatures
+     * and passphrase hashes out on worker threads (pool_jobs: those in
+     * libuv's pool, the slow ones), libuv's worker threads, and the cores
      * this process may run on.
      */
     unsigned long requests;
     unsigned jobs;
+    unsigned pool_jobs;
     unsigned workers;
     unsigned cores;
-    struct conn *conns; /* every open connection, for shutdown */
+    struct sign_lane lane; /* fast signatures handed to workers */
+    bool lane_ready;       /* lane set up; if not, fast signatures stay inline */
+    struct conn *conns;    /* every open connection, for shutdown */
     bool listening;
     bool closing;
 };

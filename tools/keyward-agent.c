@@ -413,6 +413,8 @@ static int run_agent(const struct options *o, int listen_fd)
     uv_run(&rt.loop, UV_RUN_DEFAULT);
     agent_cleanup(&rt.agent);
     uv_loop_close(&rt.loop);
+    /* Join the worker threads while OpenSSL can still free their state. */
+    uv_library_shutdown();
     CRYPTO_secure_malloc_done();
     return 0;
 }

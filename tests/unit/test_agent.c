@@ -637,6 +637,7 @@ static void test_jobs(void)
     CHECK_EQ(add_key(&c, rsa, "rsa", NULL, 0), SSH_AGENT_SUCCESS);
     job = sign_job(&c, rsa, KEY_SIGN_RSA_SHA2_512);
     CHECK(job != NULL && job->kind == AGENT_JOB_SIGN && job->key != NULL);
+    CHECK(job != NULL && !job->fast); /* for libuv's pool, not the fast-signature lane */
     wire_writer_init(&req);
     wire_put_u8(&req, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
     CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
@@ -1010,6 +1011,9 @@ static void test_offload_fast_signatures(void)
     job2 = sign_job(&c, ec, 0);
     CHECK(job != NULL && job->kind == AGENT_JOB_SIGN && job->key != NULL);
     CHECK(job2 != NULL && job2->kind == AGENT_JOB_SIGN && job2->key != NULL);
+    /* For the server's fast-signature lane, not libuv's pool. */
+    CHECK(job != NULL && job->fast);
+    CHECK(job2 != NULL && job2->fast);
     /* Removed while the jobs are out: they still sign with their references. */
     wire_writer_init(&req);
     wire_put_u8(&req, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
