@@ -66,6 +66,14 @@ int server_listen_fd(struct server *srv, int fd);
  */
 int server_listen_name(struct server *srv, const char *name);
 
+/*
+ * Runs the loop until it has nothing left to do (after server_close() and
+ * the front end closed its own handles). Use it instead of uv_run(): while
+ * requests come in bursts it polls briefly between them instead of
+ * sleeping (see server.c).
+ */
+void server_run(struct server *srv);
+
 /* Closes the listener and every connection; the loop then runs dry. */
 void server_close(struct server *srv);
 

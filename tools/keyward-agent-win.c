@@ -301,7 +301,7 @@ static int run_agent(const struct options *o)
     if (_stricmp(o->pipe_name, PLATFORM_DEFAULT_PIPE) != 0)
         log_info("for ssh.exe, in PowerShell: $env:SSH_AUTH_SOCK = '%s'", o->pipe_name);
 
-    uv_run(&rt.loop, UV_RUN_DEFAULT);
+    server_run(&rt.server);
     /* Let close callbacks run so every connection's memory is released. */
     uv_run(&rt.loop, UV_RUN_DEFAULT);
     agent_cleanup(&rt.agent);

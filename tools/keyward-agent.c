@@ -408,7 +408,7 @@ static int run_agent(const struct options *o, int listen_fd)
     if (socket_path[0] != '\0')
         log_debug("listening on %s", socket_path);
 
-    uv_run(&rt.loop, UV_RUN_DEFAULT);
+    server_run(&rt.server);
     /* Let close callbacks run so every connection's memory is released. */
     uv_run(&rt.loop, UV_RUN_DEFAULT);
     agent_cleanup(&rt.agent);

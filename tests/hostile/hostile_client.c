@@ -28,6 +28,9 @@
  *                                   over the limit, or our sending side shut
  *                                   down; counts the replies
  *   memscan PID KEYFILE...          search the agent's memory for private key bytes
+ *   cpu SOCK PID N GAP_US IDLE_MS   N list round trips on one connection, GAP_US
+ *                                   apart (0: back to back), then IDLE_MS of
+ *                                   silence; the agent's CPU time in each part
  *   attack MODE WAIT_SOCK -- CMD... start CMD as our child, then attack it:
  *                                   MODE mem (read /proc/PID/mem), ptrace
  *                                   (PTRACE_ATTACH) or gdb (exec gdb -p)
@@ -1387,16 +1390,113 @@ static int cmd_attack(int argc, char **argv)
     return 0;
 }
 
+/* ---- cpu ---- */
+
+/* CPU time of every thread of process pid so far, in ns; -1 if unreadable. */
+static long long process_cpu_ns(long pid)
+{
+    char path[64], line[128];
+    struct dirent *de;
+    long long total = 0, ns;
+    DIR *dir;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+    if ((dir = opendir(path)) == NULL)
+        return -1;
+    while ((de = readdir(dir)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/schedstat", pid, de->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue; /* the thread just ended */
+        /* The first field: time spent on the CPU, in ns. */
+        if (fgets(line, sizeof(line), f) != NULL && sscanf(line, "%lld", &ns) == 1)
+            total += ns;
+        fclose(f);
+    }
+    closedir(dir);
+    return total;
+}
+
+static void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int cmd_cpu(int argc, char **argv)
+{
+    static const uint8_t list[5] = {0, 0, 0, 1, SSH_AGENTC_REQUEST_IDENTITIES};
+    struct wire_writer msg;
+    long pid, gap_us, idle_ms, n, i;
+    long long cpu0, cpu1, cpu2;
+    uint64_t t0, t1;
+    int fd, rr, r = 1;
+
+    if (argc != 5)
+        return 2;
+    pid = atol(argv[1]);
+    n = atol(argv[2]);
+    gap_us = atol(argv[3]);
+    idle_ms = atol(argv[4]);
+    if (pid <= 0 || n < 1 || gap_us < 0 || idle_ms < 1)
+        return 2;
+    if ((fd = agent_connect(argv[0])) < 0) {
+        printf("cpu=failed (cannot connect)\n");
+        return 1;
+    }
+    wire_writer_init(&msg);
+    t0 = now_us();
+    cpu0 = process_cpu_ns(pid);
+    for (i = 0; i < n; i++) {
+        if (i > 0 && gap_us > 0)
+            sleep_us(gap_us);
+        if (!send_all(fd, list, sizeof(list))) {
+            printf("cpu=failed (cannot send)\n");
+            goto out;
+        }
+        if ((rr = read_frame(fd, &msg, 5000)) != 1) {
+            printf("cpu=failed (%s after %ld replies)\n", read_result(rr), i);
+            goto out;
+        }
+    }
+    cpu1 = process_cpu_ns(pid);
+    t1 = now_us();
+    sleep_us(idle_ms * 1000);
+    cpu2 = process_cpu_ns(pid);
+    if (cpu0 < 0 || cpu1 < 0 || cpu2 < 0) {
+        printf("cpu=failed (cannot read /proc/%ld/task/*/schedstat)\n", pid);
+        goto out;
+    }
+    printf("requests=%ld\nwall_us=%llu\nbusy_cpu_us=%lld\nidle_cpu_us=%lld\n", n,
+           (unsigned long long)(t1 - t0), (cpu1 - cpu0) / 1000, (cpu2 - cpu1) / 1000);
+    r = 0;
+out:
+    wire_writer_free(&msg);
+    close(fd);
+    return r;
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {
-        {"replay", cmd_replay},     {"list", cmd_list},           {"slowloris", cmd_slowloris},
-        {"bigframe", cmd_bigframe}, {"fdexhaust", cmd_fdexhaust}, {"sign", cmd_sign},
-        {"memscan", cmd_memscan},   {"attack", cmd_attack},       {"pipeline", cmd_pipeline},
+        {"replay", cmd_replay},
+        {"list", cmd_list},
+        {"slowloris", cmd_slowloris},
+        {"bigframe", cmd_bigframe},
+        {"fdexhaust", cmd_fdexhaust},
+        {"sign", cmd_sign},
+        {"memscan", cmd_memscan},
+        {"attack", cmd_attack},
+        {"pipeline", cmd_pipeline},
         {"add", cmd_add},
+        {"cpu", cmd_cpu},
     };
     size_t i;
     int r;
@@ -1411,9 +1511,10 @@ int main(int argc, char **argv)
             return r;
         }
     }
-    fprintf(stderr,
-            "usage: %s replay|list|slowloris|bigframe|fdexhaust|sign|memscan|attack|pipeline|add "
-            "...\n",
-            progname);
+    fprintf(
+        stderr,
+        "usage: %s replay|list|slowloris|bigframe|fdexhaust|sign|memscan|attack|pipeline|add|cpu "
+        "...\n",
+        progname);
     return 2;
 }
