@@ -5,6 +5,7 @@
 #include "sign_lane.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 static void lane_start_runner(struct sign_lane *lane);
@@ -26,6 +27,25 @@ static struct sign_lane_item *lane_take(struct sign_lane *lane)
     return item;
 }
 
+/*
+ * Worker thread: the next item, waiting up to SIGN_LANE_LINGER_NS for one
+ * to be pushed before giving up. While clients keep signing, the loop
+ * pushes the next signature within microseconds; waiting for it here is
+ * cheaper than ending the runner and waking a pool thread for a new one.
+ */
+static struct sign_lane_item *lane_take_or_linger(struct sign_lane *lane)
+{
+    struct sign_lane_item *item;
+    uint64_t since;
+
+    if ((item = lane_take(lane)) != NULL)
+        return item;
+    since = uv_hrtime();
+    while ((item = lane_take(lane)) == NULL && uv_hrtime() - since < SIGN_LANE_LINGER_NS)
+        ;
+    return item;
+}
+
 /* Worker thread: runs items until none is waiting. */
 static void lane_run(uv_work_t *w)
 {
@@ -34,7 +54,7 @@ static void lane_run(uv_work_t *w)
 
     if (lane->on_worker_thread != NULL)
         lane->on_worker_thread();
-    while ((item = lane_take(lane)) != NULL) {
+    while ((item = lane_take_or_linger(lane)) != NULL) {
         agent_job_run(item->job); /* touches only the job */
         uv_mutex_lock(&lane->lock);
         *lane->done_tail = item;

@@ -7,10 +7,10 @@
  * a wake-up of a sleeping worker per signature, and the worker sits idle
  * between the end of one job and the loop's next hand-off. A lane keeps a
  * queue instead: a runner (one libuv work item) takes signatures off it
- * until it is empty, so a worker that finishes one finds the next one
- * already waiting and goes on without sleeping. At most max_runners run at
- * once, so fast signatures never take more threads than there are cores
- * to spare.
+ * until it is empty (and has stayed empty for SIGN_LANE_LINGER_NS), so a
+ * worker that finishes one finds the next one waiting and goes on without
+ * sleeping. At most max_runners run at once, so fast signatures never
+ * take more threads than there are cores to spare.
  *
  * Items are pushed and delivered on the loop thread. A runner touches only
  * the item's job (agent_job_run()), under the lane's lock for the queue.
@@ -35,6 +35,8 @@ struct sign_lane;
 typedef void (*sign_lane_done_cb)(struct sign_lane *lane, struct sign_lane_item *item);
 
 #define SIGN_LANE_MAX_RUNNERS 16
+/* How long a runner that ran out of items waits for the next one. */
+#define SIGN_LANE_LINGER_NS (50u * 1000u)
 
 struct sign_lane {
     uv_loop_t *loop;
