@@ -15,6 +15,8 @@ static struct sign_lane_item *lane_take(struct sign_lane *lane)
 {
     struct sign_lane_item *item;
 
+    if (atomic_load_explicit(&lane->waiting_count, memory_order_acquire) == 0)
+        return NULL;
     uv_mutex_lock(&lane->lock);
     if ((item = lane->waiting) != NULL) {
         lane->waiting = item->next;
@@ -181,12 +183,7 @@ void sign_lane_push(struct sign_lane *lane, struct sign_lane_item *item)
 
 unsigned sign_lane_waiting(struct sign_lane *lane)
 {
-    unsigned n;
-
-    uv_mutex_lock(&lane->lock);
-    n = lane->waiting_count;
-    uv_mutex_unlock(&lane->lock);
-    return n;
+    return atomic_load_explicit(&lane->waiting_count, memory_order_acquire);
 }
 
 void sign_lane_close(struct sign_lane *lane)

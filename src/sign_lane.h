@@ -18,6 +18,7 @@
 #ifndef KEYWARD_SIGN_LANE_H
 #define KEYWARD_SIGN_LANE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include <uv.h>
@@ -47,7 +48,12 @@ struct sign_lane {
     /* Under lock: pushed and not yet taken by a runner; taken and run. */
     struct sign_lane_item *waiting, **waiting_tail;
     struct sign_lane_item *done, **done_tail;
-    unsigned waiting_count;
+    /*
+     * Items in waiting: changed under lock, read without it, so that the
+     * loop's offload decision and a lingering runner do not take the lock
+     * just to find the queue empty.
+     */
+    atomic_uint waiting_count;
     /* Loop thread only. */
     uv_async_t wake; /* a runner finished an item */
     uv_work_t runners[SIGN_LANE_MAX_RUNNERS];
