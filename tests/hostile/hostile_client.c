@@ -1419,14 +1419,6 @@ static long long process_cpu_ns(long pid)
     return total;
 }
 
-static void sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static int cmd_cpu(int argc, char **argv)
 {
     static const uint8_t list[5] = {0, 0, 0, 1, SSH_AGENTC_REQUEST_IDENTITIES};
@@ -1453,7 +1445,7 @@ static int cmd_cpu(int argc, char **argv)
     cpu0 = process_cpu_ns(pid);
     for (i = 0; i < n; i++) {
         if (i > 0 && gap_us > 0)
-            sleep_us(gap_us);
+            usleep((useconds_t)gap_us);
         if (!send_all(fd, list, sizeof(list))) {
             printf("cpu=failed (cannot send)\n");
             goto out;
@@ -1465,7 +1457,7 @@ static int cmd_cpu(int argc, char **argv)
     }
     cpu1 = process_cpu_ns(pid);
     t1 = now_us();
-    sleep_us(idle_ms * 1000);
+    usleep((useconds_t)idle_ms * 1000);
     cpu2 = process_cpu_ns(pid);
     if (cpu0 < 0 || cpu1 < 0 || cpu2 < 0) {
         printf("cpu=failed (cannot read /proc/%ld/task/*/schedstat)\n", pid);
