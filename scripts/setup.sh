@@ -2,42 +2,96 @@
 # Installs what keyward needs to build and test on Debian 12, and nothing
 # more: each package only if it is missing, so a prepared machine does no
 # network work at all. Run as root (CI and `make` do this for you).
+#
+# After installing, the commands themselves are checked, not only the package
+# names: a package can be installed and still not carry the command a test
+# runs (Debian's wine64 has the loader only; wine, wineboot and wineserver
+# come from the package wine). A command still missing stops the set-up with
+# its name and the package that brings it.
 set -euo pipefail
 
-packages=(
-    # build
-    gcc make cmake pkg-config libssl-dev libuv1-dev
+# One line per need: "package command..." (the commands that package must
+# provide for the build, make run or make test; none for libraries and
+# headers, which CMake checks itself).
+needs=(
+    # build: compiler, C library headers and start files (gcc installed
+    # without recommends comes without them: "cannot find Scrt1.o")
+    "gcc gcc"
+    "libc6-dev"
+    "make make"
+    "cmake cmake ctest"
+    "pkg-config pkg-config"
+    "libssl-dev"
+    "libuv1-dev"
     # the real OpenSSH tools the end-to-end tests drive
-    openssh-client openssh-server
-    # Windows build and tests; socat runs keyward-relay.exe as README's WSL2
-    # recipe does (tests/win/relay_stdio.sh)
-    gcc-mingw-w64-x86-64 wine64 socat
-    # process tools used by tests: pkill and ps, prlimit and setpriv
-    # (util-linux), strace and gdb (hostile-client tests), systemd's
-    # systemd-socket-activate, mandoc (manual page lint)
-    procps util-linux strace gdb systemd mandoc man-db
+    "openssh-client ssh ssh-add ssh-keygen ssh-agent"
+    "openssh-server"
+    # Windows build and tests: the cross compiler, Wine (wine64 is the
+    # 64-bit loader, wine the wine/wineboot/wineserver commands), socat runs
+    # keyward-relay.exe as README's WSL2 recipe does (tests/win/relay_stdio.sh)
+    "gcc-mingw-w64-x86-64 x86_64-w64-mingw32-gcc-win32"
+    "wine64"
+    "wine wine wineboot wineserver"
+    "socat socat"
+    # process tools used by tests
+    "procps pkill ps"
+    "util-linux prlimit setpriv setsid flock"
+    "bsdutils script"
+    "coreutils timeout base64 od"
+    "strace strace"
+    "gdb gdb"
+    "systemd systemd-socket-activate systemd-analyze"
+    # manual page lint
+    "mandoc mandoc"
+    "man-db man"
     # the unit suite under memcheck (valgrind_unit_* tests)
-    valgrind
+    "valgrind valgrind"
+    # symbol checks of the built programs
+    "binutils nm"
 )
 
+package_of() { echo "${1%% *}"; }
+
+is_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+# sshd lives in /usr/sbin, which a non-login root shell may not have on PATH.
+export PATH="$PATH:/usr/sbin:/sbin"
+
 missing=()
-for p in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$p")
-    fi
+for need in "${needs[@]}"; do
+    p=$(package_of "$need")
+    is_installed "$p" || missing+=("$p")
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: missing packages: ${missing[*]}" >&2
+        echo "setup: run as root, or install them with: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: missing packages: ${missing[*]}" >&2
-    echo "setup: run as root, or install them with: sudo apt-get install ${missing[*]}" >&2
+# The commands, whatever dpkg says.
+absent=()
+for need in "${needs[@]}"; do
+    read -r p cmds <<<"$need"
+    for c in $cmds; do
+        command -v "$c" >/dev/null 2>&1 || absent+=("$c (package $p)")
+    done
+done
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || absent+=("sshd (package openssh-server)")
+
+if [ ${#absent[@]} -gt 0 ]; then
+    echo "setup: these commands are still missing after installing:" >&2
+    for a in "${absent[@]}"; do
+        echo "setup:   $a" >&2
+    done
+    echo "setup: install the packages named above (apt-get install ...), then run make again" >&2
     exit 1
 fi
-
-echo "setup: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >&2
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
