@@ -3,13 +3,14 @@
 #   make test   install what is missing, build, run every test
 #   make repro  the seed report end to end, keyward beside OpenSSH and a Windows-like agent
 #   make win    cross-build keyward-agent.exe and the Windows tests (build-win/)
+#   make test-fresh   make test on a brand-new Debian 12 root (debootstrap, chroot)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 WIN_BUILD ?= build-win
 JOBS ?= 2
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEYWARD_WERROR=ON
 
-.PHONY: repro all setup build build-asan win run test clean
+.PHONY: repro all setup build build-asan win run test test-fresh clean
 
 all: build
 
@@ -47,6 +48,13 @@ test: build build-asan win
 	@cmake -S . -B $(BUILD) -DKEYWARD_WIN_BUILD_DIR=$(abspath $(WIN_BUILD)) >/dev/null
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# The README's `make test` as a newcomer runs it: the committed HEAD cloned
+# into a fresh debootstrap'd Debian 12 root that gets only git and make, so
+# that nothing installed by hand on this machine can hide a missing install
+# step (scripts/test-fresh.sh).
+test-fresh:
+	scripts/test-fresh.sh
 
 # The seed report end to end, with a side-by-side table (also a CTest).
 repro: build

@@ -23,6 +23,8 @@ set -euo pipefail
 # The CMake toolchain file lives in the same checkout as this script.
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 toolchain="$repo/cmake/mingw-w64-x86_64.cmake"
+# shellcheck source=scripts/lib/apt-sources.sh
+. "$repo/scripts/lib/apt-sources.sh"
 
 cache=${KEYWARD_CACHE:-/var/cache/keyward}
 top="$cache/win-deps"
@@ -111,37 +113,13 @@ have_deb_src() {
     return 1
 }
 
-# Add source entries for bookworm, bookworm-updates and bookworm-security in
-# the format the machine already uses: Debian 12 images ship
-# /etc/apt/sources.list.d/debian.sources (deb822), older installs
-# /etc/apt/sources.list (one line per entry).
+# Add source entries for the bookworm suites: the machine's own "deb"
+# entries for them, as "deb-src" (scripts/lib/apt-sources.sh).
 add_deb_src() {
     need_root "add a deb-src entry to apt's sources"
-    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-        say "adding /etc/apt/sources.list.d/keyward-deb-src.sources"
-        cat >/etc/apt/sources.list.d/keyward-deb-src.sources <<'EOF'
-# Added by keyward's scripts/win-deps.sh, for "apt-get source openssl libuv1".
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-    else
-        say "adding /etc/apt/sources.list.d/keyward-deb-src.list"
-        cat >/etc/apt/sources.list.d/keyward-deb-src.list <<'EOF'
-# Added by keyward's scripts/win-deps.sh, for "apt-get source openssl libuv1".
-deb-src http://deb.debian.org/debian bookworm main
-deb-src http://deb.debian.org/debian bookworm-updates main
-deb-src http://deb.debian.org/debian-security bookworm-security main
-EOF
-    fi
+    say "adding deb-src entries to /etc/apt/sources.list.d/ (from the machine's own bookworm entries)"
+    apt_bookworm_entries deb-src /etc/apt/sources.list.d ||
+        fail "no bookworm \"deb\" entry in /etc/apt/sources.list or /etc/apt/sources.list.d/ to take the deb-src URIs from"
 }
 
 if ! have_deb_src; then

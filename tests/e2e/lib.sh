@@ -79,7 +79,6 @@ E2E_CMD=
 E2E_START=$SECONDS
 E2E_CMD_TIMEOUT=${KEYWARD_E2E_CMD_TIMEOUT:-30}
 E2E_USER=$(id -un)
-E2E_HOME_SSH_EXISTED=
 E2E_FINISHED=0
 
 # ---------------------------------------------------------------------------
@@ -294,8 +293,13 @@ e2e_init() {
         echo "not ok 1 - FATAL: mktemp failed"; exit 1; }
     chmod 700 "$E2E_TMP"
 
-    # The tests must leave the user's ~/.ssh alone; remember whether it existed.
-    if [ -e "$HOME/.ssh" ]; then E2E_HOME_SSH_EXISTED=1; else E2E_HOME_SSH_EXISTED=0; fi
+    # The tests must not create ~/.ssh. The property is checked in a HOME that
+    # this test owns, so that anything else on the machine making the real
+    # ~/.ssh meanwhile (another ssh, say) cannot fail it. keyward's programs
+    # follow $HOME; OpenSSH's tools take the home from the password database,
+    # and the tests give them explicit files and options instead.
+    export HOME=$E2E_TMP/home
+    mkdir -m 700 "$HOME"
 
     trap _e2e_cleanup EXIT
     # Turn signals into a normal exit so the EXIT trap cleans up.
@@ -391,9 +395,7 @@ e2e_finish() {
         check "agent log has no sanitizer report" \
             _e2e_no_sanitizer_report "$E2E_AGENT_LOG"
     fi
-    if [ "$E2E_HOME_SSH_EXISTED" = 0 ]; then
-        check "test did not create $HOME/.ssh" test ! -e "$HOME/.ssh"
-    fi
+    check "test did not create \$HOME/.ssh" test ! -e "$HOME/.ssh"
     if [ "$E2E_NCHECK" = 0 ]; then
         _e2e_notok "no checks were run"
     fi

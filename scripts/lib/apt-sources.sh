@@ -1,0 +1,84 @@
+# keyward: the machine's own apt entries for Debian 12 (bookworm), for the
+# scripts that need more of Debian than the machine's apt lists give: source
+# packages (win-deps.sh) and a fresh root's sources (test-fresh.sh).
+# Sourced, not run. Nothing here names a host: every URI, component and
+# keyring comes from the machine's entries, so a configured mirror is
+# honoured.
+#
+#   apt_bookworm_entries TYPE DIR   write the machine's bookworm "deb"
+#       entries, as TYPE ("deb" or "deb-src"), to DIR/keyward-TYPE.sources
+#       (from deb822 stanzas) and/or DIR/keyward-TYPE.list (from one-line
+#       entries); returns 1 if the machine has none
+#   apt_bookworm_mirror            print the first URI that serves the
+#       suite "bookworm" itself (for debootstrap)
+
+_apt_entry_files() {
+    local f
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        case $f in */keyward-*) continue ;; esac
+        echo "$f"
+    done
+}
+
+# deb822 stanzas (blank-line separated) whose Types has "deb" and whose
+# Suites name a bookworm suite, comments dropped, Types set to $1.
+_apt_deb822_bookworm() {
+    awk -v RS= -v ORS='\n\n' -v type="$1" '
+        tolower($0) ~ /(^|\n)types:[^\n]*[[:space:]]deb([[:space:]]|$)/ &&
+        $0 ~ /(^|\n)[Ss]uites:[^\n]*bookworm/ {
+            gsub(/(^|\n)#[^\n]*/, "")
+            sub(/(^|\n)[Tt]ypes:[^\n]*/, "\nTypes: " type)
+            sub(/^\n/, "")
+            print
+        }' "$2"
+}
+
+# One-line "deb [options] URI SUITE COMPONENTS" entries for a bookworm suite,
+# as $1.
+_apt_oneline_bookworm() {
+    sed -nE "s/^[[:space:]]*deb[[:space:]]+(.*[[:space:]]bookworm(-updates|-security)?[[:space:]].*)\$/$1 \\1/p" "$2"
+}
+
+apt_bookworm_entries() {
+    local type=$1 dir=$2 f stanzas="" lines=""
+    local header="# Written by keyward's scripts: the machine's own bookworm \"deb\" entries, as \"$type\"."
+    while read -r f; do
+        case $f in
+            *.sources) stanzas+=$(_apt_deb822_bookworm "$type" "$f")$'\n\n' ;;
+            *) lines+=$(_apt_oneline_bookworm "$type" "$f")$'\n' ;;
+        esac
+    done < <(_apt_entry_files)
+    local wrote=1
+    if [ -n "${stanzas//[[:space:]]/}" ]; then
+        { echo "$header"; printf '%s' "$stanzas" | cat -s; } >"$dir/keyward-$type.sources"
+        wrote=0
+    fi
+    if [ -n "${lines//[[:space:]]/}" ]; then
+        { echo "$header"; printf '%s\n' "$lines" | sed '/^$/d'; } >"$dir/keyward-$type.list"
+        wrote=0
+    fi
+    return $wrote
+}
+
+apt_bookworm_mirror() {
+    local f
+    while read -r f; do
+        case $f in
+            *.sources)
+                _apt_deb822_bookworm deb "$f" | awk -v RS= '
+                    $0 ~ /(^|\n)[Ss]uites:([^\n]*[[:space:]])?bookworm([[:space:]]|\n|$)/ {
+                        if (match($0, /(^|\n)URIs:[[:space:]]*[^[:space:]]+/)) {
+                            u = substr($0, RSTART, RLENGTH)
+                            sub(/^\n?URIs:[[:space:]]*/, "", u)
+                            print u
+                        }
+                    }'
+                ;;
+            *)
+                _apt_oneline_bookworm deb "$f" |
+                    sed -nE 's/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+)[[:space:]]+bookworm[[:space:]].*/\2/p'
+                ;;
+        esac
+    done < <(_apt_entry_files) | head -n 1
+}
