@@ -97,17 +97,45 @@ int platform_make_socket_dir(char *dir, size_t dirsize, char *err, size_t errsiz
         base = getenv("TMPDIR");
     if (base == NULL || *base == '\0')
         base = "/tmp";
-    if ((size_t)snprintf(dir, dirsize, "%s/keyward-XXXXXXXXXX", base) >= dirsize) {
-        snprintf(err, errsize, "socket directory path too long under %s", base);
-        return KW_ERR_TOO_LARGE;
+    /*
+     * keyward-<10 random characters>, as OpenSSH names its ssh-XXXXXXXXXX
+     * directories. Not mkdtemp(): glibc's fills only the last six X's of a
+     * template and would leave a literal "XXXX" in the name. The directory
+     * is created 0700, so nobody else can reach the socket; a name that
+     * exists already is drawn again.
+     */
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    enum { NAME_RANDOM = 10, TRIES = 100 };
+    for (int attempt = 0; attempt < TRIES; attempt++) {
+        char name[NAME_RANDOM + 1];
+        size_t filled = 0;
+        while (filled < NAME_RANDOM) {
+            unsigned char bytes[32];
+            if (getentropy(bytes, sizeof(bytes)) != 0) {
+                snprintf(err, errsize, "cannot name a socket directory: getentropy: %s",
+                         strerror(errno));
+                return KW_ERR_SYSTEM;
+            }
+            /* 248 = 4 * 62: rejecting larger bytes keeps every character equally likely. */
+            for (size_t i = 0; i < sizeof(bytes) && filled < NAME_RANDOM; i++)
+                if (bytes[i] < 248)
+                    name[filled++] = alphabet[bytes[i] % 62];
+        }
+        name[NAME_RANDOM] = '\0';
+        if ((size_t)snprintf(dir, dirsize, "%s/keyward-%s", base, name) >= dirsize) {
+            snprintf(err, errsize, "socket directory path too long under %s", base);
+            return KW_ERR_TOO_LARGE;
+        }
+        if (mkdir(dir, 0700) == 0)
+            return 0;
+        if (errno != EEXIST) {
+            snprintf(err, errsize, "cannot create socket directory under %s: %s", base,
+                     strerror(errno));
+            return KW_ERR_SYSTEM;
+        }
     }
-    /* mkdtemp creates the directory 0700: nobody else can reach the socket. */
-    if (mkdtemp(dir) == NULL) {
-        snprintf(err, errsize, "cannot create socket directory under %s: %s", base,
-                 strerror(errno));
-        return KW_ERR_SYSTEM;
-    }
-    return 0;
+    snprintf(err, errsize, "cannot create socket directory under %s: %d names taken", base, TRIES);
+    return KW_ERR_SYSTEM;
 }
 
 int platform_listen_unix(const char *path, int *fdp, char *err, size_t errsize)

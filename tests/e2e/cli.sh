@@ -94,6 +94,13 @@ sock=$(printf '%s\n' "$E2E_OUT" | sed -n 's/^SSH_AUTH_SOCK=\([^;]*\);.*/\1/p')
 pid=$(printf '%s\n' "$E2E_OUT" | sed -n 's/^SSH_AGENT_PID=\([0-9]*\);.*/\1/p')
 expect_match "default socket is under \$XDG_RUNTIME_DIR in its own directory" \
     "^$(e2e_re_escape "$E2E_TMP/xdg")/keyward-[A-Za-z0-9]{10}/agent\.[0-9]+\$" "$sock"
+# glibc's mkdtemp fills only the last six X's of a template: a name that
+# starts with XXXX came from a template, not from ten random characters.
+case $sock in
+    */keyward-XXXX*) dir_name_random=no ;;
+    *) dir_name_random=yes ;;
+esac
+expect_eq "socket directory name is random throughout ($sock)" yes "$dir_name_random"
 expect_eq "socket directory mode is 700" 700 "$(stat -c %a "$(dirname "$sock")" 2>&1)"
 expect_eq "socket mode is 600" 600 "$(stat -c %a "$sock" 2>&1)"
 e2e_run env SSH_AUTH_SOCK="$sock" ssh-add -l
