@@ -44,10 +44,11 @@ run: build
 	$(BUILD)/keyward-agent -D $(ARGS)
 
 # The Linux build's ctest also runs the Windows programs under Wine (win_*).
+# A skipped test fails make test too (scripts/ctest-strict.sh).
 test: build build-asan win
 	@cmake -S . -B $(BUILD) -DKEYWARD_WIN_BUILD_DIR=$(abspath $(WIN_BUILD)) >/dev/null
-	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
-	cd $(ASAN_BUILD) && ctest --output-on-failure -j$(JOBS)
+	scripts/ctest-strict.sh $(BUILD) $(JOBS)
+	scripts/ctest-strict.sh $(ASAN_BUILD) $(JOBS)
 
 # The README's `make test` as a newcomer runs it: the committed HEAD cloned
 # into a fresh debootstrap'd Debian 12 root that gets only git and make, so

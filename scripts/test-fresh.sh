@@ -70,6 +70,13 @@ if ! command -v debootstrap >/dev/null 2>&1; then
 fi
 
 mkdir -p "$cache" "$archives"
+# One fresh root at a time: runs share the download cache, and apt in two
+# roots at once would fight over its lock.
+exec 9>"$cache/.lock"
+if ! flock -n 9; then
+    say "another test-fresh is running; waiting for it"
+    flock 9
+fi
 if [ ! -f "$pristine" ]; then
     mirror=$(apt_bookworm_mirror)
     [ -n "$mirror" ] || die "no apt entry for bookworm in /etc/apt to take a mirror from"
@@ -130,7 +137,7 @@ tar -C "$root" --numeric-owner -xpf "$pristine"
 # apt: the machine's bookworm entries only (what debootstrap wrote is
 # replaced), the machine's name server, no daemons started by packages.
 rm -f "$root/etc/apt/sources.list"
-apt_bookworm_entries deb "$root/etc/apt/sources.list.d" ||
+apt_bookworm_entries deb "$root/etc/apt/sources.list.d" debian ||
     die "no bookworm \"deb\" entry in /etc/apt to give the fresh root"
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
 printf '#!/bin/sh\n# keyward test-fresh: no daemons from package scripts in this chroot.\nexit 101\n' \

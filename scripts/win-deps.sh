@@ -118,7 +118,7 @@ have_deb_src() {
 add_deb_src() {
     need_root "add a deb-src entry to apt's sources"
     say "adding deb-src entries to /etc/apt/sources.list.d/ (from the machine's own bookworm entries)"
-    apt_bookworm_entries deb-src /etc/apt/sources.list.d ||
+    apt_bookworm_entries deb-src /etc/apt/sources.list.d keyward-deb-src ||
         fail "no bookworm \"deb\" entry in /etc/apt/sources.list or /etc/apt/sources.list.d/ to take the deb-src URIs from"
 }
 

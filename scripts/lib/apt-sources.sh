@@ -5,19 +5,18 @@
 # keyring comes from the machine's entries, so a configured mirror is
 # honoured.
 #
-#   apt_bookworm_entries TYPE DIR   write the machine's bookworm "deb"
-#       entries, as TYPE ("deb" or "deb-src"), to DIR/keyward-TYPE.sources
-#       (from deb822 stanzas) and/or DIR/keyward-TYPE.list (from one-line
-#       entries); returns 1 if the machine has none
+#   apt_bookworm_entries TYPE DIR NAME   write the machine's bookworm "deb"
+#       entries, as TYPE ("deb" or "deb-src"), to DIR/NAME.sources (from
+#       deb822 stanzas) and/or DIR/NAME.list (from one-line entries);
+#       returns 1 if the machine has none
 #   apt_bookworm_mirror            print the first URI that serves the
 #       suite "bookworm" itself (for debootstrap)
 
 _apt_entry_files() {
     local f
     for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        case $f in */keyward-*) continue ;; esac
-        echo "$f"
+        # deb-src entries (ours among them) never match: only "deb" is read.
+        [ -f "$f" ] && echo "$f"
     done
 }
 
@@ -41,7 +40,7 @@ _apt_oneline_bookworm() {
 }
 
 apt_bookworm_entries() {
-    local type=$1 dir=$2 f stanzas="" lines=""
+    local type=$1 dir=$2 name=$3 f stanzas="" lines=""
     local header="# Written by keyward's scripts: the machine's own bookworm \"deb\" entries, as \"$type\"."
     while read -r f; do
         case $f in
@@ -51,11 +50,11 @@ apt_bookworm_entries() {
     done < <(_apt_entry_files)
     local wrote=1
     if [ -n "${stanzas//[[:space:]]/}" ]; then
-        { echo "$header"; printf '%s' "$stanzas" | cat -s; } >"$dir/keyward-$type.sources"
+        { echo "$header"; printf '%s' "$stanzas" | cat -s; } >"$dir/$name.sources"
         wrote=0
     fi
     if [ -n "${lines//[[:space:]]/}" ]; then
-        { echo "$header"; printf '%s\n' "$lines" | sed '/^$/d'; } >"$dir/keyward-$type.list"
+        { echo "$header"; printf '%s\n' "$lines" | sed '/^$/d'; } >"$dir/$name.list"
         wrote=0
     fi
     return $wrote

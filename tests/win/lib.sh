@@ -11,7 +11,7 @@ WIN_BUILD=$(cd "$WIN_BUILD" && pwd)
 
 # Skip only when Wine is truly absent; anything else missing is a failure.
 if ! command -v wine >/dev/null 2>&1; then
-    echo "SKIP: wine is not installed (apt-get install wine64)"
+    echo "SKIP: wine is not installed (apt-get install wine wine64)"
     exit 77
 fi
 

@@ -11,7 +11,7 @@ set -euo pipefail
 prefix=${1:?usage: wineprefix.sh DIR}
 
 if ! command -v wine >/dev/null 2>&1; then
-    echo "wineprefix: wine is not installed (apt-get install wine64)" >&2
+    echo "wineprefix: wine is not installed (apt-get install wine wine64)" >&2
     exit 77
 fi
 
