@@ -65,7 +65,9 @@ agent_gone() {
     unreachable=$(grep -c "cannot reach the upstream agent at $E2E_AGENT_SOCK" "$RLOG")
     wait "$hold_pid"
     expect_eq "$name: the held client's connection was closed ($how)" 0 "$?"
-    expect_match "$name: ... at once" "^closed by the peer after [0-9]{1,3} ms$|^closed by the peer after 1[0-9]{3} ms$" \
+    # "At once" is under 5 s, as below: far from the holder's 10 s, and loose
+    # enough for an ASan agent's clean stop on a loaded machine (2.2 s seen).
+    expect_match "$name: ... at once" "^closed by the peer after [0-9]{1,3} ms$|^closed by the peer after [1-4][0-9]{3} ms$" \
         "$(cat "$T/hold-$name.out")"
     expect_contains "$name: the relay logged it" "upstream closed" "$(cat "$RLOG")"
 
