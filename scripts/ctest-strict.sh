@@ -9,9 +9,8 @@
 set -uo pipefail
 build=${1:?usage: ctest-strict.sh BUILD_DIR JOBS}
 jobs=${2:-2}
-log=$build/ctest-last.log
-
 cd "$build" || exit 1
+log=$PWD/ctest-last.log
 ctest --output-on-failure -j"$jobs" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 skipped=$(grep -E '\(Skipped\)|\*\*\*Skipped' "$log" | sed 's/^/    /' | sort -u)
