@@ -505,10 +505,11 @@ static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms
     return w->error;
 }
 
-static int handle_remove(struct agent *ag, const struct agent_request *req, struct wire_writer *w,
-                         struct outcome *o)
+static int handle_remove(struct agent *ag, const struct agent_conn *conn,
+                         const struct agent_request *req, struct wire_writer *w, struct outcome *o)
 {
     const struct identity *id;
+    char why[256];
     int err;
 
     /* As in handle_sign(): parse the blob only for a key the agent does not hold. */
@@ -518,6 +519,18 @@ static int handle_remove(struct agent *ag, const struct agent_request *req, stru
         note_identity(o, id);
     } else {
         describe_blob(o, req->u.remove.key_blob);
+    }
+    /*
+     * A key this connection may not see may not be removed from it either,
+     * or a restricted place could delete the key and, from the answer,
+     * learn that it is loaded. As OpenSSH: the same FAILURE as for a key
+     * that is not there; the log line says why.
+     */
+    if (id != NULL &&
+        !dest_permitted(&id->dest, &conn->bindings, NULL, wall_now(), why, sizeof(why))) {
+        snprintf(o->whybuf, sizeof(o->whybuf), "key not visible on this connection (%.200s)", why);
+        o->why = o->whybuf;
+        return KW_ERR_NOT_FOUND;
     }
     if ((err = keystore_remove(&ag->keys, req->u.remove.key_blob.ptr,
                                req->u.remove.key_blob.len)) != 0)
@@ -747,7 +760,7 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
         err = handle_add(ag, c, now_ms, &req, w, &o);
         break;
     case SSH_AGENTC_REMOVE_IDENTITY:
-        err = handle_remove(ag, &req, w, &o);
+        err = handle_remove(ag, c, &req, w, &o);
         break;
     case SSH_AGENTC_REMOVE_ALL_IDENTITIES:
         err = handle_remove_all(ag, w, &o);
