@@ -67,6 +67,7 @@ void agent_reply_init(struct agent_reply *reply)
 {
     wire_writer_init(&reply->msg);
     reply->delay_ms = 0;
+    reply->retry_ms = 0;
     reply->job = NULL;
 }
 
@@ -74,6 +75,7 @@ void agent_reply_free(struct agent_reply *reply)
 {
     wire_writer_free(&reply->msg);
     reply->delay_ms = 0;
+    reply->retry_ms = 0;
     agent_job_free(reply->job);
     reply->job = NULL;
 }
@@ -82,6 +84,9 @@ void agent_job_free(struct agent_job *job)
 {
     if (job == NULL)
         return;
+    /* An unlock attempt that ends unfinished (its client left) gives back its turn. */
+    if (job->gate != NULL)
+        lock_attempt_done(job->gate, job->ticket);
     key_free(job->key);
     key_free(job->subject);
     free(job->blob);
@@ -570,12 +575,17 @@ static struct agent_job *kdf_job_new(enum agent_job_kind kind, struct wire_view 
     return job;
 }
 
-static int finish_lock(struct agent *ag, const struct agent_job *job, struct wire_writer *w,
+static int finish_lock(struct agent *ag, struct agent_job *job, struct wire_writer *w,
                        const char **why, uint32_t *delay_ms)
 {
     bool was_locked = ag->lock.locked;
     int err;
 
+    if (job->gate != NULL) {
+        /* The attempt is over: the next may start (after any delay set below). */
+        lock_attempt_done(job->gate, job->ticket);
+        job->gate = NULL;
+    }
     if (job->run_err != 0)
         return job->run_err;
     if (job->kind == AGENT_JOB_LOCK) {
@@ -583,7 +593,8 @@ static int finish_lock(struct agent *ag, const struct agent_job *job, struct wir
             *why = "already locked";
             return err;
         }
-    } else if ((err = lock_commit_release(&ag->lock, job->salt, job->hash, delay_ms)) != 0) {
+    } else if ((err = lock_commit_release(&ag->lock, job->salt, job->hash, job->started_ms,
+                                          delay_ms)) != 0) {
         *why = was_locked ? "wrong passphrase" : "agent is not locked";
         return err;
     }
@@ -591,12 +602,14 @@ static int finish_lock(struct agent *ag, const struct agent_job *job, struct wir
     return w->error;
 }
 
-static int handle_lock(struct agent *ag, const struct agent_request *req, struct wire_writer *w,
-                       struct outcome *o, struct agent_reply *reply)
+static int handle_lock(struct agent *ag, uint64_t now_ms, const struct agent_request *req,
+                       struct wire_writer *w, struct outcome *o, struct agent_reply *reply)
 {
     bool engage = req->type == SSH_AGENTC_LOCK;
     uint8_t salt[LOCK_SALT_LEN];
     struct agent_job *job;
+    unsigned long ticket = 0;
+    uint32_t wait_ms = 0;
     int err;
 
     err = engage ? lock_prepare_engage(&ag->lock, req->u.lock.passphrase.len, salt)
@@ -608,9 +621,25 @@ static int handle_lock(struct agent *ag, const struct agent_request *req, struct
             o->why = "agent is not locked";
         return err;
     }
+    /*
+     * One unlock attempt at a time, agent wide, each after the delay the
+     * last failure earned: a guesser gains nothing from more connections.
+     * An attempt that must wait is not handled now but offered again.
+     */
+    if (!engage && lock_attempt_begin(&ag->lock, now_ms, &ticket, &wait_ms) != 0) {
+        reply->retry_ms = wait_ms;
+        return 0;
+    }
     job = kdf_job_new(engage ? AGENT_JOB_LOCK : AGENT_JOB_UNLOCK, req->u.lock.passphrase, salt);
-    if (job == NULL)
+    if (job == NULL) {
+        lock_attempt_done(&ag->lock, ticket);
         return KW_ERR_ALLOC;
+    }
+    if (!engage) {
+        job->gate = &ag->lock;
+        job->ticket = ticket;
+        job->started_ms = now_ms;
+    }
     if (ag->offload_slow_work) {
         reply->job = job;
         return 0;
@@ -732,6 +761,7 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
     o.fail_code = SSH_AGENT_FAILURE;
     wire_writer_reset(w);
     reply->delay_ms = 0;
+    reply->retry_ms = 0;
     agent_job_free(reply->job);
     reply->job = NULL;
 
@@ -767,7 +797,7 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
         break;
     case SSH_AGENTC_LOCK:
     case SSH_AGENTC_UNLOCK:
-        err = handle_lock(ag, &req, w, &o, reply);
+        err = handle_lock(ag, now_ms, &req, w, &o, reply);
         break;
     case SSH_AGENTC_EXTENSION:
         if (ag->lock.locked && !wire_view_eq_str(req.u.ext.name, EXT_SESSION_BIND) &&
@@ -789,7 +819,13 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
         break;
     }
 done:
-    if (err != 0 || w->error != 0) {
+    if (err == 0 && reply->retry_ms > 0) {
+        /* Not a reply yet: the transport offers the same request again later. */
+        wire_writer_reset(w);
+        log_debug("conn %lu: %s(%u) waits %u ms for the agent-wide unlock turn", c->id,
+                  proto_type_name(req.type), (unsigned)req.type, reply->retry_ms);
+    } else if (err != 0 || w->error != 0) {
+        reply->retry_ms = 0;
         wire_writer_reset(w);
         proto_put_status(w, o.fail_code);
         if (w->error) {
