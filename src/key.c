@@ -613,9 +613,9 @@ static int parse_cert_body(const struct kind_info *ki, struct key *k, struct wir
     principals = wire_get_string(r);
     cert->valid_after = wire_get_u64(r);
     cert->valid_before = wire_get_u64(r);
-    (void)wire_get_string(r); /* critical options */
-    (void)wire_get_string(r); /* extensions */
-    (void)wire_get_string(r); /* reserved */
+    cert->critical_len = wire_get_string(r).len; /* critical options */
+    (void)wire_get_string(r);                    /* extensions */
+    (void)wire_get_string(r);                    /* reserved */
     ca_blob = wire_get_string(r);
     signed_len = r->pos;
     sig = wire_get_string(r);
@@ -629,6 +629,10 @@ static int parse_cert_body(const struct kind_info *ki, struct key *k, struct wir
     if ((err = parse_blob(ca_blob.ptr, ca_blob.len, false, &cert->ca)) != 0)
         return err;
     if ((err = key_verify(cert->ca, sig.ptr, sig.len, r->data, signed_len)) != 0)
+        return err;
+    /* The algorithm of the CA's signature, for checks that refuse SHA-1. */
+    if ((err = key_signature_algorithm(sig.ptr, sig.len, cert->sig_alg, sizeof(cert->sig_alg))) !=
+        0)
         return err;
     return plain_blob_of(ki, k->pkey, &k->plain_blob, &k->plain_blob_len);
 }
@@ -1222,6 +1226,20 @@ bool key_algorithm_matches(const struct key *k, struct wire_view alg)
     return false;
 }
 
+bool key_ca_sig_alg_allowed(const char *alg)
+{
+    /* OpenSSH's SSH_ALLOWED_CA_SIGALGS, less the FIDO types keyward does not support. */
+    static const char *const allowed[] = {"ssh-ed25519",         "ecdsa-sha2-nistp256",
+                                          "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+                                          "rsa-sha2-512",        "rsa-sha2-256"};
+    size_t i;
+
+    for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+        if (strcmp(alg, allowed[i]) == 0)
+            return true;
+    return false;
+}
+
 bool key_cert_valid_for_host(const struct key *k, const char *hostname, uint64_t now)
 {
     struct wire_reader r;
@@ -1231,6 +1249,14 @@ bool key_cert_valid_for_host(const struct key *k, const char *hostname, uint64_t
     if (!k->is_cert || k->cert == NULL || k->cert->type != KEY_CERT_HOST || hostname == NULL)
         return false;
     if (now < k->cert->valid_after || now >= k->cert->valid_before)
+        return false;
+    /*
+     * As OpenSSH checks host certificates (sshkey_cert_check_host()): no
+     * critical options (none is defined for host certificates, and one not
+     * understood must not be ignored), and a CA signature made with an
+     * algorithm OpenSSH accepts for CAs, which excludes SHA-1 "ssh-rsa".
+     */
+    if (k->cert->critical_len != 0 || !key_ca_sig_alg_allowed(k->cert->sig_alg))
         return false;
     /* A host certificate must name its host: no principals means no match. */
     wire_reader_init(&r, k->cert->principals, k->cert->principals_len);

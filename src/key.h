@@ -48,7 +48,9 @@ struct key_cert {
     uint64_t valid_before; /* seconds since the epoch */
     uint8_t *principals;   /* the raw principals field: a list of strings */
     size_t principals_len;
-    struct key *ca; /* the signing CA's (plain) public key */
+    struct key *ca;      /* the signing CA's (plain) public key */
+    size_t critical_len; /* length of the critical options field; 0: none */
+    char sig_alg[32];    /* the algorithm of the CA's signature, e.g. "rsa-sha2-512" */
 };
 
 struct key {
@@ -133,9 +135,13 @@ bool key_algorithm_matches(const struct key *k, struct wire_view alg);
 /*
  * True if k is a host certificate valid at now (seconds since the epoch)
  * that names hostname among its principals (shell-style patterns allowed,
- * as OpenSSH allows for host certificates).
+ * as OpenSSH allows for host certificates), has no critical options and
+ * whose CA signed it with an algorithm key_ca_sig_alg_allowed() accepts.
  */
 bool key_cert_valid_for_host(const struct key *k, const char *hostname, uint64_t now);
+
+/* True for the CA signature algorithms OpenSSH accepts (not SHA-1 "ssh-rsa"). */
+bool key_ca_sig_alg_allowed(const char *alg);
 
 /* Takes another reference; key_free() drops one and frees on the last. */
 struct key *key_ref(struct key *k);
