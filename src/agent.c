@@ -492,6 +492,31 @@ static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms
         if (expires == 0)
             expires = 1; /* 0 means "never" */
     }
+    /*
+     * Every identity must fit in one IDENTITIES_ANSWER: a list longer than
+     * a frame (256 KiB; clients refuse longer ones too) would break
+     * listing for every client, so the add that would overflow it fails.
+     */
+    {
+        size_t bytes = 5 + 8 + req->u.add.key->blob_len + strlen(req->u.add.comment), i;
+
+        for (i = 0; i < ag->keys.count; i++)
+            if (ag->keys.ids[i] != existing)
+                bytes += 8 + ag->keys.ids[i]->key->blob_len + strlen(ag->keys.ids[i]->comment);
+        if (bytes > WIRE_MAX_MESSAGE) {
+            snprintf(o->whybuf, sizeof(o->whybuf),
+                     "too many keys: the list of identities would exceed %u bytes",
+                     (unsigned)WIRE_MAX_MESSAGE);
+            o->why = o->whybuf;
+            return KW_ERR_TOO_LARGE;
+        }
+    }
+    if (existing == NULL && ag->keys.count >= KEYSTORE_MAX_IDENTITIES) {
+        snprintf(o->whybuf, sizeof(o->whybuf), "too many keys (the limit is %d)",
+                 KEYSTORE_MAX_IDENTITIES);
+        o->why = o->whybuf;
+        return KW_ERR_TOO_LARGE;
+    }
     if ((err = keystore_add(&ag->keys, req->u.add.key, req->u.add.comment, expires, c->confirm,
                             &c->dest)) != 0)
         return err;
@@ -768,8 +793,28 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
     /* Expired keys must never serve, even if the expiry timer is late. */
     agent_expire(ag, now_ms);
 
+    /*
+     * Parsing a private key allocates in the secure heap; once it is full,
+     * keys already loaded cannot sign. So an add that would eat into the
+     * reserve kept for signing is refused before its key is parsed.
+     */
+    if (len > 0 && (msg[0] == SSH_AGENTC_ADD_IDENTITY || msg[0] == SSH_AGENTC_ADD_ID_CONSTRAINED)) {
+        size_t used, size;
+
+        if (!key_secure_heap_has_room(&used, &size)) {
+            memset(&req, 0, sizeof(req));
+            req.type = msg[0];
+            snprintf(o.whybuf, sizeof(o.whybuf),
+                     "too many keys: secure heap reserve reached (%zu of %zu bytes in use, "
+                     "1/%d kept for signing)",
+                     used, size, KEY_SECURE_HEAP_RESERVE_DIV);
+            o.why = o.whybuf;
+            err = KW_ERR_TOO_LARGE;
+            goto done;
+        }
+    }
     if ((err = proto_decode_request(msg, len, &req)) != 0) {
-        o.why = "malformed request";
+        o.why = err == KW_ERR_ALLOC ? "out of memory" : "malformed request";
         if (req.type == SSH_AGENTC_EXTENSION)
             snprintf(o.detail, sizeof(o.detail), "(undecodable extension)");
         goto done;

@@ -30,6 +30,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
 
@@ -1270,4 +1271,45 @@ bool key_cert_valid_for_host(const struct key *k, const char *hostname, uint64_t
             return true;
     }
     return false;
+}
+
+/* ---- the secure heap's room ---- */
+
+/*
+ * The secure heap's size, which OpenSSL does not tell: the largest block
+ * it can allocate, measured once. The first call comes before the first
+ * key is added, when the heap is empty and its buddy allocator can hand
+ * out the whole arena; measured later it would come out smaller, which
+ * errs on the safe side.
+ */
+static size_t secure_heap_size(void)
+{
+    static size_t size;
+    size_t s;
+    void *p;
+
+    if (size != 0 || !CRYPTO_secure_malloc_initialized())
+        return size;
+    for (s = (size_t)1 << 30; s >= 4096; s >>= 1) {
+        if ((p = CRYPTO_secure_malloc(s, NULL, 0)) != NULL) {
+            CRYPTO_secure_free(p, NULL, 0);
+            size = s;
+            break;
+        }
+    }
+    ERR_clear_error();
+    return size;
+}
+
+bool key_secure_heap_has_room(size_t *used, size_t *size)
+{
+    size_t reserve;
+
+    *used = 0;
+    *size = secure_heap_size();
+    if (*size == 0)
+        return true; /* no secure heap: keys are in ordinary memory, no reserve to keep */
+    *used = CRYPTO_secure_used();
+    reserve = *size / KEY_SECURE_HEAP_RESERVE_DIV;
+    return *used + reserve <= *size;
 }

@@ -143,6 +143,17 @@ bool key_cert_valid_for_host(const struct key *k, const char *hostname, uint64_t
 /* True for the CA signature algorithms OpenSSH accepts (not SHA-1 "ssh-rsa"). */
 bool key_ca_sig_alg_allowed(const char *alg);
 
+/*
+ * Private keys live in OpenSSL's secure heap; once it is full no key can be
+ * parsed, and signatures that need secure scratch memory fail (ECDSA ones
+ * did, in issue 22's review). So a part of it is kept for signing:
+ * 1/KEY_SECURE_HEAP_RESERVE_DIV
+ * (1 MiB of keyward-agent's 8 MiB). False when adding a key would eat into
+ * that reserve; *used and *size (0: no secure heap) say how full it is.
+ */
+#define KEY_SECURE_HEAP_RESERVE_DIV 8
+bool key_secure_heap_has_room(size_t *used, size_t *size);
+
 /* Takes another reference; key_free() drops one and frees on the last. */
 struct key *key_ref(struct key *k);
 void key_free(struct key *k);
