@@ -81,6 +81,9 @@ bool key_openssl_frees_cleared(void);
  * their CA signature, as OpenSSH does when it decodes one. */
 int key_from_blob(const uint8_t *blob, size_t len, struct key **out);
 
+/* Like key_from_blob(), for plain keys only: a certificate is refused unparsed. */
+int key_from_plain_blob(const uint8_t *blob, size_t len, struct key **out);
+
 /*
  * Parses a private key as sent in SSH_AGENTC_ADD_IDENTITY: the key type
  * string, then the type-specific fields. Consumes exactly those fields from
