@@ -80,6 +80,21 @@ static char dir[64], sock_path[96], log_path[96];
 static pid_t agent_pid = -1;
 static int passed, failed;
 
+/*
+ * A check on a time measured: judged, except in the sanitizer build, where
+ * every allocation unwinds its stack and times mean nothing (printed only).
+ */
+static void check(bool ok, const char *what);
+
+static void check_timing(bool ok, const char *what)
+{
+#ifdef KEYWARD_POLICY_NO_TIMING
+    printf("# %s - %s (timing not judged in the sanitizer build)\n", ok ? "ok" : "not ok", what);
+#else
+    check(ok, what);
+#endif
+}
+
 static void check(bool ok, const char *what)
 {
     if (ok) {
@@ -490,7 +505,8 @@ static void test_unlock_rate(void)
     snprintf(msg, sizeof(msg),
              "another client's lists stay fast meanwhile: p99 %.2f ms < %.0f ms (slowest %.2f ms)",
              p99, LIST_MAX_MS, l.max_ms);
-    check(!l.lost && l.lists > 10 && p99 < LIST_MAX_MS, msg);
+    check(!l.lost && l.lists > 10, "another client's lists are answered meanwhile");
+    check_timing(p99 < LIST_MAX_MS, msg);
     free(l.ms);
 
     /* The right passphrase still unlocks, once its turn comes. */
@@ -839,8 +855,10 @@ static int timed_add_once(const struct wire_writer *req, double *max_ms, double 
     *add_ms = (now_s() - t) * 1000;
     usleep(20 * 1000);
     lister_stop(&l);
-    *max_ms = l.lost ? 1e9 : l.max_ms;
+    *max_ms = l.max_ms;
     free(l.ms);
+    if (l.lost)
+        type = -4; /* the other client's connection failed */
     if (fd >= 0) {
         if (list_keys(fd) < 0)
             type = -2; /* the connection did not stay */
@@ -876,7 +894,7 @@ static void test_heavy_constraint(void)
     check(type == SSH_AGENT_FAILURE, msg);
     snprintf(msg, sizeof(msg), "another client's lists stay under %.0f ms meanwhile (%.2f ms)",
              HEAVY_MAX_MS, max_ms);
-    check(max_ms < HEAVY_MAX_MS, msg);
+    check_timing(max_ms < HEAVY_MAX_MS, msg);
 
     put_heavy_add(&req, user, host, DEST_MAX_KEYS);
     type = timed_add(&req, &max_ms, &add_ms);
@@ -885,7 +903,7 @@ static void test_heavy_constraint(void)
     check(type == SSH_AGENT_SUCCESS, "an ADD at the limit is accepted");
     snprintf(msg, sizeof(msg), "another client's lists stay under %.0f ms meanwhile (%.2f ms)",
              HEAVY_MAX_MS, max_ms);
-    check(max_ms < HEAVY_MAX_MS, msg);
+    check_timing(max_ms < HEAVY_MAX_MS, msg);
     wire_writer_free(&req);
     key_free(user);
     key_free(host);
