@@ -28,8 +28,11 @@
  *
  * Invariants checked beyond the sanitizers: every request gets exactly one
  * reply (a message or a job, never both, never neither) and replies carry
- * only reply codes. The audit log is on (as with keyward-agent -l, into a
- * 4 KiB line) and every line it makes must be one JSON object on one line:
+ * only reply codes. An unlock attempt that must wait for its agent-wide
+ * turn gets neither yet but a retry time (issue 22); as server.c does, the
+ * harness offers it again that much later, after finishing the other
+ * connection's job if one is out, and it must then be answered. The audit log is on (as with
+ * keyward-agent -l, into a 4 KiB line) and every line it makes must be one JSON object on one line:
  * no control character or DEL, however hostile the comment or user name.
  *
  * No state survives an input: the agent and both connections are rebuilt
@@ -123,9 +126,16 @@ static bool is_reply_code(uint8_t t)
     return false;
 }
 
-/* Exactly one reply: a message, or a job, never both and never neither. */
+/*
+ * Exactly one reply: a message, or a job, never both and never neither; or,
+ * for an unlock attempt waiting its turn, nothing yet and a retry time.
+ */
 static void check_reply(const struct agent_reply *reply)
 {
+    if (reply->retry_ms > 0) {
+        FUZZ_ASSERT(reply->job == NULL && reply->msg.len == 0);
+        return;
+    }
     if (reply->job != NULL) {
         FUZZ_ASSERT(reply->msg.len == 0);
         return;
@@ -175,8 +185,12 @@ static void finish_job(struct agent_conn *c, struct agent_job *job)
     agent_reply_free(&reply);
 }
 
-/* One request on a connection; returns its job, if any, unfinished. */
-static struct agent_job *handle_frame(struct agent_conn *c, struct wire_view body)
+/*
+ * One request on a connection; returns its job, if any, unfinished. If the
+ * request must wait (*retry_ms set), it was not handled: offer it again.
+ */
+static struct agent_job *handle_frame_once(struct agent_conn *c, struct wire_view body,
+                                           uint32_t *retry_ms)
 {
     struct agent_reply reply;
     struct agent_job *job;
@@ -185,11 +199,36 @@ static struct agent_job *handle_frame(struct agent_conn *c, struct wire_view bod
     clock_ms += 1000; /* a second per request: lifetimes run out within an input */
     agent_handle(&ag, c, clock_ms, body.ptr, body.len, &reply);
     check_reply(&reply);
+    *retry_ms = reply.retry_ms;
     job = reply.job;
     reply.job = NULL;
     agent_reply_free(&reply);
     /* The server's expiry timer. */
     (void)agent_expire(&ag, clock_ms);
+    return job;
+}
+
+/*
+ * Offers a request until it is handled, the clock moving on as the
+ * server's timer would; *pending, another connection's job that is out, is
+ * finished first if the request has to wait (it may hold the unlock turn).
+ */
+static struct agent_job *handle_frame(struct agent_conn *c, struct wire_view body,
+                                      struct agent_conn *pending_conn, struct agent_job **pending)
+{
+    struct agent_job *job;
+    uint32_t retry_ms = 0;
+    int tries = 0;
+
+    while ((job = handle_frame_once(c, body, &retry_ms)) == NULL && retry_ms > 0) {
+        /* Each wait ends with a turn: at most the 10 s delay, or a job finished. */
+        FUZZ_ASSERT(++tries < 100);
+        if (pending != NULL && *pending != NULL) {
+            finish_job(pending_conn, *pending);
+            *pending = NULL;
+        }
+        clock_ms += retry_ms;
+    }
     return job;
 }
 
@@ -208,12 +247,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.client.uid = other.client.uid = 1000;
     snprintf(c.client.exe, sizeof(c.client.exe), "/usr/bin/ssh");
     while (fuzz_next_frame(data, size, &pos, &body)) {
-        if ((job = handle_frame(&c, body)) == NULL)
+        if ((job = handle_frame(&c, body, NULL, NULL)) == NULL)
             continue;
         /* Another client gets in while this one's job is out. */
         if (fuzz_next_frame(data, size, &pos, &body))
-            finish_job(&other, handle_frame(&other, body));
-        finish_job(&c, job);
+            finish_job(&other, handle_frame(&other, body, &c, &job));
+        if (job != NULL)
+            finish_job(&c, job);
     }
     agent_conn_cleanup(&other);
     agent_conn_cleanup(&c);

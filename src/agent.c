@@ -67,6 +67,7 @@ void agent_reply_init(struct agent_reply *reply)
 {
     wire_writer_init(&reply->msg);
     reply->delay_ms = 0;
+    reply->retry_ms = 0;
     reply->job = NULL;
 }
 
@@ -74,6 +75,7 @@ void agent_reply_free(struct agent_reply *reply)
 {
     wire_writer_free(&reply->msg);
     reply->delay_ms = 0;
+    reply->retry_ms = 0;
     agent_job_free(reply->job);
     reply->job = NULL;
 }
@@ -82,6 +84,9 @@ void agent_job_free(struct agent_job *job)
 {
     if (job == NULL)
         return;
+    /* An unlock attempt that ends unfinished (its client left) gives back its turn. */
+    if (job->gate != NULL)
+        lock_attempt_done(job->gate, job->ticket);
     key_free(job->key);
     key_free(job->subject);
     free(job->blob);
@@ -487,6 +492,31 @@ static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms
         if (expires == 0)
             expires = 1; /* 0 means "never" */
     }
+    /*
+     * Every identity must fit in one IDENTITIES_ANSWER: a list longer than
+     * a frame (256 KiB; clients refuse longer ones too) would break
+     * listing for every client, so the add that would overflow it fails.
+     */
+    {
+        size_t bytes = 5 + 8 + req->u.add.key->blob_len + strlen(req->u.add.comment), i;
+
+        for (i = 0; i < ag->keys.count; i++)
+            if (ag->keys.ids[i] != existing)
+                bytes += 8 + ag->keys.ids[i]->key->blob_len + strlen(ag->keys.ids[i]->comment);
+        if (bytes > WIRE_MAX_MESSAGE) {
+            snprintf(o->whybuf, sizeof(o->whybuf),
+                     "too many keys: the list of identities would exceed %u bytes",
+                     (unsigned)WIRE_MAX_MESSAGE);
+            o->why = o->whybuf;
+            return KW_ERR_TOO_LARGE;
+        }
+    }
+    if (existing == NULL && ag->keys.count >= KEYSTORE_MAX_IDENTITIES) {
+        snprintf(o->whybuf, sizeof(o->whybuf), "too many keys (the limit is %d)",
+                 KEYSTORE_MAX_IDENTITIES);
+        o->why = o->whybuf;
+        return KW_ERR_TOO_LARGE;
+    }
     if ((err = keystore_add(&ag->keys, req->u.add.key, req->u.add.comment, expires, c->confirm,
                             &c->dest)) != 0)
         return err;
@@ -505,10 +535,11 @@ static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms
     return w->error;
 }
 
-static int handle_remove(struct agent *ag, const struct agent_request *req, struct wire_writer *w,
-                         struct outcome *o)
+static int handle_remove(struct agent *ag, const struct agent_conn *conn,
+                         const struct agent_request *req, struct wire_writer *w, struct outcome *o)
 {
     const struct identity *id;
+    char why[256];
     int err;
 
     /* As in handle_sign(): parse the blob only for a key the agent does not hold. */
@@ -518,6 +549,18 @@ static int handle_remove(struct agent *ag, const struct agent_request *req, stru
         note_identity(o, id);
     } else {
         describe_blob(o, req->u.remove.key_blob);
+    }
+    /*
+     * A key this connection may not see may not be removed from it either,
+     * or a restricted place could delete the key and, from the answer,
+     * learn that it is loaded. As OpenSSH: the same FAILURE as for a key
+     * that is not there; the log line says why.
+     */
+    if (id != NULL &&
+        !dest_permitted(&id->dest, &conn->bindings, NULL, wall_now(), why, sizeof(why))) {
+        snprintf(o->whybuf, sizeof(o->whybuf), "key not visible on this connection (%.200s)", why);
+        o->why = o->whybuf;
+        return KW_ERR_NOT_FOUND;
     }
     if ((err = keystore_remove(&ag->keys, req->u.remove.key_blob.ptr,
                                req->u.remove.key_blob.len)) != 0)
@@ -557,12 +600,17 @@ static struct agent_job *kdf_job_new(enum agent_job_kind kind, struct wire_view 
     return job;
 }
 
-static int finish_lock(struct agent *ag, const struct agent_job *job, struct wire_writer *w,
+static int finish_lock(struct agent *ag, struct agent_job *job, struct wire_writer *w,
                        const char **why, uint32_t *delay_ms)
 {
     bool was_locked = ag->lock.locked;
     int err;
 
+    if (job->gate != NULL) {
+        /* The attempt is over: the next may start (after any delay set below). */
+        lock_attempt_done(job->gate, job->ticket);
+        job->gate = NULL;
+    }
     if (job->run_err != 0)
         return job->run_err;
     if (job->kind == AGENT_JOB_LOCK) {
@@ -570,7 +618,8 @@ static int finish_lock(struct agent *ag, const struct agent_job *job, struct wir
             *why = "already locked";
             return err;
         }
-    } else if ((err = lock_commit_release(&ag->lock, job->salt, job->hash, delay_ms)) != 0) {
+    } else if ((err = lock_commit_release(&ag->lock, job->salt, job->hash, job->started_ms,
+                                          delay_ms)) != 0) {
         *why = was_locked ? "wrong passphrase" : "agent is not locked";
         return err;
     }
@@ -578,12 +627,14 @@ static int finish_lock(struct agent *ag, const struct agent_job *job, struct wir
     return w->error;
 }
 
-static int handle_lock(struct agent *ag, const struct agent_request *req, struct wire_writer *w,
-                       struct outcome *o, struct agent_reply *reply)
+static int handle_lock(struct agent *ag, uint64_t now_ms, const struct agent_request *req,
+                       struct wire_writer *w, struct outcome *o, struct agent_reply *reply)
 {
     bool engage = req->type == SSH_AGENTC_LOCK;
     uint8_t salt[LOCK_SALT_LEN];
     struct agent_job *job;
+    unsigned long ticket = 0;
+    uint32_t wait_ms = 0;
     int err;
 
     err = engage ? lock_prepare_engage(&ag->lock, req->u.lock.passphrase.len, salt)
@@ -595,9 +646,25 @@ static int handle_lock(struct agent *ag, const struct agent_request *req, struct
             o->why = "agent is not locked";
         return err;
     }
+    /*
+     * One unlock attempt at a time, agent wide, each after the delay the
+     * last failure earned: a guesser gains nothing from more connections.
+     * An attempt that must wait is not handled now but offered again.
+     */
+    if (!engage && lock_attempt_begin(&ag->lock, now_ms, &ticket, &wait_ms) != 0) {
+        reply->retry_ms = wait_ms;
+        return 0;
+    }
     job = kdf_job_new(engage ? AGENT_JOB_LOCK : AGENT_JOB_UNLOCK, req->u.lock.passphrase, salt);
-    if (job == NULL)
+    if (job == NULL) {
+        lock_attempt_done(&ag->lock, ticket);
         return KW_ERR_ALLOC;
+    }
+    if (!engage) {
+        job->gate = &ag->lock;
+        job->ticket = ticket;
+        job->started_ms = now_ms;
+    }
     if (ag->offload_slow_work) {
         reply->job = job;
         return 0;
@@ -719,14 +786,35 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
     o.fail_code = SSH_AGENT_FAILURE;
     wire_writer_reset(w);
     reply->delay_ms = 0;
+    reply->retry_ms = 0;
     agent_job_free(reply->job);
     reply->job = NULL;
 
     /* Expired keys must never serve, even if the expiry timer is late. */
     agent_expire(ag, now_ms);
 
+    /*
+     * Parsing a private key allocates in the secure heap; once it is full,
+     * keys already loaded cannot sign. So an add that would eat into the
+     * reserve kept for signing is refused before its key is parsed.
+     */
+    if (len > 0 && (msg[0] == SSH_AGENTC_ADD_IDENTITY || msg[0] == SSH_AGENTC_ADD_ID_CONSTRAINED)) {
+        size_t used, size;
+
+        if (!key_secure_heap_has_room(&used, &size)) {
+            memset(&req, 0, sizeof(req));
+            req.type = msg[0];
+            snprintf(o.whybuf, sizeof(o.whybuf),
+                     "too many keys: secure heap reserve reached (%zu of %zu bytes in use, "
+                     "1/%d kept for signing)",
+                     used, size, KEY_SECURE_HEAP_RESERVE_DIV);
+            o.why = o.whybuf;
+            err = KW_ERR_TOO_LARGE;
+            goto done;
+        }
+    }
     if ((err = proto_decode_request(msg, len, &req)) != 0) {
-        o.why = "malformed request";
+        o.why = err == KW_ERR_ALLOC ? "out of memory" : "malformed request";
         if (req.type == SSH_AGENTC_EXTENSION)
             snprintf(o.detail, sizeof(o.detail), "(undecodable extension)");
         goto done;
@@ -747,14 +835,14 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
         err = handle_add(ag, c, now_ms, &req, w, &o);
         break;
     case SSH_AGENTC_REMOVE_IDENTITY:
-        err = handle_remove(ag, &req, w, &o);
+        err = handle_remove(ag, c, &req, w, &o);
         break;
     case SSH_AGENTC_REMOVE_ALL_IDENTITIES:
         err = handle_remove_all(ag, w, &o);
         break;
     case SSH_AGENTC_LOCK:
     case SSH_AGENTC_UNLOCK:
-        err = handle_lock(ag, &req, w, &o, reply);
+        err = handle_lock(ag, now_ms, &req, w, &o, reply);
         break;
     case SSH_AGENTC_EXTENSION:
         if (ag->lock.locked && !wire_view_eq_str(req.u.ext.name, EXT_SESSION_BIND) &&
@@ -776,7 +864,13 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
         break;
     }
 done:
-    if (err != 0 || w->error != 0) {
+    if (err == 0 && reply->retry_ms > 0) {
+        /* Not a reply yet: the transport offers the same request again later. */
+        wire_writer_reset(w);
+        log_debug("conn %lu: %s(%u) waits %u ms for the agent-wide unlock turn", c->id,
+                  proto_type_name(req.type), (unsigned)req.type, reply->retry_ms);
+    } else if (err != 0 || w->error != 0) {
+        reply->retry_ms = 0;
         wire_writer_reset(w);
         proto_put_status(w, o.fail_code);
         if (w->error) {

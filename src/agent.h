@@ -83,6 +83,9 @@ struct agent_job {
     size_t pass_len;
     uint8_t salt[LOCK_SALT_LEN];
     uint8_t hash[LOCK_HASH_LEN]; /* AGENT_JOB_(UN)LOCK: result of agent_job_run() */
+    struct agent_lock *gate;     /* AGENT_JOB_UNLOCK: the lock whose turn it holds, */
+    unsigned long ticket;        /* given back (lock_attempt_done()) when it ends */
+    uint64_t started_ms;         /* AGENT_JOB_UNLOCK: when the attempt began */
     int run_err;                 /* status of agent_job_run() */
     char detail[192];            /* what the request was about, for the log */
     struct key *subject;         /* the key asked for, for the audit log */
@@ -99,7 +102,13 @@ struct agent_conn {
 struct agent_reply {
     struct wire_writer msg; /* one message body, without the frame length */
     uint32_t delay_ms;      /* hold the reply back this long (failed unlock) */
-    struct agent_job *job;  /* if set, msg is empty: run the job, then finish it */
+    /*
+     * If set, msg is empty and the request was not handled: an unlock
+     * attempt waits for its agent-wide turn. Offer the same request again
+     * after retry_ms, reading nothing further from that connection before.
+     */
+    uint32_t retry_ms;
+    struct agent_job *job; /* if set, msg is empty: run the job, then finish it */
 };
 
 void agent_init(struct agent *ag, uint32_t default_lifetime_secs);

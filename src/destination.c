@@ -53,7 +53,8 @@ static int optional_cstring(struct wire_view v, char **out)
     return 0;
 }
 
-static int decode_hop(struct wire_view v, struct dest_hop *h)
+/* Decodes one hop; *keys counts the host keys of the whole restriction so far. */
+static int decode_hop(struct wire_view v, struct dest_hop *h, size_t *keys)
 {
     struct wire_reader r;
     struct wire_view user, host, reserved, blob;
@@ -78,20 +79,27 @@ static int decode_hop(struct wire_view v, struct dest_hop *h)
         is_ca = wire_get_bool(&r);
         if (r.error)
             return r.error;
+        if (++*keys > DEST_MAX_KEYS)
+            return KW_ERR_TOO_LARGE; /* bounds the public-key work of one request */
         if ((nkeys = realloc(h->keys, (h->nkeys + 1) * sizeof(*nkeys))) == NULL)
             return KW_ERR_ALLOC;
         h->keys = nkeys;
         if ((nca = realloc(h->key_is_ca, (h->nkeys + 1) * sizeof(*nca))) == NULL)
             return KW_ERR_ALLOC;
         h->key_is_ca = nca;
-        if ((err = key_from_blob(blob.ptr, blob.len, &h->keys[h->nkeys])) != 0)
+        /*
+         * Plain keys only: a hop names host keys and CA keys, never
+         * certificates (which could never match, and whose CA signatures
+         * would each cost a verification).
+         */
+        if ((err = key_from_plain_blob(blob.ptr, blob.len, &h->keys[h->nkeys])) != 0)
             return err;
         h->key_is_ca[h->nkeys++] = is_ca;
     }
     return 0;
 }
 
-static int decode_constraint(struct wire_view v, struct dest_constraint *c)
+static int decode_constraint(struct wire_view v, struct dest_constraint *c, size_t *keys)
 {
     struct wire_reader r;
     struct wire_view from, to, reserved;
@@ -103,7 +111,7 @@ static int decode_constraint(struct wire_view v, struct dest_constraint *c)
     reserved = wire_get_string(&r);
     if ((err = wire_reader_finish(&r)) != 0)
         return err;
-    if ((err = decode_hop(from, &c->from)) != 0 || (err = decode_hop(to, &c->to)) != 0)
+    if ((err = decode_hop(from, &c->from, keys)) != 0 || (err = decode_hop(to, &c->to, keys)) != 0)
         return err;
     if (reserved.len != 0)
         return KW_ERR_CONSTRAINT;
@@ -121,6 +129,7 @@ int dest_decode(struct wire_view v, struct dest_constraints *out)
     struct wire_reader r;
     struct wire_view one;
     struct dest_constraint *items;
+    size_t keys = 0;
     int err = 0;
 
     memset(out, 0, sizeof(*out));
@@ -143,7 +152,7 @@ int dest_decode(struct wire_view v, struct dest_constraints *out)
         memset(&out->items[out->count], 0, sizeof(out->items[0]));
         /* Counted first, so a half-decoded entry is freed with the rest. */
         out->count++;
-        if ((err = decode_constraint(one, &out->items[out->count - 1])) != 0)
+        if ((err = decode_constraint(one, &out->items[out->count - 1], &keys)) != 0)
             break;
     }
     if (err == 0 && out->count == 0)

@@ -27,6 +27,12 @@
 
 #define DEST_EXTENSION       "restrict-destination-v00@openssh.com"
 #define DEST_MAX_CONSTRAINTS 1024 /* as OpenSSH */
+/*
+ * Host keys (and CA keys) in one restriction, over all its hops: each is
+ * parsed and checked on the event loop, so this bounds what one ADD costs
+ * (OpenSSH has no such limit; ssh-add -h sends a few per host).
+ */
+#define DEST_MAX_KEYS 128
 
 struct dest_hop {
     char *user;     /* "to" only; NULL = any user */

@@ -48,7 +48,9 @@ struct key_cert {
     uint64_t valid_before; /* seconds since the epoch */
     uint8_t *principals;   /* the raw principals field: a list of strings */
     size_t principals_len;
-    struct key *ca; /* the signing CA's (plain) public key */
+    struct key *ca;      /* the signing CA's (plain) public key */
+    size_t critical_len; /* length of the critical options field; 0: none */
+    char sig_alg[32];    /* the algorithm of the CA's signature, e.g. "rsa-sha2-512" */
 };
 
 struct key {
@@ -78,6 +80,9 @@ bool key_openssl_frees_cleared(void);
 /* Parses a public key or certificate blob. Certificates are checked against
  * their CA signature, as OpenSSH does when it decodes one. */
 int key_from_blob(const uint8_t *blob, size_t len, struct key **out);
+
+/* Like key_from_blob(), for plain keys only: a certificate is refused unparsed. */
+int key_from_plain_blob(const uint8_t *blob, size_t len, struct key **out);
 
 /*
  * Parses a private key as sent in SSH_AGENTC_ADD_IDENTITY: the key type
@@ -133,9 +138,24 @@ bool key_algorithm_matches(const struct key *k, struct wire_view alg);
 /*
  * True if k is a host certificate valid at now (seconds since the epoch)
  * that names hostname among its principals (shell-style patterns allowed,
- * as OpenSSH allows for host certificates).
+ * as OpenSSH allows for host certificates), has no critical options and
+ * whose CA signed it with an algorithm key_ca_sig_alg_allowed() accepts.
  */
 bool key_cert_valid_for_host(const struct key *k, const char *hostname, uint64_t now);
+
+/* True for the CA signature algorithms OpenSSH accepts (not SHA-1 "ssh-rsa"). */
+bool key_ca_sig_alg_allowed(const char *alg);
+
+/*
+ * Private keys live in OpenSSL's secure heap; once it is full no key can be
+ * parsed, and signatures that need secure scratch memory fail (ECDSA ones
+ * did, in issue 22's review). So a part of it is kept for signing:
+ * 1/KEY_SECURE_HEAP_RESERVE_DIV
+ * (1 MiB of keyward-agent's 8 MiB). False when adding a key would eat into
+ * that reserve; *used and *size (0: no secure heap) say how full it is.
+ */
+#define KEY_SECURE_HEAP_RESERVE_DIV 8
+bool key_secure_heap_has_room(size_t *used, size_t *size);
 
 /* Takes another reference; key_free() drops one and frees on the last. */
 struct key *key_ref(struct key *k);

@@ -57,6 +57,8 @@ int keystore_add(struct keystore *ks, struct key *key, char *comment, uint64_t e
     struct identity *id, **nids;
     size_t i = index_of(ks, key->blob, key->blob_len);
 
+    if (i == ks->count && ks->count >= KEYSTORE_MAX_IDENTITIES)
+        return KW_ERR_TOO_LARGE;
     if ((id = calloc(1, sizeof(*id))) == NULL)
         return KW_ERR_ALLOC;
     id->key = key;

@@ -31,6 +31,13 @@ struct identity {
     char fp[KEY_FINGERPRINT_SIZE];
 };
 
+/*
+ * At most this many identities (issue 22): each costs memory, a linear
+ * lookup per request and room in the list reply. Adding one more fails
+ * ("too many keys"); replacing one that is there does not.
+ */
+#define KEYSTORE_MAX_IDENTITIES 1024
+
 struct keystore {
     struct identity **ids;
     size_t count;
@@ -45,6 +52,7 @@ void keystore_clear(struct keystore *ks);
  * Adds an identity, taking ownership of key, comment and *dest (which is
  * emptied) on success. An identity with the same blob is replaced, as
  * OpenSSH does, so a client can re-add a key to change its constraints.
+ * A new identity beyond KEYSTORE_MAX_IDENTITIES fails with KW_ERR_TOO_LARGE.
  */
 int keystore_add(struct keystore *ks, struct key *key, char *comment, uint64_t expires_ms,
                  bool confirm, struct dest_constraints *dest);

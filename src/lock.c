@@ -75,19 +75,59 @@ int lock_commit_engage(struct agent_lock *l, const uint8_t salt[LOCK_SALT_LEN],
     return 0;
 }
 
-int lock_commit_release(struct agent_lock *l, const uint8_t salt[LOCK_SALT_LEN],
-                        const uint8_t candidate[LOCK_HASH_LEN], uint32_t *delay_ms)
+int lock_attempt_begin(struct agent_lock *l, uint64_t now_ms, unsigned long *ticket,
+                       uint32_t *wait_ms)
 {
+    uint64_t wait = 0;
+    unsigned next_fails = l->fail_count < LOCK_MAX_FAILS ? l->fail_count + 1 : LOCK_MAX_FAILS;
+
+    *ticket = 0;
+    *wait_ms = 0;
+    if (now_ms < l->next_attempt_ms)
+        wait = l->next_attempt_ms - now_ms;
+    if (l->attempt != 0 && wait < LOCK_POLL_MS)
+        wait = LOCK_POLL_MS; /* another attempt is being hashed: look again soon */
+    if (wait > 0) {
+        *wait_ms = (uint32_t)wait;
+        return KW_ERR_DENIED;
+    }
+    if (++l->last_ticket == 0)
+        l->last_ticket = 1;
+    l->attempt = *ticket = l->last_ticket;
+    /* Should this attempt fail, the next may not start before its delay is over. */
+    l->next_attempt_ms = now_ms + (uint64_t)LOCK_DELAY_STEP_MS * next_fails;
+    return 0;
+}
+
+void lock_attempt_done(struct agent_lock *l, unsigned long ticket)
+{
+    if (ticket != 0 && l->attempt == ticket)
+        l->attempt = 0;
+}
+
+int lock_commit_release(struct agent_lock *l, const uint8_t salt[LOCK_SALT_LEN],
+                        const uint8_t candidate[LOCK_HASH_LEN], uint64_t started_ms,
+                        uint32_t *delay_ms)
+{
+    uint64_t next;
+
     *delay_ms = 0;
     /* Unlocked, or unlocked and locked again, while we hashed: not ours. */
     if (!l->locked || CRYPTO_memcmp(salt, l->salt, LOCK_SALT_LEN) != 0)
         return KW_ERR_DENIED;
     if (CRYPTO_memcmp(candidate, l->hash, LOCK_HASH_LEN) == 0) {
-        lock_clear(l);
+        OPENSSL_cleanse(l->salt, sizeof(l->salt));
+        OPENSSL_cleanse(l->hash, sizeof(l->hash));
+        l->locked = false;
+        l->fail_count = 0;
+        l->next_attempt_ms = 0;
         return 0;
     }
     if (l->fail_count < LOCK_MAX_FAILS)
         l->fail_count++;
     *delay_ms = LOCK_DELAY_STEP_MS * l->fail_count;
+    next = started_ms + *delay_ms;
+    if (next > l->next_attempt_ms)
+        l->next_attempt_ms = next;
     return KW_ERR_DENIED;
 }

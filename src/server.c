@@ -273,13 +273,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_process(c);
 }
 
+/* A held reply's delay is over, or a request waiting its turn may be offered again. */
 static void on_delay_done(uv_timer_t *t)
 {
     struct conn *c = t->data;
 
     if (c->closing || !c->busy)
         return;
-    conn_send(c, &c->held.msg);
+    if (c->held.msg.len > 0)
+        conn_send(c, &c->held.msg);
     agent_reply_free(&c->held);
     c->busy = false;
     conn_process(c); /* frames that arrived meanwhile */
@@ -610,6 +612,18 @@ static void conn_process(struct conn *c)
             break; /* wait for the rest */
         uv_update_time(srv->loop);
         agent_handle(srv->agent, &c->state, uv_now(srv->loop), c->buf + FRAME_HEADER, body, &reply);
+        if (reply.retry_ms > 0) {
+            /*
+             * Not handled: an unlock attempt waits for its agent-wide turn.
+             * Keep the frame and offer it again later; meanwhile this
+             * connection is busy (its later requests wait, in order) and
+             * every other connection is served.
+             */
+            c->busy = true;
+            uv_timer_start(&c->delay_timer, on_delay_done, reply.retry_ms, 0);
+            reply.retry_ms = 0;
+            break;
+        }
         /* Counted after handling: offload_fast_signature() compares with the last one. */
         c->last_request = ++srv->requests;
         OPENSSL_cleanse(c->buf, frame);

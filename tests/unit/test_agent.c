@@ -437,14 +437,32 @@ static void test_lock(void)
     agent_reply_init(&reply);
     CHECK_EQ(roundtrip(&c, &req, &reply), SSH_AGENT_FAILURE);
     CHECK_EQ(reply.delay_ms, 100);
-    CHECK_EQ(roundtrip(&c, &req, &reply), SSH_AGENT_FAILURE);
-    CHECK_EQ(reply.delay_ms, 200);
+    /*
+     * Issue 22: the delay is agent wide. Another attempt, from any
+     * connection, within it is not handled but told to wait its turn.
+     */
+    {
+        struct agent_conn other;
+
+        agent_conn_init(&other, 8);
+        now_ms += 40;
+        agent_handle(&ag, &other, now_ms, req.buf, req.len, &reply);
+        CHECK_EQ(reply.msg.len, 0);
+        CHECK(reply.job == NULL);
+        CHECK_EQ(reply.retry_ms, 60);
+        CHECK_EQ(ag.lock.fail_count, 1); /* not evaluated */
+        now_ms += 60;
+        CHECK_EQ(roundtrip(&other, &req, &reply), SSH_AGENT_FAILURE);
+        CHECK_EQ(reply.delay_ms, 200);
+        agent_conn_cleanup(&other);
+    }
     agent_reply_free(&reply);
     CHECK(ag.lock.locked);
 
     wire_writer_reset(&req);
     wire_put_u8(&req, SSH_AGENTC_UNLOCK);
     wire_put_cstring(&req, "hunter2");
+    now_ms += 200;
     CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
     CHECK(!ag.lock.locked);
     CHECK_EQ(list_count(&c), 1);
@@ -727,13 +745,39 @@ static void test_lock_jobs(void)
     CHECK_EQ(run_and_finish(&c1, a, &delay), SSH_AGENT_FAILURE);
     CHECK_EQ(delay, 100);
     CHECK(ag.lock.locked);
-    /* Unlock attempts racing: the second finds the agent already unlocked. */
+    /*
+     * Unlock attempts racing: only one is evaluated at a time (issue 22);
+     * the second waits its turn (no job) and, offered again after the
+     * first unlocked, finds the agent unlocked.
+     */
+    now_ms += 100;
     a = lock_job(&c1, SSH_AGENTC_UNLOCK, "first");
     b = lock_job(&c2, SSH_AGENTC_UNLOCK, "first");
+    CHECK(a != NULL && b == NULL);
     CHECK_EQ(run_and_finish(&c1, a, &delay), SSH_AGENT_SUCCESS);
     CHECK_EQ(delay, 0);
     CHECK(!ag.lock.locked);
-    CHECK_EQ(run_and_finish(&c2, b, NULL), SSH_AGENT_FAILURE);
+    {
+        struct wire_writer req;
+        struct agent_reply reply;
+
+        wire_writer_init(&req);
+        wire_put_u8(&req, SSH_AGENTC_UNLOCK);
+        wire_put_cstring(&req, "first");
+        agent_reply_init(&reply);
+        CHECK_EQ(roundtrip(&c2, &req, &reply), SSH_AGENT_FAILURE);
+        agent_reply_free(&reply);
+        wire_writer_free(&req);
+    }
+    /* A client that leaves while its attempt is hashed gives its turn back. */
+    CHECK_EQ(run_and_finish(&c1, lock_job(&c1, SSH_AGENTC_LOCK, "third"), NULL), SSH_AGENT_SUCCESS);
+    a = lock_job(&c1, SSH_AGENTC_UNLOCK, "x");
+    CHECK(a != NULL && lock_job(&c2, SSH_AGENTC_UNLOCK, "y") == NULL);
+    agent_job_free(a); /* as the transport does when c1 hangs up */
+    now_ms += 100;     /* the start of an attempt already holds the next one back */
+    b = lock_job(&c2, SSH_AGENTC_UNLOCK, "third");
+    CHECK(b != NULL);
+    CHECK_EQ(run_and_finish(&c2, b, NULL), SSH_AGENT_SUCCESS);
     /* Unlocking an unlocked agent fails at once, without a job. */
     {
         struct wire_writer req;
