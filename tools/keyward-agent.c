@@ -459,6 +459,7 @@ int main(int argc, char **argv)
             cli_die("a socket was passed by the service manager (LISTEN_FDS): "
                     "-a and a command cannot be used with it");
         signal(SIGPIPE, SIG_IGN);
+        signal(SIGXFSZ, SIG_IGN); /* a file over RLIMIT_FSIZE: EFBIG, not death */
         open_audit_log(o.audit_path);
         log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
         log_info("listening on %s (socket passed by the service manager)", err);
@@ -482,6 +483,7 @@ int main(int argc, char **argv)
         cli_die("%s", err);
     }
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file over RLIMIT_FSIZE: EFBIG, not death */
     open_audit_log(o.audit_path);
 
     if (o.foreground) {
