@@ -73,7 +73,11 @@ struct relay_side {
     bool open;      /* handles initialised: they must be closed */
     bool connected; /* may be read and written */
     bool reading;
-    bool eof;     /* the peer ended its stream */
+    /*
+     * Nothing more is read from this side: its peer ended its stream, or
+     * (the client) sent a frame over the limit.
+     */
+    bool eof;
     uint8_t *buf; /* received from this side, not yet forwarded */
     size_t len;
     size_t cap;
@@ -93,6 +97,7 @@ struct relay_conn {
     int handles;               /* side handles not yet closed */
     int refs;                  /* handles and requests that refer to this */
     bool draining;             /* the client sent EOF; its last replies are due */
+    bool oversized;            /* client.eof: because of a frame over the limit */
     bool ends_relay;           /* the relay's one client (stdio on a side) */
     bool closing;
 };
@@ -300,13 +305,19 @@ static void side_failed(struct relay_side *s, const char *what, int uverr)
     conn_close(c, why);
 }
 
+/* Why a connection whose client sends nothing more ends. */
+static const char *conn_end_reason(const struct relay_conn *c)
+{
+    return c->oversized ? "oversized frame" : "client closed";
+}
+
 static void on_drain_timeout(uv_timer_t *t)
 {
     struct relay_conn *c = t->data;
 
     log_info("conn %lu: upstream sent no reply within %d s after the client stopped sending", c->id,
              DRAIN_TIMEOUT_MS / 1000);
-    conn_close(c, "client closed");
+    conn_close(c, conn_end_reason(c));
 }
 
 /*
@@ -321,7 +332,7 @@ static void conn_check_drained(struct relay_conn *c)
         if (c->client.len > 0)
             log_debug("conn %lu: dropping %lu bytes of an incomplete request", c->id,
                       (unsigned long)c->client.len);
-        conn_close(c, "client closed");
+        conn_close(c, conn_end_reason(c));
         return;
     }
     /* The bound starts once the upstream is there (the timer is busy before). */
@@ -420,8 +431,23 @@ static bool forward(struct relay_conn *c, struct relay_side *from, struct relay_
             log_info("conn %lu: %s sent a frame of %lu bytes, over the %u byte limit", c->id,
                      from->name, (unsigned long)body, (unsigned)WIRE_MAX_MESSAGE);
             c->relay->failed = true;
-            conn_close(c, "oversized frame");
-            return false;
+            if (!side_is_client(from)) {
+                conn_close(c, "oversized frame");
+                return false;
+            }
+            /*
+             * As the agent does: the whole requests before it are still
+             * forwarded and answered. Nothing more is read from the client
+             * or forwarded, and once the replies are back the connection
+             * is closed (waiting at most DRAIN_TIMEOUT_MS). The upstream
+             * is not half-closed: the agent would take that for a client
+             * that has gone, and drop a pending confirmation.
+             */
+            OPENSSL_cleanse(from->buf + off, from->len - off);
+            from->len = off;
+            from->eof = true;
+            c->oversized = true;
+            break;
         }
         frame = FRAME_HEADER + (size_t)body;
         if (from->len - off < frame)

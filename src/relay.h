@@ -11,10 +11,13 @@
  * connection for a client: if its upstream goes, the client is closed too.
  *
  * Frames pass through unchanged, whole, in both directions. A frame over
- * WIRE_MAX_MESSAGE (256 KiB) closes that client and its upstream, as the
- * agent itself would: the framing can no longer be trusted. The relay
- * never answers anything itself; a client whose upstream cannot be
- * reached is closed (and the reason logged).
+ * WIRE_MAX_MESSAGE (256 KiB) ends that connection, as in the agent itself:
+ * the framing can no longer be trusted. From the client, the whole
+ * requests before it are still forwarded, and their replies delivered,
+ * before the connection is closed; nothing after it is read or forwarded.
+ * From the upstream, it closes the connection at once. The relay never
+ * answers anything itself; a client whose upstream cannot be reached is
+ * closed (and the reason logged).
  *
  * Either side may instead be the process's stdin/stdout ("-"), so that
  * socat or ssh can run the relay as a pipe. That side is one connection
