@@ -19,6 +19,15 @@
  * answers anything itself; a client whose upstream cannot be reached is
  * closed (and the reason logged).
  *
+ * A client's end of stream is passed on: once its last whole request is
+ * forwarded, the relay shuts down its sending side of the upstream
+ * connection, so that the agent sees what it would see from the client
+ * itself (it answers, drops a pending confirmation, and closes). Replies go
+ * on to the client until every request is answered or the upstream
+ * closes; then the client is closed. (Named pipes cannot be half-closed: on
+ * Windows a client's end of stream is the client gone, and closes its
+ * connection at once.)
+ *
  * Either side may instead be the process's stdin/stdout ("-"), so that
  * socat or ssh can run the relay as a pipe. That side is one connection
  * only: the relay serves exactly one client and ends with it.
