@@ -18,6 +18,7 @@
 #else
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #endif
 
 #include "log.h"
@@ -358,10 +359,11 @@ int audit_sink_open(struct audit_sink **out, const char *path, char *err, size_t
         return -1;
     }
     s->regular = S_ISREG(st.st_mode);
+    /* Standard error is whatever it is (a terminal, a pipe, the journal's socket). */
 #ifdef S_ISFIFO
-    if (!s->regular && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
+    if (!s->regular && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode) && strcmp(path, "-") != 0) {
 #else
-    if (!s->regular && !S_ISCHR(st.st_mode)) {
+    if (!s->regular && !S_ISCHR(st.st_mode) && strcmp(path, "-") != 0) {
 #endif
         snprintf(err, errsize,
                  "cannot use %s for the audit log: it is not a regular file, a FIFO or a "
@@ -555,12 +557,30 @@ static void *sink_thread_main(void *arg)
 int audit_sink_start(struct audit_sink *s, char *err, size_t errsize)
 {
     int e;
+#ifndef _WIN32
+    sigset_t all, old;
+#endif
 
 #ifdef _WIN32
     s->thread = CreateThread(NULL, 0, sink_thread_main, s, 0, NULL);
     e = s->thread == NULL ? (int)GetLastError() : 0;
 #else
+    /*
+     * The agent's signals are the event loop's business, not the writer's.
+     * Those its own calls raise stay with their dispositions: faults, and
+     * SIGXFSZ (which the program ignores, so that writing past
+     * RLIMIT_FSIZE fails with EFBIG).
+     */
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGABRT);
+    sigdelset(&all, SIGXFSZ);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     e = pthread_create(&s->thread, NULL, sink_thread_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 #endif
     if (e != 0) {
         snprintf(err, errsize, "cannot start the audit log's writer thread: error %d", e);
