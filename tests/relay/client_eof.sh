@@ -15,7 +15,7 @@
 #   1. a client asks through the relay for a signature that needs
 #      confirmation, and hangs up while the prompt is up: the agent takes
 #      the prompt down at once (it does so when its own client goes), and
-#      nothing is signed when the askpass would have approved (after 3 s);
+#      nothing is signed when the askpass would have approved (after 5 s);
 #   2. clients that only half-close (printf ... | socat) still get every
 #      reply through the relay: an RSA signature, 1,000 lists.
 #
@@ -44,11 +44,11 @@ stop_relay_on_exit() {
 }
 trap stop_relay_on_exit EXIT
 
-# Records that it was asked, waits 3 s (the user thinking), then approves.
+# Records that it was asked, waits 5 s (the user thinking), then approves.
 cat >"$E2E_TMP/askpass" <<ASKPASS
 #!/bin/sh
 echo "started \$\$" >>"$ASKLOG"
-sleep 3
+sleep 5
 echo "approved \$\$" >>"$ASKLOG"
 exit 0
 ASKPASS
@@ -63,7 +63,7 @@ expect_rc "ssh-add RSA-3072" 0
 rl_start "$RELAY" "$RSOCK" "$E2E_AGENT_SOCK" "$RLOG" || e2e_fatal "relay did not start: $(cat "$RLOG")"
 
 # --- 1. the client goes while its prompt is up ---------------------------------
-"$HOSTILE_CLIENT" sign "$RSOCK" "$E2E_TMP/confirm.pub" 0 700 >/dev/null &
+"$HOSTILE_CLIENT" sign "$RSOCK" "$E2E_TMP/confirm.pub" 0 1000 >/dev/null &
 client=$!
 check "the agent asks for confirmation" hostile_wait_for 5 grep -q started "$ASKLOG"
 askpass=$(sed -n 's/^started //p' "$ASKLOG" | head -n 1)
@@ -80,7 +80,7 @@ gone_soon() {
     return 1
 }
 check "the client hung up: the prompt (pid ${askpass:-none}) is gone within 1.5 s" gone_soon
-sleep 3
+sleep 4 # past the askpass's approval
 expect_not_contains "the prompt was never approved" approved "$(cat "$ASKLOG")"
 expect_not_contains "nothing was signed" '"event":"sign","outcome":"ok"' "$(cat "$E2E_TMP/audit.log")"
 [ -n "$askpass" ] && kill "$askpass" 2>/dev/null
