@@ -73,7 +73,11 @@ struct relay_side {
     bool open;      /* handles initialised: they must be closed */
     bool connected; /* may be read and written */
     bool reading;
-    bool eof;     /* the peer ended its stream */
+    /*
+     * Nothing more is read from this side: its peer ended its stream, or
+     * (the client) sent a frame over the limit.
+     */
+    bool eof;
     uint8_t *buf; /* received from this side, not yet forwarded */
     size_t len;
     size_t cap;
@@ -93,6 +97,8 @@ struct relay_conn {
     int handles;               /* side handles not yet closed */
     int refs;                  /* handles and requests that refer to this */
     bool draining;             /* the client sent EOF; its last replies are due */
+    bool upstream_shut;        /* the client's end of stream is passed on upstream */
+    bool oversized;            /* client.eof: because of a frame over the limit */
     bool ends_relay;           /* the relay's one client (stdio on a side) */
     bool closing;
 };
@@ -300,13 +306,19 @@ static void side_failed(struct relay_side *s, const char *what, int uverr)
     conn_close(c, why);
 }
 
+/* Why a connection whose client sends nothing more ends. */
+static const char *conn_end_reason(const struct relay_conn *c)
+{
+    return c->oversized ? "oversized frame" : "client closed";
+}
+
 static void on_drain_timeout(uv_timer_t *t)
 {
     struct relay_conn *c = t->data;
 
     log_info("conn %lu: upstream sent no reply within %d s after the client stopped sending", c->id,
              DRAIN_TIMEOUT_MS / 1000);
-    conn_close(c, "client closed");
+    conn_close(c, conn_end_reason(c));
 }
 
 /*
@@ -321,7 +333,7 @@ static void conn_check_drained(struct relay_conn *c)
         if (c->client.len > 0)
             log_debug("conn %lu: dropping %lu bytes of an incomplete request", c->id,
                       (unsigned long)c->client.len);
-        conn_close(c, "client closed");
+        conn_close(c, conn_end_reason(c));
         return;
     }
     /* The bound starts once the upstream is there (the timer is busy before). */
@@ -420,8 +432,23 @@ static bool forward(struct relay_conn *c, struct relay_side *from, struct relay_
             log_info("conn %lu: %s sent a frame of %lu bytes, over the %u byte limit", c->id,
                      from->name, (unsigned long)body, (unsigned)WIRE_MAX_MESSAGE);
             c->relay->failed = true;
-            conn_close(c, "oversized frame");
-            return false;
+            if (!side_is_client(from)) {
+                conn_close(c, "oversized frame");
+                return false;
+            }
+            /*
+             * As the agent does: the whole requests before it are still
+             * forwarded and answered. Nothing more is read from the client
+             * or forwarded, and once the replies are back the connection
+             * is closed (waiting at most DRAIN_TIMEOUT_MS). The upstream
+             * is not half-closed: the agent would take that for a client
+             * that has gone, and drop a pending confirmation.
+             */
+            OPENSSL_cleanse(from->buf + off, from->len - off);
+            from->len = off;
+            from->eof = true;
+            c->oversized = true;
+            break;
         }
         frame = FRAME_HEADER + (size_t)body;
         if (from->len - off < frame)
@@ -447,12 +474,47 @@ static bool forward(struct relay_conn *c, struct relay_side *from, struct relay_
     return true;
 }
 
+static void on_upstream_shut(uv_shutdown_t *req, int status)
+{
+    struct relay_side *up = req->data;
+
+    /* A pipe (stdout as the upstream) cannot be half-closed: wait for the replies as before. */
+    if (status != 0 && status != UV_ECANCELED && !up->conn->closing)
+        log_debug("conn %lu: cannot pass the client's end of stream upstream: %s", up->conn->id,
+                  uv_strerror(status));
+}
+
+/*
+ * The client's stream has ended and every whole request it sent is on its
+ * way: shut down our sending side of the upstream, so that the agent sees
+ * the end of stream as if the client were its own. It answers what it has
+ * (and takes down a pending confirmation prompt: nobody may be left to see
+ * it), then closes; until then its replies go on to the client. On
+ * Windows a named pipe cannot be half-closed: there the shutdown only
+ * flushes, and the replies are waited for as before.
+ */
+static void conn_pass_eof(struct relay_conn *c)
+{
+    struct relay_side *up = &c->upstream;
+    int r;
+
+    if (c->closing || c->upstream_shut || !c->client.eof || c->oversized || !up->connected ||
+        side_has_frame(&c->client))
+        return;
+    c->upstream_shut = true;
+    up->shutdown.data = up;
+    if ((r = uv_shutdown(&up->shutdown, side_out(up), on_upstream_shut)) != 0)
+        log_debug("conn %lu: cannot pass the client's end of stream upstream: %s", c->id,
+                  uv_strerror(r));
+}
+
 static void conn_pump(struct relay_conn *c)
 {
     if (c->closing || !forward(c, &c->client, &c->upstream) ||
         !forward(c, &c->upstream, &c->client))
         return;
     conn_update_reading(c);
+    conn_pass_eof(c);
     conn_check_drained(c);
 }
 
@@ -494,11 +556,19 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
  */
 static void upstream_closed(struct relay_conn *c, bool reset)
 {
+    const char *how = reset ? " (connection reset)" : "";
+    const char *mid = c->upstream.len > 0 ? " in the middle of a reply" : "";
+
     c->upstream.eof = true;
-    log_info("conn %lu: upstream closed%s%s", c->id, reset ? " (connection reset)" : "",
-             c->upstream.len > 0 ? " in the middle of a reply" : "");
-    if (!c->client.eof)
-        c->relay->failed = true;
+    if (c->client.eof) {
+        /* What passing on the client's end of stream leads to. */
+        log_debug("conn %lu: upstream closed after the client's end of stream%s%s", c->id, how,
+                  mid);
+        conn_close(c, c->oversized ? "oversized frame" : "upstream closed");
+        return;
+    }
+    log_info("conn %lu: upstream closed%s%s", c->id, how, mid);
+    c->relay->failed = true;
     conn_close(c, "upstream closed");
 }
 
@@ -515,6 +585,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (!side_is_client(s) && (nread == UV_EOF || nread == UV_ECONNRESET)) {
         upstream_closed(c, nread == UV_ECONNRESET);
     } else if (nread == UV_EOF) {
+#ifdef _WIN32
+        /* A named pipe has no half-close: this client is gone, replies or not. */
+        if (!s->stdio) {
+            conn_close(c, "client closed");
+            return;
+        }
+#endif
         /* The client stopped sending; what it sent before is still answered. */
         s->eof = true;
         if (c->outstanding > 0 || side_has_frame(s))

@@ -11,10 +11,22 @@
  * connection for a client: if its upstream goes, the client is closed too.
  *
  * Frames pass through unchanged, whole, in both directions. A frame over
- * WIRE_MAX_MESSAGE (256 KiB) closes that client and its upstream, as the
- * agent itself would: the framing can no longer be trusted. The relay
- * never answers anything itself; a client whose upstream cannot be
- * reached is closed (and the reason logged).
+ * WIRE_MAX_MESSAGE (256 KiB) ends that connection, as in the agent itself:
+ * the framing can no longer be trusted. From the client, the whole
+ * requests before it are still forwarded, and their replies delivered,
+ * before the connection is closed; nothing after it is read or forwarded.
+ * From the upstream, it closes the connection at once. The relay never
+ * answers anything itself; a client whose upstream cannot be reached is
+ * closed (and the reason logged).
+ *
+ * A client's end of stream is passed on: once its last whole request is
+ * forwarded, the relay shuts down its sending side of the upstream
+ * connection, so that the agent sees what it would see from the client
+ * itself (it answers, drops a pending confirmation, and closes). Replies go
+ * on to the client until every request is answered or the upstream
+ * closes; then the client is closed. (Named pipes cannot be half-closed: on
+ * Windows a client's end of stream is the client gone, and closes its
+ * connection at once.)
  *
  * Either side may instead be the process's stdin/stdout ("-"), so that
  * socat or ssh can run the relay as a pipe. That side is one connection

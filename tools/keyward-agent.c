@@ -292,39 +292,31 @@ static int harden_err;
 
 /* ---- the audit log ---- */
 
-static int audit_fd = -1;
+static struct audit_sink *audit_sink;
 
-/* Opens -l's file before the agent changes directory or detaches. */
-static void open_audit_log(const char *path)
+static void close_audit_log(void)
 {
-    if (path == NULL)
-        return;
-    if (strcmp(path, "-") == 0) {
-        if ((audit_fd = dup(STDERR_FILENO)) < 0)
-            cli_die("cannot use stderr for the audit log: %s", strerror(errno));
-        return;
-    }
-    /* Created 0600 (whatever the umask says), appended to, never a symlink. */
-    audit_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (audit_fd < 0)
-        cli_die("cannot open audit log %s: %s", path, strerror(errno));
+    audit_sink_close(audit_sink);
+    audit_sink = NULL;
 }
 
-/* One line per event, written with one write(2) so lines never interleave. */
-static void audit_write(void *ctx, const struct audit_event *ev)
+/*
+ * Opens -l's file before the agent changes directory or detaches, so that
+ * a mistake is reported at start (src/audit.c: the sink, its thread and
+ * what it accepts). The writer thread starts in run_agent(), after any fork.
+ */
+static void open_audit_log(const char *path)
 {
-    char line[AUDIT_LINE_MAX];
-    size_t n = audit_format_json(ev, time(NULL), line, sizeof(line) - 1);
-    int fd = *(int *)ctx;
+    char err[512];
 
-    if (n == 0) {
-        /* Cannot happen within audit.h's bounds; say so rather than lose it quietly. */
-        log_error("audit event %s too long for its line, not written", ev->event);
+    if (path == NULL)
         return;
+    if (audit_sink_open(&audit_sink, path, err, sizeof(err)) != 0) {
+        remove_socket(); /* ours by now, unless passed by a service manager */
+        cli_die("%s", err);
     }
-    line[n++] = '\n';
-    if (write(fd, line, n) != (ssize_t)n)
-        log_error("audit log write failed: %s", strerror(errno));
+    /* Writes what is queued when main() returns or exits. */
+    atexit(close_audit_log);
 }
 
 /* ---- the running agent ---- */
@@ -369,6 +361,7 @@ static void on_parent_check(uv_timer_t *t)
 static int run_agent(const struct options *o, int listen_fd)
 {
     struct runtime rt;
+    char err[512];
     int r;
 
     memset(&rt, 0, sizeof(rt));
@@ -386,9 +379,14 @@ static int run_agent(const struct options *o, int listen_fd)
     uv_loop_init(&rt.loop);
     agent_init(&rt.agent, o->lifetime);
     rt.agent.offload_slow_work = true;
-    if (audit_fd >= 0) {
-        rt.agent.audit = audit_write;
-        rt.agent.audit_ctx = &audit_fd;
+    if (audit_sink != NULL) {
+        if (audit_sink_start(audit_sink, err, sizeof(err)) != 0) {
+            log_error("%s", err);
+            agent_cleanup(&rt.agent);
+            return 1;
+        }
+        rt.agent.audit = audit_sink_event;
+        rt.agent.audit_ctx = audit_sink;
     }
     server_init(&rt.server, &rt.loop, &rt.agent);
     if ((r = server_listen_fd(&rt.server, listen_fd)) != 0) {
@@ -461,6 +459,7 @@ int main(int argc, char **argv)
             cli_die("a socket was passed by the service manager (LISTEN_FDS): "
                     "-a and a command cannot be used with it");
         signal(SIGPIPE, SIG_IGN);
+        signal(SIGXFSZ, SIG_IGN); /* a file over RLIMIT_FSIZE: EFBIG, not death */
         open_audit_log(o.audit_path);
         log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
         log_info("listening on %s (socket passed by the service manager)", err);
@@ -484,6 +483,7 @@ int main(int argc, char **argv)
         cli_die("%s", err);
     }
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file over RLIMIT_FSIZE: EFBIG, not death */
     open_audit_log(o.audit_path);
 
     if (o.foreground) {

@@ -23,10 +23,14 @@
  *   add SOCK KEYFILE LIFETIME COMMENT_LEN
  *                                   add an OpenSSH key file's key with a comment
  *                                   of COMMENT_LEN x's (and a lifetime unless 0)
- *   pipeline SOCK N oversized|halfclose
+ *   pipeline SOCK N oversized|halfclose [TYPE | PUBFILE]
  *                                   N list requests in one write, then a frame
  *                                   over the limit, or our sending side shut
- *                                   down; counts the replies
+ *                                   down; counts the replies. With TYPE (a
+ *                                   number), N requests of that type instead;
+ *                                   with PUBFILE, a sign request for that key
+ *                                   after the N lists (last= names the type
+ *                                   of the last reply)
  *   memscan PID KEYFILE...          search the agent's memory for private key bytes
  *   cpu SOCK PID N GAP_US IDLE_MS   N list round trips on one connection, GAP_US
  *                                   apart (0: back to back), then IDLE_MS of
@@ -1060,19 +1064,43 @@ static int cmd_add(int argc, char **argv)
 
 static int cmd_pipeline(int argc, char **argv)
 {
-    static const uint8_t list[5] = {0, 0, 0, 1, SSH_AGENTC_REQUEST_IDENTITIES};
-    struct wire_writer out, msg;
+    static const uint8_t data[] = "keyward hostile_client pipeline";
+    uint8_t one[5] = {0, 0, 0, 1, SSH_AGENTC_REQUEST_IDENTITIES};
+    struct wire_writer out, msg, sign;
+    uint8_t *blob = NULL, last = 0;
+    size_t blob_len = 0;
     int n, i, fd, r = 1, replies = 0;
     bool halfclose;
+    char *end;
+    long type;
 
-    if (argc != 3 || (strcmp(argv[2], "oversized") != 0 && strcmp(argv[2], "halfclose") != 0))
+    if (argc < 3 || argc > 4 ||
+        (strcmp(argv[2], "oversized") != 0 && strcmp(argv[2], "halfclose") != 0))
         return 2;
     n = atoi(argv[1]);
     halfclose = strcmp(argv[2], "halfclose") == 0;
+    if (argc == 4) {
+        type = strtol(argv[3], &end, 10);
+        if (*end == '\0' && type >= 0 && type <= 255)
+            one[4] = (uint8_t)type;
+        else if (pubfile_load(argv[3], &blob, &blob_len) != 0)
+            die("%s: not a request type, and cannot read it as a public key", argv[3]);
+    }
     wire_writer_init(&out);
     wire_writer_init(&msg);
+    wire_writer_init(&sign);
     for (i = 0; i < n; i++)
-        wire_put_bytes(&out, list, sizeof(list));
+        wire_put_bytes(&out, one, sizeof(one));
+    if (blob != NULL) {
+        wire_put_u8(&sign, SSH_AGENTC_SIGN_REQUEST);
+        wire_put_string(&sign, blob, blob_len);
+        wire_put_string(&sign, data, sizeof(data));
+        wire_put_u32(&sign, 0);
+        wire_put_u32(&out, (uint32_t)sign.len);
+        wire_put_bytes(&out, sign.buf, sign.len);
+        n++;
+        free(blob);
+    }
     if (!halfclose)
         wire_put_u32(&out, FRAME_MAX + 1);
     if ((fd = agent_connect(argv[0])) < 0)
@@ -1080,12 +1108,20 @@ static int cmd_pipeline(int argc, char **argv)
     (void)send_all(fd, out.buf, out.len);
     if (halfclose)
         (void)shutdown(fd, SHUT_WR);
-    while ((r = read_frame(fd, &msg, 10000)) == 1)
+    while ((r = read_frame(fd, &msg, 10000)) == 1) {
         replies++;
+        last = msg.buf[0];
+    }
     close(fd);
     printf("requests=%d\nreplies=%d\nthen=%s\n", n, replies, read_result(r));
+    printf("last=%s\n", replies == 0                          ? "none"
+                        : last == SSH_AGENT_SIGN_RESPONSE     ? "SIGN_RESPONSE"
+                        : last == SSH_AGENT_IDENTITIES_ANSWER ? "IDENTITIES_ANSWER"
+                        : last == SSH_AGENT_FAILURE           ? "FAILURE"
+                                                              : "other");
     wire_writer_free(&out);
     wire_writer_free(&msg);
+    wire_writer_free(&sign);
     return 0;
 }
 

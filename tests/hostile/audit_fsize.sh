@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Once a bug (issue 22, finding 16), now fixed: SIGXFSZ killed the agent
+# when the audit log reached the file size limit (RLIMIT_FSIZE). The agent
+# died at once, with every key, and left its socket file behind.
+#
+# Now the agent ignores SIGXFSZ: the write fails with EFBIG, the line is
+# left out whole (tests/hostile/audit_short_write.sh), the agent says so
+# and serves on.
+#
+# shellcheck source=tests/hostile/lib.sh
+. "$(dirname "$0")/lib.sh"
+hostile_init "$@"
+e2e_need prlimit jq
+
+LOG=$E2E_TMP/audit.log
+# The limit is on every file the agent writes, its own log (stderr) too:
+# the audit log starts just below it with lines from before, so that the
+# agent's log stays far below.
+LIMIT=65536
+for i in $(seq 1 1000); do
+    printf '{"time":"2026-01-01T00:00:00Z","event":"filler","n":%05d}\n' "$i"
+done >"$LOG"
+
+# The agent's state letter from /proc ("" once reaped; Z: dead, not reaped).
+state() { sed 's/.*) //' "/proc/$E2E_AGENT_PID/stat" 2>/dev/null | cut -c1; }
+alive() { local s; s=$(state); [ -n "$s" ] && [ "$s" != Z ]; }
+exited() { ! alive; }
+
+# whole_json FILE: FILE is not empty, ends with a newline, and every line
+# is one JSON object with a time, nothing more. (Not jq -e alone: its exit
+# status says only whether the last value was true.)
+whole_json() {
+    local lines objects
+    [ -s "$1" ] && [ "$(tail -c 1 "$1" | od -An -tx1 | tr -d ' ')" = 0a ] || return 1
+    lines=$(wc -l <"$1")
+    objects=$(jq -R -c 'fromjson? | objects | select(has("time")) | 1' "$1" 2>/dev/null | wc -l)
+    [ "$lines" = "$objects" ]
+}
+
+hostile_start_agent prlimit --fsize=$LIMIT -- -l "$LOG"
+e2e_run "$HOSTILE_CLIENT" pipeline "$E2E_AGENT_SOCK" 40 halfclose 200
+expect_eq "40 audited requests, the log reaching its size limit: all answered" 40 \
+    "$(hostile_value replies "$E2E_OUT")"
+sleep 0.5
+check "the agent is still running" alive
+e2e_run "$HOSTILE_CLIENT" list "$E2E_AGENT_SOCK"
+expect_rc "... and serves a new client" 0
+expect_contains "... and says why events are lost" "File too large" "$(cat "$E2E_AGENT_LOG")"
+check "every line in the log is whole JSON" whole_json "$LOG"
+kill -TERM "$E2E_AGENT_PID" 2>/dev/null
+hostile_wait_for 5 exited || kill -KILL "$E2E_AGENT_PID"
+wait "$E2E_AGENT_PID"
+rc=$?
+E2E_AGENT_PID=
+expect_eq "the agent exits 0 on SIGTERM (not killed by a signal)" 0 "$rc"
+check "... and removes its socket" test ! -e "$E2E_AGENT_SOCK"
+check "agent log has no sanitizer report" _e2e_no_sanitizer_report "$E2E_AGENT_LOG"
+e2e_finish
