@@ -80,17 +80,17 @@ struct conn {
     uint8_t *buf; /* received, not yet handled bytes; NULL when there are none */
     size_t len;
     size_t cap;
-    size_t dirty;               /* bytes of buf that ever held data: what freeing it must clear */
-    unsigned long last_request; /* srv->requests when this connection's last one came */
-    struct agent_reply held;    /* a reply being held back (failed unlock) */
-    struct agent_job *job;      /* a confirmation or signature under way */
-    struct prompt *prompt;      /* the askpass asking about job, while it runs */
-    struct conn_link ready;     /* in srv->ready: requests buffered, waiting for a turn */
+    size_t dirty;                 /* bytes of buf that ever held data: what freeing it must clear */
+    unsigned long last_request;   /* srv->requests when this connection's last one came */
+    struct agent_reply held;      /* a reply being held back (failed unlock) */
+    struct agent_job *job;        /* a confirmation or signature under way */
+    struct prompt *prompt;        /* the askpass asking about job, while it runs */
+    struct conn_link ready;       /* in srv->ready: requests buffered, waiting for a turn */
     struct conn_link prompt_wait; /* in srv->prompt_wait: job waits for a prompt slot */
-    uv_work_t work;             /* queued while job is a slow signature or a hash */
+    uv_work_t work;               /* queued while job is a slow signature or a hash */
     struct sign_lane_item lane_item; /* queued while job is a fast signature */
-    bool busy;       /* a held reply or a job: read no further request yet */
-    bool processing; /* inside conn_process(): do not re-enter it */
+    bool busy;                       /* a held reply or a job: read no further request yet */
+    bool processing;                 /* inside conn_process(): do not re-enter it */
     /*
      * The client ended its side while a worker job (a signature, an
      * unlock) was out: finish, send the replies, then close. A client that
