@@ -22,7 +22,7 @@
  *                  while reading their N replies; prints flood_ok=, flood_fail=,
  *                  flood_ms=
  *   lists:MS       list round trips for MS milliseconds; prints lists=, p50_us=,
- *                  p99_us=, max_us=, over_5ms=
+ *                  p99_us=, max_us=, and how many took over 5, 20, 50 and 100 ms
  *
  * It reuses hostile_client.c's socket helpers by including that file with
  * its main() renamed. Exit status 0 if every read got its reply, else 1.
@@ -156,7 +156,7 @@ static bool step_lists(long ms)
 {
     struct wire_writer msg;
     uint64_t *t = NULL, start = now_us(), t0;
-    size_t n = 0, cap = 0, over = 0;
+    size_t n = 0, cap = 0, over5 = 0, over20 = 0, over50 = 0, over100 = 0;
     bool ok = true;
     int r;
 
@@ -174,15 +174,19 @@ static bool step_lists(long ms)
             break;
         }
         t[n] = now_us() - t0;
-        if (t[n] > 5000)
-            over++;
+        over5 += t[n] > 5000;
+        over20 += t[n] > 20000;
+        over50 += t[n] > 50000;
+        over100 += t[n] > 100000;
         n++;
     }
     if (n > 0) {
         qsort(t, n, sizeof(*t), cmp_u64);
-        printf("lists=%zu\np50_us=%llu\np99_us=%llu\nmax_us=%llu\nover_5ms=%zu\n", n,
+        printf("lists=%zu\np50_us=%llu\np99_us=%llu\nmax_us=%llu\n", n,
                (unsigned long long)t[n / 2], (unsigned long long)t[n * 99 / 100],
-               (unsigned long long)t[n - 1], over);
+               (unsigned long long)t[n - 1]);
+        printf("over_5ms=%zu\nover_20ms=%zu\nover_50ms=%zu\nover_100ms=%zu\n", over5, over20,
+               over50, over100);
     }
     free(t);
     wire_writer_free(&msg);
