@@ -49,7 +49,7 @@ expect_eq "half-closed: the RSA signature" SIGN_RESPONSE "$(hostile_value reply1
 expect_eq "half-closed: the confirmation is refused, not asked" FAILURE \
     "$(hostile_value reply2 "$E2E_OUT")"
 expect_eq "half-closed: then the agent closes" "connection closed" \
-    "$(hostile_value then "$E2E_OUT")"
+    "$(hostile_value "then" "$E2E_OUT")"
 check "half-closed: no prompt was started" no_prompt
 
 # 2. The reproducer: read the RSA reply, then close.
