@@ -128,8 +128,9 @@ void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_jo
                          bool approved, struct agent_reply *reply);
 
 /*
- * Loop side: ends a confirmation without asking (why says why, for the log
- * and the audit log) with a failure reply. Consumes job.
+ * Loop side: ends a job without carrying it out (a confirmation without
+ * asking, an unlock whose client left) with a failure reply; why says why,
+ * for the log and the audit log. Consumes job.
  */
 void agent_job_refuse(struct agent *ag, struct agent_conn *c, struct agent_job *job,
                       const char *why, struct agent_reply *reply);

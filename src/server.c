@@ -437,34 +437,37 @@ static void on_job_work(uv_work_t *w)
 
 /*
  * Loop thread: a worker job is over; reply, unless the client left. A
- * lock or unlock the agent accepted takes effect (and is audited) even
- * then: the client was told nothing, but its request was carried out, as
- * it would have been had the agent hashed the passphrase inline. A
- * signature nobody will read is dropped.
+ * LOCK the agent accepted takes effect (and is audited) even then: the
+ * client was told nothing, but locking is always safe to carry out, and a
+ * client that asked for it must not find the agent unlocked because it
+ * hung up early. An UNLOCK whose client left is not carried out (nobody
+ * would learn the result, and a passphrase guessed that way would skip
+ * the failed-unlock delay, which is applied to replies): it is refused in
+ * the log and the audit log. A signature nobody will read is dropped.
  */
 static void finish_job(struct conn *c)
 {
     struct agent_job *job = c->job;
     struct agent_reply reply;
-    enum agent_job_kind kind = job->kind;
-    bool kdf = kind == AGENT_JOB_LOCK || kind == AGENT_JOB_UNLOCK;
 
     c->srv->jobs--;
     c->job = NULL;
     /* Keys that expired while the job ran must not serve it (agent_job_finish()). */
     server_schedule_expiry(c->srv);
-    if (c->closing && !kdf) {
-        agent_job_free(job);
-    } else {
-        agent_reply_init(&reply);
+    agent_reply_init(&reply);
+    if (!c->closing) {
         agent_job_finish(c->srv->agent, &c->state, job, &reply);
-        if (c->closing)
-            log_info("conn %lu: %s carried out after the client left; reply dropped", c->state.id,
-                     kind == AGENT_JOB_LOCK ? "LOCK" : "UNLOCK");
-        else
-            conn_deliver(c, &reply);
-        agent_reply_free(&reply);
+        conn_deliver(c, &reply);
+    } else if (job->kind == AGENT_JOB_LOCK) {
+        agent_job_finish(c->srv->agent, &c->state, job, &reply);
+        log_info("conn %lu: LOCK carried out after the client left; reply dropped", c->state.id);
+    } else if (job->kind == AGENT_JOB_UNLOCK) {
+        agent_job_refuse(c->srv->agent, &c->state, job,
+                         "the client left before its passphrase was checked", &reply);
+    } else {
+        agent_job_free(job);
     }
+    agent_reply_free(&reply);
     conn_release(c); /* the job's reference */
 }
 

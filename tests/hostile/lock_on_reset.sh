@@ -30,6 +30,17 @@ expect_contains "the agent log says the reply was dropped" "LOCK carried out aft
     "$(cat "$E2E_AGENT_LOG")"
 e2e_run "$SCRIPT" "$E2E_AGENT_SOCK" sign:"$E2E_TMP/ed25519.pub" send read:1
 expect_eq "a signature is refused while locked" FAILURE "$(hostile_value reply1 "$E2E_OUT")"
+
+# An UNLOCK whose client leaves the same way is not carried out (nobody
+# would learn the result; guesses made so would skip the failed-unlock
+# delay), but it is logged and audited as refused.
+e2e_run "$SCRIPT" "$E2E_AGENT_SOCK" list unlock:issue22 send wait close
+expect_eq "list + UNLOCK, then a reset" yes "$(hostile_value readable "$E2E_OUT")"
+refused_unlock() { grep -qF '"event":"unlock","outcome":"refused"' "$audit"; }
+check "the audit log has the unlock, refused" hostile_wait_for 5 refused_unlock
+check "the agent log says why" \
+    grep -qF "the client left before its passphrase was checked" "$E2E_AGENT_LOG"
+check "the agent is still locked" locked
 e2e_run "$SCRIPT" "$E2E_AGENT_SOCK" unlock:issue22 send read:1 list send read:1
 expect_eq "the passphrase of the lost client unlocks it" SUCCESS "$(hostile_value reply1 "$E2E_OUT")"
 e2e_run "$HOSTILE_CLIENT" list "$E2E_AGENT_SOCK"
