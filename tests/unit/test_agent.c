@@ -652,6 +652,47 @@ static void test_jobs(void)
         CHECK_EQ(check_sign_reply(rsa, &reply), SSH_AGENT_FAILURE);
         agent_reply_free(&reply);
     }
+    /*
+     * Removed and added again while the job is out: the identity asked for
+     * is gone (the new one may carry other constraints), so FAILURE too.
+     * Locked while the job is out: FAILURE.
+     */
+    CHECK_EQ(add_key(&c, rsa, "rsa", NULL, 0), SSH_AGENT_SUCCESS);
+    job = sign_job(&c, rsa, KEY_SIGN_RSA_SHA2_512);
+    CHECK(job != NULL && job->kind == AGENT_JOB_SIGN);
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+    wire_writer_free(&req);
+    CHECK_EQ(add_key(&c, rsa, "rsa", NULL, 0), SSH_AGENT_SUCCESS);
+    if (job != NULL) {
+        agent_job_run(job);
+        agent_reply_init(&reply);
+        agent_job_finish(&ag, &c, job, &reply);
+        CHECK_EQ(check_sign_reply(rsa, &reply), SSH_AGENT_FAILURE);
+        agent_reply_free(&reply);
+    }
+    job = sign_job(&c, rsa, KEY_SIGN_RSA_SHA2_512);
+    CHECK(job != NULL && job->kind == AGENT_JOB_SIGN);
+    ag.lock.locked = true; /* as a LOCK on another connection would leave it */
+    if (job != NULL) {
+        agent_job_run(job);
+        agent_reply_init(&reply);
+        agent_job_finish(&ag, &c, job, &reply);
+        CHECK_EQ(check_sign_reply(rsa, &reply), SSH_AGENT_FAILURE);
+        agent_reply_free(&reply);
+    }
+    ag.lock.locked = false;
+    /* Nothing changed while the job was out: the signature goes out. */
+    job = sign_job(&c, rsa, KEY_SIGN_RSA_SHA2_512);
+    CHECK(job != NULL && job->kind == AGENT_JOB_SIGN);
+    if (job != NULL) {
+        agent_job_run(job);
+        agent_reply_init(&reply);
+        agent_job_finish(&ag, &c, job, &reply);
+        CHECK_EQ(check_sign_reply(rsa, &reply), SSH_AGENT_SIGN_RESPONSE);
+        agent_reply_free(&reply);
+    }
     /* Ed25519 is fast: signed inline even with offloading on. */
     CHECK_EQ(add_key(&c, ed, "ed", NULL, 0), SSH_AGENT_SUCCESS);
     CHECK_EQ(sign_with(&c, ed, 0), SSH_AGENT_SIGN_RESPONSE);
