@@ -926,6 +926,13 @@ static void job_fail(struct agent *ag, struct agent_conn *c, struct agent_job *j
     agent_job_free(job);
 }
 
+void agent_job_refuse(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                      const char *why, struct agent_reply *reply)
+{
+    agent_reply_free(reply);
+    job_fail(ag, c, job, why, reply);
+}
+
 void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_job *job,
                          bool approved, struct agent_reply *reply)
 {
@@ -990,6 +997,23 @@ void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *
             return;
         }
     } else {
+        const struct identity *id = keystore_find(&ag->keys, job->blob, job->blob_len);
+
+        /*
+         * As after a confirmation: the agent may have been locked, or the
+         * key removed (or expired: the transport drops expired keys first)
+         * while the signature was being made. The identity must be the one
+         * that was asked for, not the same key removed and added again,
+         * perhaps with other constraints.
+         */
+        if (ag->lock.locked) {
+            job_fail(ag, c, job, "agent was locked while signing", reply);
+            return;
+        }
+        if (id == NULL || id->key != job->key) {
+            job_fail(ag, c, job, "key was removed or expired while signing", reply);
+            return;
+        }
         if (job->run_err != 0 || job->sig.error != 0) {
             job_fail(ag, c, job, kw_strerror(job->run_err ? job->run_err : job->sig.error), reply);
             return;

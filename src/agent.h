@@ -136,7 +136,19 @@ void agent_job_run(struct agent_job *job);
 void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_job *job,
                          bool approved, struct agent_reply *reply);
 
-/* Loop side: agent_job_run() is done. Writes the reply. Consumes job. */
+/*
+ * Loop side: ends a job without carrying it out (a confirmation without
+ * asking, an unlock whose client left) with a failure reply; why says why,
+ * for the log and the audit log. Consumes job.
+ */
+void agent_job_refuse(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                      const char *why, struct agent_reply *reply);
+
+/*
+ * Loop side: agent_job_run() is done. Writes the reply: for a signature, a
+ * failure if meanwhile the agent was locked or the key removed (expired
+ * keys must have been dropped with agent_expire() first). Consumes job.
+ */
 void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *job,
                       struct agent_reply *reply);
 

@@ -36,6 +36,39 @@
 #define THREADPOOL_MAX     1024
 /* How much nicer than the loop thread the worker threads run (Linux). */
 #define WORKER_NICE 10
+/*
+ * One connection's turn: at most this many requests, and no more once this
+ * long has been spent (after the first), before the loop looks at the
+ * other clients. A client that pipelines thousands of requests in one
+ * write then delays another's request by one batch, not by all of them.
+ */
+#define BATCH_FRAMES 32
+#define BATCH_NS     (200u * 1000u)
+
+/* A connection's place in a struct conn_queue. */
+struct conn_link {
+    struct conn *prev, *next;
+    bool queued;
+};
+
+/*
+ * A confirmation prompt: one askpass process. Its own allocation with its
+ * own handles, never reused: a new confirmation gets a new one even while
+ * the last is still closing. It outlives its connection when that goes
+ * away first: the process is then asked to stop (SIGTERM), killed
+ * (SIGKILL) if it has not within SERVER_PROMPT_KILL_MS, and the object is
+ * freed once both handles are closed.
+ */
+struct prompt {
+    uv_process_t proc;
+    uv_timer_t kill_timer;
+    struct server *srv;
+    struct conn *conn; /* whose question it is; NULL once that connection is gone */
+    int pid;
+    int handles;  /* open handles that point here */
+    bool exited;  /* the process was reaped */
+    bool killing; /* asked to stop */
+};
 
 struct conn {
     uv_pipe_t pipe;
@@ -47,16 +80,17 @@ struct conn {
     uint8_t *buf; /* received, not yet handled bytes; NULL when there are none */
     size_t len;
     size_t cap;
-    size_t dirty;               /* bytes of buf that ever held data: what freeing it must clear */
-    unsigned long last_request; /* srv->requests when this connection's last one came */
-    struct agent_reply held;    /* a reply being held back (failed unlock) */
-    struct agent_job *job;      /* a confirmation or signature under way */
-    uv_process_t askpass;       /* runs while job is a confirmation */
-    uv_work_t work;             /* queued while job is a slow signature or a hash */
+    size_t dirty;                 /* bytes of buf that ever held data: what freeing it must clear */
+    unsigned long last_request;   /* srv->requests when this connection's last one came */
+    struct agent_reply held;      /* a reply being held back (failed unlock) */
+    struct agent_job *job;        /* a confirmation or signature under way */
+    struct prompt *prompt;        /* the askpass asking about job, while it runs */
+    struct conn_link ready;       /* in srv->ready: requests buffered, waiting for a turn */
+    struct conn_link prompt_wait; /* in srv->prompt_wait: job waits for a prompt slot */
+    uv_work_t work;               /* queued while job is a slow signature or a hash */
     struct sign_lane_item lane_item; /* queued while job is a fast signature */
-    bool askpass_running;
-    bool busy;       /* a held reply or a job: read no further request yet */
-    bool processing; /* inside conn_process(): do not re-enter it */
+    bool busy;                       /* a held reply or a job: read no further request yet */
+    bool processing;                 /* inside conn_process(): do not re-enter it */
     /*
      * The client ended its side while a worker job (a signature, an
      * unlock) was out: finish, send the replies, then close. A client that
@@ -81,6 +115,78 @@ struct write_req {
 
 static void conn_process(struct conn *c);
 static void conn_update_reading(struct conn *c);
+static void prompt_abandon(struct prompt *p);
+static void on_resume(uv_idle_t *h);
+static bool conn_backlogged(struct conn *c);
+
+/* ---- queues of connections ---- */
+
+static void queue_push(struct conn_queue *q, struct conn *c, struct conn_link *l)
+{
+    if (l->queued)
+        return;
+    l->queued = true;
+    l->next = NULL;
+    l->prev = q->tail;
+    if (q->tail != NULL)
+        ((struct conn_link *)((char *)q->tail + ((char *)l - (char *)c)))->next = c;
+    else
+        q->head = c;
+    q->tail = c;
+    q->count++;
+}
+
+static void queue_remove(struct conn_queue *q, struct conn *c, struct conn_link *l)
+{
+    size_t off = (size_t)((char *)l - (char *)c);
+
+    if (!l->queued)
+        return;
+    if (l->prev != NULL)
+        ((struct conn_link *)((char *)l->prev + off))->next = l->next;
+    else
+        q->head = l->next;
+    if (l->next != NULL)
+        ((struct conn_link *)((char *)l->next + off))->prev = l->prev;
+    else
+        q->tail = l->prev;
+    l->prev = l->next = NULL;
+    l->queued = false;
+    q->count--;
+}
+
+/* The first connection of q, taken off it; link_off is its link's offset in struct conn. */
+static struct conn *queue_pop(struct conn_queue *q, size_t link_off)
+{
+    struct conn *c = q->head;
+
+    if (c != NULL)
+        queue_remove(q, c, (struct conn_link *)((char *)c + link_off));
+    return c;
+}
+
+/* A complete frame (or an oversized one's header) is waiting in the buffer. */
+static bool conn_has_frame(const struct conn *c)
+{
+    uint32_t body;
+
+    if (c->len < FRAME_HEADER)
+        return false;
+    body = wire_peek_u32(c->buf);
+    return body > WIRE_MAX_MESSAGE || c->len - FRAME_HEADER >= body;
+}
+
+/* Gives the connection another turn at its buffered requests, soon. */
+static void conn_defer(struct conn *c)
+{
+    struct server *srv = c->srv;
+
+    if (c->closing || c->ready.queued)
+        return;
+    queue_push(&srv->ready, c, &c->ready);
+    if (!uv_is_active((uv_handle_t *)&srv->resume))
+        uv_idle_start(&srv->resume, on_resume);
+}
 
 /*
  * Frees the receive buffer once everything in it was handled: an idle
@@ -138,12 +244,12 @@ static void conn_close(struct conn *c, const char *why)
         return;
     c->closing = true;
     log_debug("conn %lu: closed (%s)", c->state.id, why);
-    if (c->askpass_running) {
+    queue_remove(&c->srv->ready, c, &c->ready);
+    queue_remove(&c->srv->prompt_wait, c, &c->prompt_wait);
+    if (c->prompt != NULL) {
         /* Nobody is left to answer: end the prompt and anything it started. */
-#ifndef _WIN32
-        if (kill(-c->askpass.pid, SIGTERM) != 0)
-#endif
-            (void)uv_process_kill(&c->askpass, SIGTERM);
+        prompt_abandon(c->prompt);
+        c->prompt = NULL;
     }
     uv_close((uv_handle_t *)&c->pipe, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->delay_timer, on_conn_handle_closed);
@@ -151,10 +257,13 @@ static void conn_close(struct conn *c, const char *why)
 
 /* ---- writing ---- */
 
-/* After end of stream: close once nothing is running and every reply is out. */
+/*
+ * After end of stream: close once nothing is running, every request that
+ * came is handled and every reply is out.
+ */
 static void conn_finish_if_done(struct conn *c)
 {
-    if (c->peer_done && !c->closing && !c->busy && c->writes_pending == 0)
+    if (c->peer_done && !c->closing && !c->busy && c->writes_pending == 0 && !conn_has_frame(c))
         conn_close(c, c->done_why ? c->done_why : "end of stream");
 }
 
@@ -171,6 +280,9 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c, uv_strerror(status));
         return;
     }
+    /* Requests left while the client was not reading its replies. */
+    if (!c->busy && !conn_backlogged(c) && conn_has_frame(c))
+        conn_defer(c);
     conn_finish_if_done(c);
     if (!c->closing)
         conn_update_reading(c);
@@ -267,8 +379,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     c->len += (size_t)nread;
     if (c->len > c->dirty)
         c->dirty = c->len;
-    if (c->busy)
-        conn_update_reading(c); /* buffer only; handled when the job is done */
+    if (c->busy || c->ready.queued)
+        conn_update_reading(c); /* buffer only; handled when the job is done or at its turn */
     else
         conn_process(c);
 }
@@ -325,7 +437,16 @@ static void on_job_work(uv_work_t *w)
     agent_job_run(c->job); /* worker thread: touches only the job */
 }
 
-/* Loop thread: a worker job is over; reply, unless the client left. */
+/*
+ * Loop thread: a worker job is over; reply, unless the client left. A
+ * LOCK the agent accepted takes effect (and is audited) even then: the
+ * client was told nothing, but locking is always safe to carry out, and a
+ * client that asked for it must not find the agent unlocked because it
+ * hung up early. An UNLOCK whose client left is not carried out (nobody
+ * would learn the result, and a passphrase guessed that way would skip
+ * the failed-unlock delay, which is applied to replies): it is refused in
+ * the log and the audit log. A signature nobody will read is dropped.
+ */
 static void finish_job(struct conn *c)
 {
     struct agent_job *job = c->job;
@@ -333,14 +454,22 @@ static void finish_job(struct conn *c)
 
     c->srv->jobs--;
     c->job = NULL;
-    if (c->closing) {
-        agent_job_free(job);
-    } else {
-        agent_reply_init(&reply);
+    /* Keys that expired while the job ran must not serve it (agent_job_finish()). */
+    server_schedule_expiry(c->srv);
+    agent_reply_init(&reply);
+    if (!c->closing) {
         agent_job_finish(c->srv->agent, &c->state, job, &reply);
         conn_deliver(c, &reply);
-        agent_reply_free(&reply);
+    } else if (job->kind == AGENT_JOB_LOCK) {
+        agent_job_finish(c->srv->agent, &c->state, job, &reply);
+        log_info("conn %lu: LOCK carried out after the client left; reply dropped", c->state.id);
+    } else if (job->kind == AGENT_JOB_UNLOCK) {
+        agent_job_refuse(c->srv->agent, &c->state, job,
+                         "the client left before its passphrase was checked", &reply);
+    } else {
+        agent_job_free(job);
     }
+    agent_reply_free(&reply);
     conn_release(c); /* the job's reference */
 }
 
@@ -393,21 +522,105 @@ static void finish_confirm(struct conn *c, bool approved)
         agent_job_free(job);
         return;
     }
+    /* Keys that expired while the user was asked must not serve. */
+    server_schedule_expiry(c->srv);
     agent_reply_init(&reply);
     agent_job_confirmed(ag, &c->state, job, approved, &reply);
     conn_deliver(c, &reply);
     agent_reply_free(&reply);
 }
 
-static void on_askpass_exit(uv_process_t *p, int64_t exit_status, int term_signal)
+/* Ends a confirmation without asking, with a failure reply and a log line saying why. */
+static void refuse_confirm(struct conn *c, const char *why)
 {
-    struct conn *c = p->data;
+    struct agent_job *job = c->job;
+    struct agent_reply reply;
 
-    c->askpass_running = false;
-    uv_close((uv_handle_t *)p, on_conn_handle_closed);
-    log_debug("conn %lu: askpass exited with status %d%s", c->state.id, (int)exit_status,
-              term_signal ? " (killed)" : "");
-    finish_confirm(c, exit_status == 0 && term_signal == 0);
+    c->job = NULL;
+    agent_reply_init(&reply);
+    agent_job_refuse(c->srv->agent, &c->state, job, why, &reply);
+    conn_deliver(c, &reply);
+    agent_reply_free(&reply);
+}
+
+/* ---- prompts: askpass processes ---- */
+
+static void on_prompt_handle_closed(uv_handle_t *h)
+{
+    struct prompt *p = h->data;
+
+    if (--p->handles == 0)
+        free(p);
+}
+
+static void prompt_close(struct prompt *p)
+{
+    uv_close((uv_handle_t *)&p->proc, on_prompt_handle_closed);
+    uv_close((uv_handle_t *)&p->kill_timer, on_prompt_handle_closed);
+}
+
+/* Sends sig to the askpass and everything in its process group. */
+static void prompt_signal(struct prompt *p, int sig)
+{
+#ifndef _WIN32
+    if (kill(-p->pid, sig) == 0)
+        return;
+#endif
+    if (!p->exited)
+        (void)uv_process_kill(&p->proc, sig);
+}
+
+static void on_prompt_kill_timer(uv_timer_t *t)
+{
+    struct prompt *p = t->data;
+
+    if (p->exited)
+        return;
+    log_info("askpass pid %d did not stop within %u ms of SIGTERM; killing it", p->pid,
+             (unsigned)SERVER_PROMPT_KILL_MS);
+    prompt_signal(p, SIGKILL);
+}
+
+/* Asks the askpass to stop: SIGTERM now, SIGKILL after SERVER_PROMPT_KILL_MS. */
+static void prompt_kill(struct prompt *p)
+{
+    if (p->exited || p->killing)
+        return;
+    p->killing = true;
+    prompt_signal(p, SIGTERM);
+    uv_timer_start(&p->kill_timer, on_prompt_kill_timer, SERVER_PROMPT_KILL_MS, 0);
+}
+
+/* Its connection is gone: nobody is left to answer. */
+static void prompt_abandon(struct prompt *p)
+{
+    p->conn = NULL;
+    prompt_kill(p);
+}
+
+static void prompts_pump(struct server *srv);
+
+static void on_askpass_exit(uv_process_t *proc, int64_t exit_status, int term_signal)
+{
+    struct prompt *p = proc->data;
+    struct server *srv = p->srv;
+    struct conn *c = p->conn;
+
+    p->exited = true;
+    p->conn = NULL;
+    srv->prompts--;
+    uv_timer_stop(&p->kill_timer);
+    /* Stopped by us: whatever it started in its group goes too, even if it ignores SIGTERM. */
+    if (p->killing)
+        prompt_signal(p, SIGKILL);
+    prompt_close(p);
+    if (c != NULL) {
+        c->prompt = NULL;
+        log_debug("conn %lu: askpass exited with status %d%s", c->state.id, (int)exit_status,
+                  term_signal ? " (killed)" : "");
+        finish_confirm(c, exit_status == 0 && term_signal == 0);
+    }
+    prompts_pump(srv); /* a slot is free */
 }
 
 /* The askpass program: $SSH_ASKPASS, else the Debian default if installed. */
@@ -460,11 +673,14 @@ static void free_environment(char **env)
     free(env);
 }
 
-static void start_confirm(struct conn *c)
+/* Runs the askpass for c's confirmation; on failure, refuses it. */
+static void prompt_start(struct conn *c)
 {
+    struct server *srv = c->srv;
     uv_process_options_t opts;
     uv_stdio_container_t stdio[3];
     const char *program = askpass_program();
+    struct prompt *p;
     char *args[3];
     char **env = NULL;
     int r;
@@ -474,6 +690,15 @@ static void start_confirm(struct conn *c)
         finish_confirm(c, false);
         return;
     }
+    if ((p = calloc(1, sizeof(*p))) == NULL) {
+        log_error("conn %lu: cannot ask for confirmation: out of memory", c->state.id);
+        finish_confirm(c, false);
+        return;
+    }
+    p->srv = srv;
+    p->proc.data = p;
+    p->kill_timer.data = p;
+    uv_timer_init(srv->loop, &p->kill_timer);
     memset(&opts, 0, sizeof(opts));
     args[0] = (char *)program;
     args[1] = c->job->prompt;
@@ -494,19 +719,61 @@ static void start_confirm(struct conn *c)
      */
     opts.flags = UV_PROCESS_DETACHED;
 #endif
-    c->askpass.data = c;
-    r = uv_spawn(c->srv->loop, &c->askpass, &opts);
+    r = uv_spawn(srv->loop, &p->proc, &opts);
     free_environment(env);
+    p->handles = 2;
     if (r != 0) {
         /* libuv still wants the handle closed after a failed spawn. */
-        c->refs++;
-        uv_close((uv_handle_t *)&c->askpass, on_conn_handle_closed);
+        p->exited = true;
+        prompt_close(p);
         log_info("conn %lu: cannot run askpass %s: %s", c->state.id, program, uv_strerror(r));
         finish_confirm(c, false);
         return;
     }
-    c->refs++;
-    c->askpass_running = true;
+    p->pid = p->proc.pid;
+    p->conn = c;
+    c->prompt = p;
+    srv->prompts++;
+}
+
+/*
+ * Starts confirmations waiting for a prompt while fewer than
+ * SERVER_MAX_PROMPTS are up, in the order they were asked for. Not
+ * re-entered: a confirmation asked for meanwhile (a refused one's
+ * connection handling its next request) joins the queue, and the loop here
+ * takes it.
+ */
+static void prompts_pump(struct server *srv)
+{
+    struct conn *c;
+
+    if (srv->pumping)
+        return;
+    srv->pumping = true;
+    while (!srv->closing && srv->prompts < SERVER_MAX_PROMPTS &&
+           (c = queue_pop(&srv->prompt_wait, offsetof(struct conn, prompt_wait))) != NULL)
+        prompt_start(c);
+    srv->pumping = false;
+}
+
+static void start_confirm(struct conn *c)
+{
+    struct server *srv = c->srv;
+
+    /*
+     * The client has ended its side of the connection: it may still read
+     * the reply, but nobody may be left to answer a prompt, or to make it
+     * go away by hanging up (reading has stopped).
+     */
+    if (c->peer_done) {
+        refuse_confirm(c, "the client closed its side of the connection; nobody to confirm");
+        return;
+    }
+    queue_push(&srv->prompt_wait, c, &c->prompt_wait);
+    if (srv->prompts >= SERVER_MAX_PROMPTS)
+        log_info("conn %lu: %u confirmation prompts are up; this one waits for one to end",
+                 c->state.id, srv->prompts);
+    prompts_pump(srv);
 }
 
 static void start_job(struct conn *c, struct agent_job *job)
@@ -573,7 +840,8 @@ static void conn_update_reading(struct conn *c)
      * up during a confirmation prompt is noticed, so its askpass is killed
      * and nothing is left waiting for it.
      */
-    bool room = !c->busy || c->len < FRAME_HEADER + WIRE_MAX_MESSAGE;
+    bool waiting = c->busy || c->ready.queued;
+    bool room = !waiting || c->len < FRAME_HEADER + WIRE_MAX_MESSAGE;
     bool want = !c->closing && !c->peer_done && room && !conn_backlogged(c);
 
     if (want && !c->reading) {
@@ -585,17 +853,31 @@ static void conn_update_reading(struct conn *c)
     }
 }
 
-/* Handles every complete frame in the buffer, in order. */
+/*
+ * Handles the complete frames in the buffer, in order: a batch of them
+ * (BATCH_FRAMES, BATCH_NS), after which the connection waits for its next
+ * turn (conn_defer()) so that other clients are served in between. Stops
+ * early while the client does not read its replies; on_write() resumes.
+ */
 static void conn_process(struct conn *c)
 {
     struct server *srv = c->srv;
     struct agent_reply reply;
+    uint64_t started = uv_hrtime();
+    unsigned handled = 0;
     size_t frame;
     uint32_t body;
 
     agent_reply_init(&reply);
     c->processing = true;
     while (!c->closing && !c->busy && c->len >= FRAME_HEADER) {
+        if (handled > 0 && (handled >= BATCH_FRAMES || uv_hrtime() - started >= BATCH_NS)) {
+            if (conn_has_frame(c))
+                conn_defer(c);
+            break;
+        }
+        if (conn_backlogged(c))
+            break;
         body = wire_peek_u32(c->buf);
         if (body > WIRE_MAX_MESSAGE) {
             log_info("conn %lu: frame of %u bytes is over the %u byte limit", c->state.id, body,
@@ -610,6 +892,7 @@ static void conn_process(struct conn *c)
         frame = FRAME_HEADER + (size_t)body;
         if (c->len < frame)
             break; /* wait for the rest */
+        handled++;
         uv_update_time(srv->loop);
         agent_handle(srv->agent, &c->state, uv_now(srv->loop), c->buf + FRAME_HEADER, body, &reply);
         if (reply.retry_ms > 0) {
@@ -644,6 +927,19 @@ static void conn_process(struct conn *c)
     if (c->closing)
         return;
     conn_update_reading(c);
+}
+
+/* Idle handle: every connection waiting for a turn gets one batch, then the loop polls again. */
+static void on_resume(uv_idle_t *h)
+{
+    struct server *srv = h->data;
+    unsigned long n = srv->ready.count;
+    struct conn *c;
+
+    while (n-- > 0 && (c = queue_pop(&srv->ready, offsetof(struct conn, ready))) != NULL)
+        conn_process(c); /* may queue it again, at the back */
+    if (srv->ready.count == 0)
+        uv_idle_stop(&srv->resume);
 }
 
 /* ---- accepting ---- */
@@ -801,6 +1097,8 @@ void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
 #ifdef __linux__
     srv->lane.on_worker_thread = worker_lower_priority;
 #endif
+    uv_idle_init(loop, &srv->resume);
+    srv->resume.data = srv;
     uv_timer_init(loop, &srv->expiry_timer);
     srv->expiry_timer.data = srv;
     /* The timer alone must not keep the loop alive at shutdown. */
@@ -881,6 +1179,8 @@ void server_close(struct server *srv)
 #endif
     if (!uv_is_closing((uv_handle_t *)&srv->expiry_timer))
         uv_close((uv_handle_t *)&srv->expiry_timer, NULL);
+    if (!uv_is_closing((uv_handle_t *)&srv->resume))
+        uv_close((uv_handle_t *)&srv->resume, NULL);
     if (srv->lane_ready)
         sign_lane_close(&srv->lane);
 }

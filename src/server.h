@@ -22,6 +22,24 @@
 struct conn;              /* one client connection; private to server.c */
 struct platform_acceptor; /* Windows: see platform/platform.h */
 
+/*
+ * Confirmation prompts (askpass processes) up at once, agent-wide. A
+ * confirmation asked for beyond that waits, first come first served, for
+ * one of them to end (doc/man/keyward-agent.1, "Confirmation").
+ */
+#define SERVER_MAX_PROMPTS 4
+/*
+ * How long an askpass asked to stop (SIGTERM) has before it is killed
+ * (SIGKILL): the client left, or the agent is shutting down.
+ */
+#define SERVER_PROMPT_KILL_MS 2000
+
+/* A first-in, first-out list of connections (server.c). */
+struct conn_queue {
+    struct conn *head, *tail;
+    unsigned long count;
+};
+
 struct server {
     uv_loop_t *loop;
     struct agent *agent;
@@ -48,6 +66,17 @@ struct server {
     struct sign_lane lane; /* fast signatures handed to workers */
     bool lane_ready;       /* lane set up; if not, fast signatures stay inline */
     struct conn *conns;    /* every open connection, for shutdown */
+    /*
+     * Connections with requests buffered that wait for their next turn: a
+     * connection handles a bounded batch of requests per turn, then the
+     * loop polls for everyone else's before this idle handle resumes it.
+     */
+    struct conn_queue ready;
+    uv_idle_t resume;
+    /* Askpass processes not yet exited, and confirmations waiting for one. */
+    unsigned prompts;
+    struct conn_queue prompt_wait;
+    bool pumping; /* inside prompts_pump() */
     bool listening;
     bool closing;
 };

@@ -196,6 +196,8 @@ static void on_signal(uv_signal_t *s, int signum)
                                   : signum == SIGBREAK ? "Ctrl-Break"
                                                        : "console closed");
     server_close(&rt->server);
+    /* Clear the keys now, not once the loop has run dry (askpass processes, jobs). */
+    agent_cleanup(&rt->agent);
     cli_close_handle((uv_handle_t *)&rt->sigint);
     cli_close_handle((uv_handle_t *)&rt->sigbreak);
     cli_close_handle((uv_handle_t *)&rt->sighup);

@@ -334,6 +334,17 @@ static void shutdown_runtime(struct runtime *rt, const char *why)
 {
     log_info("shutting down: %s", why);
     server_close(&rt->server);
+    /*
+     * Clear the keys and remove the socket now, not once the loop has run
+     * dry: that waits for running signatures and for askpass processes,
+     * which get SERVER_PROMPT_KILL_MS after SIGTERM before SIGKILL. Nothing
+     * is served any more (every connection is closed), and a job still
+     * running holds its own reference to its key.
+     */
+    agent_cleanup(&rt->agent);
+    remove_socket();
+    socket_path[0] = '\0';
+    socket_dir[0] = '\0';
     cli_close_handle((uv_handle_t *)&rt->sigint);
     cli_close_handle((uv_handle_t *)&rt->sigterm);
     cli_close_handle((uv_handle_t *)&rt->sighup);

@@ -650,7 +650,10 @@ static void test_jobs(void)
         agent_reply_free(&reply);
     }
 
-    /* Offloaded RSA signature: the job keeps the key alive if it is removed. */
+    /*
+     * Offloaded RSA signature: the job keeps the key alive if it is removed,
+     * and the signature made meanwhile is not delivered (issue 22).
+     */
     ag.offload_slow_work = true;
     CHECK_EQ(add_key(&c, rsa, "rsa", NULL, 0), SSH_AGENT_SUCCESS);
     job = sign_job(&c, rsa, KEY_SIGN_RSA_SHA2_512);
@@ -660,6 +663,47 @@ static void test_jobs(void)
     wire_put_u8(&req, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
     CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
     wire_writer_free(&req);
+    if (job != NULL) {
+        agent_job_run(job);
+        agent_reply_init(&reply);
+        agent_job_finish(&ag, &c, job, &reply);
+        CHECK_EQ(check_sign_reply(rsa, &reply), SSH_AGENT_FAILURE);
+        agent_reply_free(&reply);
+    }
+    /*
+     * Removed and added again while the job is out: the identity asked for
+     * is gone (the new one may carry other constraints), so FAILURE too.
+     * Locked while the job is out: FAILURE.
+     */
+    CHECK_EQ(add_key(&c, rsa, "rsa", NULL, 0), SSH_AGENT_SUCCESS);
+    job = sign_job(&c, rsa, KEY_SIGN_RSA_SHA2_512);
+    CHECK(job != NULL && job->kind == AGENT_JOB_SIGN);
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+    wire_writer_free(&req);
+    CHECK_EQ(add_key(&c, rsa, "rsa", NULL, 0), SSH_AGENT_SUCCESS);
+    if (job != NULL) {
+        agent_job_run(job);
+        agent_reply_init(&reply);
+        agent_job_finish(&ag, &c, job, &reply);
+        CHECK_EQ(check_sign_reply(rsa, &reply), SSH_AGENT_FAILURE);
+        agent_reply_free(&reply);
+    }
+    job = sign_job(&c, rsa, KEY_SIGN_RSA_SHA2_512);
+    CHECK(job != NULL && job->kind == AGENT_JOB_SIGN);
+    ag.lock.locked = true; /* as a LOCK on another connection would leave it */
+    if (job != NULL) {
+        agent_job_run(job);
+        agent_reply_init(&reply);
+        agent_job_finish(&ag, &c, job, &reply);
+        CHECK_EQ(check_sign_reply(rsa, &reply), SSH_AGENT_FAILURE);
+        agent_reply_free(&reply);
+    }
+    ag.lock.locked = false;
+    /* Nothing changed while the job was out: the signature goes out. */
+    job = sign_job(&c, rsa, KEY_SIGN_RSA_SHA2_512);
+    CHECK(job != NULL && job->kind == AGENT_JOB_SIGN);
     if (job != NULL) {
         agent_job_run(job);
         agent_reply_init(&reply);
@@ -1058,7 +1102,11 @@ static void test_offload_fast_signatures(void)
     /* For the server's fast-signature lane, not libuv's pool. */
     CHECK(job != NULL && job->fast);
     CHECK(job2 != NULL && job2->fast);
-    /* Removed while the jobs are out: they still sign with their references. */
+    /*
+     * Removed while the jobs are out: they sign with their references (no
+     * use after free), but the result is not delivered (issue 22): a key
+     * removed while signing yields FAILURE.
+     */
     wire_writer_init(&req);
     wire_put_u8(&req, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
     CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
@@ -1069,14 +1117,14 @@ static void test_offload_fast_signatures(void)
         agent_job_run(job);
         agent_reply_init(&reply);
         agent_job_finish(&ag, &c, job, &reply);
-        CHECK_EQ(check_sign_reply(ed, &reply), SSH_AGENT_SIGN_RESPONSE);
+        CHECK_EQ(check_sign_reply(ed, &reply), SSH_AGENT_FAILURE);
         agent_reply_free(&reply);
     }
     if (job2 != NULL) {
         agent_job_run(job2);
         agent_reply_init(&reply);
         agent_job_finish(&ag, &c, job2, &reply);
-        CHECK_EQ(check_sign_reply(ec, &reply), SSH_AGENT_SIGN_RESPONSE);
+        CHECK_EQ(check_sign_reply(ec, &reply), SSH_AGENT_FAILURE);
         agent_reply_free(&reply);
     }
 
