@@ -1562,7 +1562,14 @@ static bool run_round(unsigned round)
     make_plan(&p, seed, round, relay_path != NULL);
     for (ci = 0; ci < p.nconn; ci++)
         reqs += p.conn[ci].nreq;
-    if (!round_setup(&p, why, sizeof(why))) {
+    /*
+     * A LOCK job of the round before (its client gone) may still be on a
+     * worker thread and lock the agent in the middle of the set-up: then
+     * the set-up is tried again, a little later.
+     */
+    for (ci = 0; ci < 3 && !round_setup(&p, why, sizeof(why)) && process_gone() == NULL; ci++)
+        sleep_us(500000);
+    if (ci == 3 || process_gone() != NULL) {
         const char *gone = process_gone();
 
         fail(res, "%s%s%s", why, gone ? "; " : "", gone ? gone : "");
