@@ -456,6 +456,14 @@ static void make_plan(struct plan *p, uint64_t seed, unsigned round, bool relay)
             q->flags = rng_pct(&r, 50)   ? KEY_SIGN_RSA_SHA2_512
                        : rng_pct(&r, 50) ? KEY_SIGN_RSA_SHA2_256
                                          : 0;
+            /*
+             * Prompts back to back: the second waits in the agent's buffer
+             * while the first one's askpass ends (and its handle closes).
+             */
+            if (i > 0 && needs_prompt(p, &c->reqs[i - 1]) && rng_pct(&r, 30)) {
+                q->kind = K_SIGN;
+                q->slot = c->reqs[i - 1].slot;
+            }
             wire_writer_reset(&body);
             build_body(&body, p, ci, i, q, &r);
             q->off = c->stream.len;
@@ -524,6 +532,38 @@ static void make_plan(struct plan *p, uint64_t seed, unsigned round, bool relay)
             c->end = END_RST;
         c->cut = rng_pct(&r, 50) ? c->nchunks : (int)rng_below(&r, (uint32_t)c->nchunks + 1);
         c->linger_ms = rng_pct(&r, 40) ? 0 : rng_below(&r, 30);
+    }
+    /*
+     * Now and then one connection is a client that locks and leaves: a
+     * list and a lock in one write, then a reset while the lock's hash is
+     * being computed (drawn last, so the rest of the round is as it was).
+     */
+    if (rng_pct(&r, 10)) {
+        struct plan_conn *c = &p->conn[rng_below(&r, (uint32_t)p->nconn)];
+        struct wire_writer body;
+
+        p->start_locked = false;
+        wire_writer_reset(&c->stream);
+        wire_writer_init(&body);
+        c->nreq = 2;
+        c->reqs[0].kind = K_LIST;
+        c->reqs[1].kind = K_LOCK;
+        for (i = 0; i < 2; i++) {
+            wire_writer_reset(&body);
+            build_body(&body, p, (int)(c - p->conn), i, &c->reqs[i], &r);
+            c->reqs[i].off = c->stream.len;
+            wire_put_string(&c->stream, body.buf, body.len);
+            c->reqs[i].len = c->stream.len - c->reqs[i].off;
+        }
+        wire_writer_free(&body);
+        c->frames_end = c->stream.len;
+        c->partial = c->oversized = false;
+        c->nchunks = 1;
+        c->chunk[0] = c->stream.len;
+        c->sleep_after_us[0] = 0;
+        c->end = END_RST;
+        c->cut = 1;
+        c->linger_ms = rng_below(&r, 3);
     }
 }
 
