@@ -2,7 +2,13 @@
  * keyward: a stateful, server-level fuzz harness (issue 22).
  *
  *     hostile_state_fuzz AGENT [--relay RELAY] [--seed S] [--rounds N | --round R]
- *                        [--seconds T] [--idle-seconds T] [--debug] [-v]
+ *                        [--seconds T] [--idle-seconds T] [--debug] [--keep] [--show] [-v]
+ *
+ * --rounds N (default 20) and --seconds T (counted from the first round)
+ * end the run, whichever comes first; --seconds alone runs until the time
+ * is up. No --seed: one from the clock, printed. --show prints the plans of
+ * the rounds without running them; --debug runs the agent with -d; --keep
+ * keeps the work directory of a passing run (a failing one is always kept).
  *
  * The fuzz harnesses in fuzz/ drive the dispatcher (agent_handle()) and
  * never the server, so they cannot find what goes wrong between requests:
@@ -30,7 +36,10 @@
  * (rarely with a wrong passphrase: failed unlocks are delayed), the query
  * and session-bind extensions (valid ones signed with a host key made
  * here, and garbage), an unknown extension, unknown types and malformed
- * bodies, sometimes then a partial frame or a frame over 256 KiB. The bytes
+ * bodies, sometimes then a partial frame or a frame over 256 KiB; sign
+ * requests for a confirm-constrained key often come back to back, and now
+ * and then one connection is a client that sends LIST and LOCK in one
+ * write and resets at once. The bytes
  * go out in random splits with small sleeps, and each connection ends at a
  * random point: FIN (shutdown(SHUT_WR), then read everything), RST
  * (SO_LINGER 0, then close, replies possibly unread) or a plain close.
