@@ -608,6 +608,51 @@ static void print_log_tail(const char *what, const char *path, int lines)
     fflush(stdout);
 }
 
+/*
+ * Kills what is left of our askpass prompts anywhere (a defect may leave
+ * one running, re-parented away from the agent): every process whose
+ * environment names our askpass. Ours alone: the path is our work dir's.
+ */
+static void kill_our_prompts(void)
+{
+    char want[128];
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(want, sizeof(want), "SSH_ASKPASS=%s", askpass_link);
+    if (askpass_link[0] == '\0' || (d = opendir("/proc")) == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        char path[64], env[16384];
+        size_t n, i;
+        int fd;
+
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%.20s/environ", de->d_name);
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+            continue;
+        n = 0;
+        for (;;) {
+            ssize_t r = read(fd, env + n, sizeof(env) - 1 - n);
+
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+        }
+        close(fd);
+        env[n] = '\0';
+        for (i = 0; i < n; i += strlen(env + i) + 1) {
+            if (strcmp(env + i, want) == 0 && atol(de->d_name) != (long)agent_pid &&
+                atol(de->d_name) != (long)relay_pid) {
+                kill((pid_t)atol(de->d_name), SIGKILL);
+                break;
+            }
+        }
+    }
+    closedir(d);
+}
+
 static void kill_children(void)
 {
     int st;
@@ -636,6 +681,7 @@ static void setup_fail(const char *fmt, ...)
     if (agent_log[0])
         print_log_tail("agent", agent_log, 30);
     kill_children();
+    kill_our_prompts();
     exit(2);
 }
 
@@ -1900,6 +1946,7 @@ int main(int argc, char **argv)
             printf("not ok - the agent's exit status on SIGTERM is %d, not 0\n", as);
         }
     }
+    kill_our_prompts(); /* the agent and relay are stopped by now */
     if (log_has_sanitizer_report(agent_log)) {
         printf("not ok - the agent's log holds a sanitizer report\n");
         if (ok)
