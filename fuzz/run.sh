@@ -17,6 +17,13 @@
 # Every harness also reads tests/fuzz/regressions/HARNESS/ (inputs that once
 # crashed), so a regression is found again within the first second.
 #
+# Two more "harnesses" are not libFuzzer's: state and state-relay run
+# tests/hostile/state_fuzz.c (hostile_state_fuzz, issue 22) against the real
+# keyward-agent, directly and through keyward-relay, with a random seed for
+# SECONDS each. They are built with ASan/UBSan (gcc, like make build-asan)
+# in BUILD_DIR/state/; a finding prints the seed, the failing round and the
+# command that replays it; the run's output is logs/state*.log.
+#
 # Exit status: 0 if no harness found anything, 1 otherwise (the artifacts
 # are listed, with the command that keeps one as a regression case).
 set -euo pipefail
@@ -26,7 +33,7 @@ src=$PWD
 build=${1:-build-fuzz}
 seconds=${2:-60}
 shift 2 || shift $#
-all=(dispatch key privkey sig sessionbind destination userauth)
+all=(dispatch key privkey sig sessionbind destination userauth state state-relay)
 if [ $# -gt 0 ]; then harnesses=("$@"); else harnesses=("${all[@]}"); fi
 corpus=${KEYWARD_CORPUS_DIR:-$src/../shared/corpus}/agent
 
@@ -53,6 +60,18 @@ cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInf
     -DKEYWARD_FUZZ=ON -DKEYWARD_WERROR=ON -DKEYWARD_CORPUS_DIR="$(dirname "$corpus")" >/dev/null
 cmake --build "$build" --target fuzzers -j"${JOBS:-2}"
 
+# The stateful harness drives real processes: an ASan/UBSan build of them.
+want_state=
+for h in "${harnesses[@]}"; do
+    case $h in state | state-relay) want_state=1 ;; esac
+done
+if [ -n "$want_state" ]; then
+    cmake -S . -B "$build/state" -DCMAKE_C_COMPILER="${STATE_CC:-cc}" -DCMAKE_BUILD_TYPE=Debug \
+        -DKEYWARD_SANITIZE=ON -DKEYWARD_WERROR=ON -DKEYWARD_CORPUS_DIR="$(dirname "$corpus")" >/dev/null
+    cmake --build "$build/state" --target keyward-agent keyward-relay hostile_state_fuzz \
+        -j"${JOBS:-2}"
+fi
+
 if [ ! -d "$corpus" ]; then
     echo "fuzz: no corpus at $corpus (../shared/corpus beside the checkout, or KEYWARD_CORPUS_DIR)" >&2
     exit 1
@@ -66,7 +85,37 @@ mkdir -p "$build/logs"
 found=()
 total=0
 printf '\n%-12s %8s %12s %10s %10s  %s\n' harness seconds executions exec/s "new units" result
+# run_state NAME LOG: hostile_state_fuzz for $seconds with a random seed.
+run_state() {
+    local sb=$build/state extra=() rc=0
+    [ "$1" = state-relay ] && extra=(--relay "$sb/keyward-relay")
+    ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        LSAN_OPTIONS=suppressions=$src/tests/lsan.supp:print_suppressions=0 \
+        "$sb/tests/hostile_state_fuzz" "$sb/keyward-agent" "${extra[@]}" \
+        --seconds "$seconds" >"$2" 2>&1 || rc=$?
+    return "$rc"
+}
 for h in "${harnesses[@]}"; do
+    if [ "$h" = state ] || [ "$h" = state-relay ]; then
+        log=$build/logs/$h.log
+        rc=0
+        run_state "$h" "$log" || rc=$?
+        rounds=$(sed -n 's/^ok - \([0-9]*\) round(s).*/\1/p' "$log" | tail -n 1)
+        [ -n "$rounds" ] || rounds=$(sed -n 's/.*FAIL seed [0-9]* after \([0-9]*\) round.*/\1/p' "$log")
+        result=ok
+        if [ "$rc" != 0 ]; then
+            result="FOUND SOMETHING (exit $rc)"
+            found+=("$h")
+        fi
+        # executions: rounds; exec/s: rounds a second; new units: none.
+        printf '%-12s %8s %12s %10s %10s  %s\n' "$h" "$seconds" "${rounds:-?}" \
+            "$(awk -v r="${rounds:-0}" -v s="$seconds" 'BEGIN { printf "%.2f", r / s }')" - "$result"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$h" \
+            "$seconds" "${rounds:-0}" "" "" "" "" "$result" >>"$stats"
+        total=$((total + ${rounds:-0}))
+        continue
+    fi
     work=$build/corpus/$h
     art=$build/artifacts/$h
     log=$build/logs/$h.log
@@ -105,6 +154,15 @@ echo "statistics of every run so far: $stats"
 if [ ${#found[@]} -gt 0 ]; then
     echo
     for h in "${found[@]}"; do
+        if [ "$h" = state ] || [ "$h" = state-relay ]; then
+            # Its whole report: the seed, the round's plan, the agent's log.
+            echo "hostile_state_fuzz ($h) found something; see $build/logs/$h.log:"
+            grep -E '^(not ok|# (seed|reproduce|FAIL|hostile_state_fuzz))' "$build/logs/$h.log" |
+                sed 's/^/    /'
+            grep -q '^# reproduce' "$build/logs/$h.log" ||
+                echo "    (no round to replay: the failure came at the end of the run)"
+            continue
+        fi
         echo "fuzz_$h found something; see $build/logs/$h.log. Inputs:"
         ls -l "$build/artifacts/$h/" | sed 's/^/    /'
         echo "  reproduce:  $build/fuzz/fuzz_$h $build/artifacts/$h/<file>"
