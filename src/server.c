@@ -98,6 +98,14 @@ struct conn {
      * answer. Not for confirmations: nobody may be left to see the prompt.
      */
     bool peer_done;
+    /*
+     * An I/O error: the client can no longer get replies (it reset the
+     * connection, or went away with replies unread). The requests it sent
+     * before are still carried out, in order, as OpenSSH's agent carries
+     * out every request it has read (a LOCK among them must lock); their
+     * replies are dropped. Then the connection closes.
+     */
+    bool peer_gone;
     const char *done_why; /* why reading stopped, for the log */
     unsigned writes_pending;
     bool reading;
@@ -267,6 +275,32 @@ static void conn_finish_if_done(struct conn *c)
         conn_close(c, c->done_why ? c->done_why : "end of stream");
 }
 
+/*
+ * The client is gone (an I/O error on its pipe). A confirmation under way
+ * ends at once, as after end of stream: nobody is left to answer the
+ * prompt. Otherwise the requests already received are still handled, with
+ * their replies dropped (conn_send), and the connection closes after them.
+ */
+static void conn_peer_gone(struct conn *c, const char *why)
+{
+    if (c->closing)
+        return;
+    if (c->busy && c->job != NULL && c->job->kind == AGENT_JOB_CONFIRM) {
+        conn_close(c, why);
+        return;
+    }
+    if (!c->peer_gone && conn_has_frame(c))
+        log_debug("conn %lu: %s; handling the requests it sent before, without replies",
+                  c->state.id, why);
+    c->peer_gone = true;
+    c->peer_done = true;
+    c->done_why = why;
+    if (!c->busy && !c->processing && conn_has_frame(c))
+        conn_defer(c);
+    conn_update_reading(c);
+    conn_finish_if_done(c);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     struct write_req *wr = (struct write_req *)req;
@@ -277,7 +311,7 @@ static void on_write(uv_write_t *req, int status)
     if (c->closing)
         return;
     if (status != 0) {
-        conn_close(c, uv_strerror(status));
+        conn_peer_gone(c, uv_strerror(status));
         return;
     }
     /* Requests left while the client was not reading its replies. */
@@ -294,6 +328,8 @@ static void conn_send(struct conn *c, const struct wire_writer *msg)
     uv_buf_t buf;
     int r;
 
+    if (c->peer_gone)
+        return; /* nobody to read it */
     if ((wr = malloc(sizeof(*wr) + FRAME_HEADER + msg->len)) == NULL) {
         conn_close(c, "out of memory");
         return;
@@ -305,7 +341,7 @@ static void conn_send(struct conn *c, const struct wire_writer *msg)
     buf = uv_buf_init((char *)wr->data, (unsigned int)wr->len);
     if ((r = uv_write(&wr->req, (uv_stream_t *)&c->pipe, &buf, 1, on_write)) != 0) {
         free(wr);
-        conn_close(c, uv_strerror(r));
+        conn_peer_gone(c, uv_strerror(r));
         return;
     }
     c->writes_pending++;
@@ -373,7 +409,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             conn_finish_if_done(c);
             return;
         }
-        conn_close(c, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
+        if (nread == UV_EOF)
+            conn_close(c, "end of stream");
+        else
+            conn_peer_gone(c, uv_strerror((int)nread));
         return;
     }
     c->len += (size_t)nread;
