@@ -484,7 +484,8 @@ static void on_job_work(uv_work_t *w)
  * hung up early. An UNLOCK whose client left is not carried out (nobody
  * would learn the result, and a passphrase guessed that way would skip
  * the failed-unlock delay, which is applied to replies): it is refused in
- * the log and the audit log. A signature nobody will read is dropped.
+ * the log and the audit log. A signature nobody will read is dropped, and
+ * refused in the log if the connection still handles what the client sent.
  */
 static void finish_job(struct conn *c)
 {
@@ -496,18 +497,23 @@ static void finish_job(struct conn *c)
     /* Keys that expired while the job ran must not serve it (agent_job_finish()). */
     server_schedule_expiry(c->srv);
     agent_reply_init(&reply);
-    if (!c->closing) {
+    if (!c->closing && !c->peer_gone) {
         agent_job_finish(c->srv->agent, &c->state, job, &reply);
-        conn_deliver(c, &reply);
     } else if (job->kind == AGENT_JOB_LOCK) {
         agent_job_finish(c->srv->agent, &c->state, job, &reply);
         log_info("conn %lu: LOCK carried out after the client left; reply dropped", c->state.id);
     } else if (job->kind == AGENT_JOB_UNLOCK) {
         agent_job_refuse(c->srv->agent, &c->state, job,
                          "the client left before its passphrase was checked", &reply);
+    } else if (!c->closing) {
+        agent_job_refuse(c->srv->agent, &c->state, job,
+                         "the client left before the signature was delivered", &reply);
     } else {
         agent_job_free(job);
     }
+    /* A vanished client's later requests are still handled (conn_peer_gone()). */
+    if (!c->closing)
+        conn_deliver(c, &reply);
     agent_reply_free(&reply);
     conn_release(c); /* the job's reference */
 }
