@@ -65,6 +65,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture_sock.h"
 #include "keyfile.h"
 #include "proto.h"
 #include "wire.h"
@@ -97,109 +98,28 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* ---- socket I/O ---- */
+/* ---- socket I/O (tests/fixtures/fixture_sock.h) ---- */
 
-/* A connected socket, or -1 with errno set. */
+/*
+ * A connected socket, or -1 with errno set. An agent that stops reading must
+ * fail the test, not hang it: sends give up after REPLY_TIMEOUT_MS.
+ */
 static int agent_connect(const char *path)
 {
-    static const struct timeval send_timeout = {REPLY_TIMEOUT_MS / 1000, 0};
-    struct sockaddr_un sun;
-    int fd;
-
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(sun.sun_path, path);
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-        return -1;
-    /* An agent that stops reading must fail the test, not hang it. */
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-        int e = errno;
-
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
+    return fixture_connect(path, REPLY_TIMEOUT_MS, 0);
 }
 
-/* Writes everything; false if the peer went away (EPIPE, ECONNRESET). */
-static bool send_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    ssize_t n;
-
-    while (len > 0) {
-        if ((n = send(fd, p, len, MSG_NOSIGNAL)) < 0) {
-            if (errno == EINTR)
-                continue;
-            return false;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-/* Reads exactly len bytes: 1 done, 0 end of stream, -1 timeout, -2 error. */
-static int read_exact(int fd, uint8_t *buf, size_t len, int timeout_ms)
-{
-    uint64_t deadline = now_us() + (uint64_t)timeout_ms * 1000;
-    struct pollfd pfd = {fd, POLLIN, 0};
-    size_t got = 0;
-    ssize_t n;
-
-    while (got < len) {
-        int64_t left = (int64_t)(deadline - now_us()) / 1000;
-        int r;
-
-        if (left <= 0)
-            return -1;
-        if ((r = poll(&pfd, 1, (int)left)) < 0) {
-            if (errno == EINTR)
-                continue;
-            return -2;
-        }
-        if (r == 0)
-            return -1;
-        if ((n = read(fd, buf + got, len - got)) < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            return errno == ECONNRESET ? 0 : -2;
-        }
-        if (n == 0)
-            return 0;
-        got += (size_t)n;
-    }
-    return 1;
-}
-
-/* Reads one reply frame into msg: 1, or 0 end of stream, -1 timeout, -2 error. */
+/* Reads one reply frame into msg: 1, or 0 end of stream, -1 timeout, -2 error (fixture_read). */
 static int read_frame(int fd, struct wire_writer *msg, int timeout_ms)
 {
-    uint8_t hdr[4];
-    uint32_t len;
+    uint8_t *body;
+    size_t len;
     int r;
 
     wire_writer_reset(msg);
-    if ((r = read_exact(fd, hdr, 4, timeout_ms)) != 1)
-        return r;
-    len = wire_peek_u32(hdr);
-    if (len == 0 || len > FRAME_MAX)
-        return -2; /* an agent never sends that */
-    {
-        uint8_t *buf = malloc(len);
-
-        if (buf == NULL)
-            return -2;
-        r = read_exact(fd, buf, len, timeout_ms);
-        if (r == 1)
-            wire_put_bytes(msg, buf, len);
-        free(buf);
+    if ((r = fixture_recv_frame(fd, FRAME_MAX, timeout_ms, &body, &len)) == FIXTURE_READ_DONE) {
+        wire_put_bytes(msg, body, len);
+        free(body);
     }
     return r;
 }
@@ -207,14 +127,6 @@ static int read_frame(int fd, struct wire_writer *msg, int timeout_ms)
 static const char *read_result(int r)
 {
     return r == 0 ? "connection closed" : r == -1 ? "timed out" : "read error";
-}
-
-static bool send_frame(int fd, const uint8_t *body, size_t len)
-{
-    uint8_t hdr[4];
-
-    wire_poke_u32(hdr, (uint32_t)len);
-    return send_all(fd, hdr, 4) && send_all(fd, body, len);
 }
 
 /*
@@ -236,7 +148,7 @@ static long list_keys(const char *sock, int timeout_ms, struct wire_writer *blob
         return -1;
     }
     wire_writer_init(&msg);
-    if (!send_frame(fd, &req, 1)) {
+    if (!fixture_send_frame(fd, &req, 1)) {
         *why = "cannot send";
         goto out;
     }
@@ -445,18 +357,13 @@ static void free_restore(struct restore *rs)
 /* Sends one request on its own connection and returns the reply's type (0: none). */
 static uint8_t request(const char *sock, const uint8_t *body, size_t len)
 {
-    struct wire_writer msg;
-    uint8_t type = 0;
-    int fd;
+    int fd, type;
 
     if ((fd = agent_connect(sock)) < 0)
         return 0;
-    wire_writer_init(&msg);
-    if (send_frame(fd, body, len) && read_frame(fd, &msg, REPLY_TIMEOUT_MS) == 1)
-        type = msg.buf[0];
-    wire_writer_free(&msg);
+    type = fixture_request(fd, body, len, FRAME_MAX, REPLY_TIMEOUT_MS);
     close(fd);
-    return type;
+    return type < 0 ? 0 : (uint8_t)type;
 }
 
 /* Unlocks (if a passphrase is known), removes everything, adds the corpus keys. */
@@ -584,7 +491,8 @@ static int cmd_replay(int argc, char **argv)
             failures++;
             break;
         }
-        (void)send_all(fd, stream.buf, stream.len); /* it may close on an oversized frame */
+        (void)fixture_write_all(fd, stream.buf,
+                                stream.len); /* it may close on an oversized frame */
         for (j = 0; j < f.complete; j++) {
             struct wire_view req = frame_at(stream.buf, stream.len, j);
             uint8_t rt;
@@ -741,7 +649,7 @@ static int cmd_slowloris(int argc, char **argv)
             break;
         }
         opened++;
-        if (!send_all(fds[i], half, sizeof(half)))
+        if (!fixture_write_all(fds[i], half, sizeof(half)))
             printf("send %d: %s\n", i, strerror(errno));
     }
     printf("stalled_connections=%d\n", opened);
@@ -764,7 +672,7 @@ static int cmd_slowloris(int argc, char **argv)
         int r;
 
         wire_writer_init(&msg);
-        (void)send_all(fds[0], half + 4, 50);
+        (void)fixture_write_all(fds[0], half + 4, 50);
         r = read_frame(fds[0], &msg, 10000);
         printf("completed_frame=%s\n", r == 1 ? "answered" : read_result(r));
         wire_writer_free(&msg);
@@ -797,22 +705,22 @@ static int cmd_bigframe(int argc, char **argv)
 
     /* b: a frame of 256 KiB + 1, header and a good part of the body. */
     wire_poke_u32(hdr, FRAME_MAX + 1);
-    (void)send_all(b, hdr, 4);
-    (void)send_all(b, body, 4096);
+    (void)fixture_write_all(b, hdr, 4);
+    (void)fixture_write_all(b, body, 4096);
     r = read_frame(b, &msg, 5000);
     printf("over_limit=%s\n", r == 0 ? "closed" : r == 1 ? "answered" : read_result(r));
     ok &= r == 0;
 
     /* d: a length of 4 GiB - 1, alone. */
     wire_poke_u32(hdr, 0xffffffffu);
-    (void)send_all(d, hdr, 4);
+    (void)fixture_write_all(d, hdr, 4);
     r = read_frame(d, &msg, 5000);
     printf("length_ffffffff=%s\n", r == 0 ? "closed" : r == 1 ? "answered" : read_result(r));
     ok &= r == 0;
 
     /* c: exactly 256 KiB, a malformed list request: answered, and c stays. */
     body[0] = SSH_AGENTC_REQUEST_IDENTITIES;
-    if (!send_frame(c, body, FRAME_MAX)) {
+    if (!fixture_send_frame(c, body, FRAME_MAX)) {
         printf("at_limit=send failed: %s\n", strerror(errno));
         ok = 0;
     } else {
@@ -820,13 +728,13 @@ static int cmd_bigframe(int argc, char **argv)
         printf("at_limit=%s\n",
                r == 1 ? (msg.buf[0] == SSH_AGENT_FAILURE ? "FAILURE" : "other") : read_result(r));
         ok &= r == 1 && msg.buf[0] == SSH_AGENT_FAILURE;
-        r = send_frame(c, &list, 1) ? read_frame(c, &msg, 5000) : -2;
+        r = fixture_send_frame(c, &list, 1) ? read_frame(c, &msg, 5000) : -2;
         printf("at_limit_then_list=%s\n", r == 1 ? "answered" : read_result(r));
         ok &= r == 1;
     }
 
     /* a: opened before all that, still served. */
-    r = send_frame(a, &list, 1) ? read_frame(a, &msg, 5000) : -2;
+    r = fixture_send_frame(a, &list, 1) ? read_frame(a, &msg, 5000) : -2;
     printf("other_connection=%s\n", r == 1 ? "answered" : read_result(r));
     ok &= r == 1;
     /* And a new client. */
@@ -868,7 +776,7 @@ static int list_on(int fd, struct wire_writer *msg, int timeout_ms)
 {
     static const uint8_t list = SSH_AGENTC_REQUEST_IDENTITIES;
 
-    if (!send_frame(fd, &list, 1))
+    if (!fixture_send_frame(fd, &list, 1))
         return 0;
     return read_frame(fd, msg, timeout_ms);
 }
@@ -921,7 +829,7 @@ static int cmd_fdexhaust(int argc, char **argv)
     if (pending >= 0) {
         static const uint8_t list = SSH_AGENTC_REQUEST_IDENTITIES;
 
-        (void)send_frame(pending, &list, 1);
+        (void)fixture_send_frame(pending, &list, 1);
     }
     t0 = cpu_ticks(pid);
     sleep(WINDOW_SECONDS);
@@ -986,7 +894,7 @@ static int cmd_sign(int argc, char **argv)
     free(blob);
     if ((fd = agent_connect(argv[0])) < 0)
         die("connect: %s", strerror(errno));
-    if (!send_frame(fd, req.buf, req.len))
+    if (!fixture_send_frame(fd, req.buf, req.len))
         die("send: %s", strerror(errno));
     wire_writer_free(&req);
     if (hangup_ms >= 0) {
@@ -1047,7 +955,7 @@ static int cmd_add(int argc, char **argv)
     }
     if ((fd = agent_connect(argv[0])) < 0)
         die("connect: %s", strerror(errno));
-    r = send_frame(fd, req.buf, req.len) ? read_frame(fd, &msg, 10000) : -2;
+    r = fixture_send_frame(fd, req.buf, req.len) ? read_frame(fd, &msg, 10000) : -2;
     printf("add=%s\n", r != 1                            ? read_result(r)
                        : msg.buf[0] == SSH_AGENT_SUCCESS ? "SUCCESS"
                                                          : "FAILURE");
@@ -1105,7 +1013,7 @@ static int cmd_pipeline(int argc, char **argv)
         wire_put_u32(&out, FRAME_MAX + 1);
     if ((fd = agent_connect(argv[0])) < 0)
         die("connect: %s", strerror(errno));
-    (void)send_all(fd, out.buf, out.len);
+    (void)fixture_write_all(fd, out.buf, out.len);
     if (halfclose)
         (void)shutdown(fd, SHUT_WR);
     while ((r = read_frame(fd, &msg, 10000)) == 1) {
@@ -1482,7 +1390,7 @@ static int cmd_cpu(int argc, char **argv)
     for (i = 0; i < n; i++) {
         if (i > 0 && gap_us > 0)
             usleep((useconds_t)gap_us);
-        if (!send_all(fd, list, sizeof(list))) {
+        if (!fixture_write_all(fd, list, sizeof(list))) {
             printf("cpu=failed (cannot send)\n");
             goto out;
         }

@@ -56,11 +56,13 @@
 #include <openssl/rsa.h>
 
 #include "destination.h"
+#include "fixture_sock.h"
 #include "key.h"
 #include "proto.h"
 #include "wire.h"
 
-#define MAX_REPLY (256 * 1024)
+#define MAX_REPLY        (256 * 1024)
+#define AGENT_TIMEOUT_MS 20000
 #ifndef DEST_MAX_KEYS
 #define DEST_MAX_KEYS 128 /* destination.h's, for building against the code before issue 22 */
 #endif
@@ -115,102 +117,24 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* ---- the socket (as tests/hostile/sign_race.c, whose helpers are file-static) ---- */
+/* ---- the socket (tests/fixtures/fixture_sock.h) ---- */
 
+/* A hung agent fails the test instead of hanging it: every send and read gives up after 20 s. */
 static int connect_agent(void)
 {
-    static const struct timeval timeout = {20, 0};
-    struct sockaddr_un sa;
-    int fd;
-
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-        return -1;
-    /* A hung agent fails the test instead of hanging it. */
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return fixture_connect(sock_path, AGENT_TIMEOUT_MS, AGENT_TIMEOUT_MS);
 }
 
-static bool write_all(int fd, const uint8_t *p, size_t n)
+/* req as one frame; false if it could not be built (the writer's error) or sent. */
+static bool send_msg(int fd, const struct wire_writer *req)
 {
-    ssize_t w;
-
-    while (n > 0) {
-        if ((w = send(fd, p, n, MSG_NOSIGNAL)) < 0) {
-            if (errno == EINTR)
-                continue;
-            return false;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-static bool read_all(int fd, uint8_t *p, size_t n)
-{
-    ssize_t r;
-
-    while (n > 0) {
-        if ((r = read(fd, p, n)) <= 0) {
-            if (r < 0 && errno == EINTR)
-                continue;
-            return false;
-        }
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
-static bool send_msg(int fd, const struct wire_writer *body)
-{
-    uint8_t hdr[4];
-
-    if (body->error)
-        return false;
-    wire_poke_u32(hdr, (uint32_t)body->len);
-    return write_all(fd, hdr, sizeof(hdr)) && write_all(fd, body->buf, body->len);
-}
-
-/* One reply body in a new buffer; NULL when none came. */
-static uint8_t *recv_msg(int fd, size_t *len)
-{
-    uint8_t hdr[4], *buf;
-    uint32_t n;
-
-    if (!read_all(fd, hdr, sizeof(hdr)))
-        return NULL;
-    n = wire_peek_u32(hdr);
-    if (n == 0 || n > MAX_REPLY || (buf = malloc(n)) == NULL)
-        return NULL;
-    if (!read_all(fd, buf, n)) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
+    return !req->error && fixture_send_frame(fd, req->buf, req->len);
 }
 
 /* One request, one reply: its type, or -1 if none came. */
 static int simple_request(int fd, const struct wire_writer *req)
 {
-    uint8_t *reply;
-    size_t len;
-    int type;
-
-    if (!send_msg(fd, req) || (reply = recv_msg(fd, &len)) == NULL)
-        return -1;
-    type = reply[0];
-    free(reply);
-    return type;
+    return req->error ? -1 : fixture_request(fd, req->buf, req->len, MAX_REPLY, FIXTURE_NO_TIMEOUT);
 }
 
 /* The number of keys a list answers, or -1. */
@@ -223,7 +147,8 @@ static long list_keys(int fd)
 
     wire_writer_init(&req);
     wire_put_u8(&req, SSH_AGENTC_REQUEST_IDENTITIES);
-    if (send_msg(fd, &req) && (reply = recv_msg(fd, &len)) != NULL) {
+    if (send_msg(fd, &req) &&
+        fixture_recv_frame(fd, MAX_REPLY, FIXTURE_NO_TIMEOUT, &reply, &len) == FIXTURE_READ_DONE) {
         if (len >= 5 && reply[0] == SSH_AGENT_IDENTITIES_ANSWER)
             n = (long)wire_peek_u32(reply + 1);
         free(reply);
@@ -282,7 +207,8 @@ static bool signs(int fd, const struct key *k)
     wire_put_string(&req, k->blob, k->blob_len);
     wire_put_string(&req, data, sizeof(data));
     wire_put_u32(&req, 0);
-    if (send_msg(fd, &req) && (reply = recv_msg(fd, &len)) != NULL) {
+    if (send_msg(fd, &req) &&
+        fixture_recv_frame(fd, MAX_REPLY, FIXTURE_NO_TIMEOUT, &reply, &len) == FIXTURE_READ_DONE) {
         if (len > 1 && reply[0] == SSH_AGENT_SIGN_RESPONSE) {
             wire_reader_init(&r, reply + 1, len - 1);
             sig = wire_get_string(&r);

@@ -24,8 +24,10 @@
  *   lists:MS       list round trips for MS milliseconds; prints lists=, p50_us=,
  *                  p99_us=, max_us=, and how many took over 5, 20, 50 and 100 ms
  *
- * It reuses hostile_client.c's socket helpers by including that file with
- * its main() renamed. Exit status 0 if every read got its reply, else 1.
+ * It reuses hostile_client.c's helpers (die, read_frame, list_on, ...) by
+ * including that file with its main() renamed; the socket and frame ones
+ * under those are tests/fixtures/fixture_sock.h's. Exit status 0 if every
+ * read got its reply, else 1.
  */
 int hostile_client_main(int argc, char **argv);
 #define main hostile_client_main
@@ -133,7 +135,7 @@ static bool step_flood(int n, const char *pub)
     if ((pid = fork()) < 0)
         die("fork: %s", strerror(errno));
     if (pid == 0)
-        _exit(send_all(conn_fd, out.buf, out.len) ? 0 : 1);
+        _exit(fixture_write_all(conn_fd, out.buf, out.len) ? 0 : 1);
     for (i = 0; i < n; i++) {
         if ((r = read_frame(conn_fd, &msg, 30000)) != 1)
             break;
@@ -231,7 +233,7 @@ int main(int argc, char **argv)
         } else if (strncmp(s, "remove:", 7) == 0) {
             queue_simple(SSH_AGENTC_REMOVE_IDENTITY, s + 7);
         } else if (strcmp(s, "send") == 0) {
-            if (!send_all(conn_fd, queued.buf, queued.len))
+            if (!fixture_write_all(conn_fd, queued.buf, queued.len))
                 printf("send=%s\n", strerror(errno));
             wire_writer_reset(&queued);
         } else if (strcmp(s, "shut") == 0) {

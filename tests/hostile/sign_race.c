@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture_sock.h"
 #include "key.h"
 #include "proto.h"
 #include "wire.h"
@@ -78,95 +79,19 @@ static double now_s(void)
 
 static int connect_agent(void)
 {
-    struct sockaddr_un sa;
-    int fd;
-
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-        return -1;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return fixture_connect(sock_path, 0, 0);
 }
 
-static bool write_all(int fd, const uint8_t *p, size_t n)
+/* req as one frame; false if it could not be built (the writer's error) or sent. */
+static bool send_msg(int fd, const struct wire_writer *req)
 {
-    ssize_t w;
-
-    while (n > 0) {
-        if ((w = write(fd, p, n)) < 0) {
-            if (errno == EINTR)
-                continue;
-            return false;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-static bool read_all(int fd, uint8_t *p, size_t n)
-{
-    ssize_t r;
-
-    while (n > 0) {
-        if ((r = read(fd, p, n)) <= 0) {
-            if (r < 0 && errno == EINTR)
-                continue;
-            return false;
-        }
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
-/* Sends one request body as a frame. */
-static bool send_msg(int fd, const struct wire_writer *body)
-{
-    uint8_t hdr[4];
-
-    if (body->error)
-        return false;
-    wire_poke_u32(hdr, (uint32_t)body->len);
-    return write_all(fd, hdr, sizeof(hdr)) && write_all(fd, body->buf, body->len);
-}
-
-/* Reads one reply body into a new buffer; NULL when the connection ended. */
-static uint8_t *recv_msg(int fd, size_t *len)
-{
-    uint8_t hdr[4], *buf;
-    uint32_t n;
-
-    if (!read_all(fd, hdr, sizeof(hdr)))
-        return NULL;
-    n = wire_peek_u32(hdr);
-    if (n == 0 || n > MAX_REPLY || (buf = malloc(n)) == NULL)
-        return NULL;
-    if (!read_all(fd, buf, n)) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
+    return !req->error && fixture_send_frame(fd, req->buf, req->len);
 }
 
 /* One request, one reply: its type, or -1 if none came. */
 static int simple_request(int fd, const struct wire_writer *req)
 {
-    uint8_t *reply;
-    size_t len;
-    int type;
-
-    if (!send_msg(fd, req) || (reply = recv_msg(fd, &len)) == NULL)
-        return -1;
-    type = reply[0];
-    free(reply);
-    return type;
+    return req->error ? -1 : fixture_request(fd, req->buf, req->len, MAX_REPLY, FIXTURE_NO_TIMEOUT);
 }
 
 static void put_sign(struct wire_writer *w, const uint8_t *data, size_t len)
@@ -225,7 +150,8 @@ static void *signer(void *arg)
                 goto lost;
         }
         for (i = 0; i < IN_FLIGHT; i++) {
-            if ((reply = recv_msg(fd, &len)) == NULL)
+            if (fixture_recv_frame(fd, MAX_REPLY, FIXTURE_NO_TIMEOUT, &reply, &len) !=
+                FIXTURE_READ_DONE)
                 goto lost;
             judge_sign_reply(reply, len, data[i], dlen[i]);
             free(reply);

@@ -99,6 +99,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture_sock.h"
 #include "key.h"
 #include "proto.h"
 #include "wire.h"
@@ -685,23 +686,6 @@ static void setup_fail(const char *fmt, ...)
     exit(2);
 }
 
-static int connect_to(const char *path)
-{
-    struct sockaddr_un sun;
-    int fd;
-
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 static int count_fds(pid_t pid)
 {
     char path[64];
@@ -872,7 +856,7 @@ static bool wait_socket(const char *path)
     while (now_us() < deadline) {
         if (process_gone() != NULL)
             return false;
-        if ((fd = connect_to(path)) >= 0) {
+        if ((fd = fixture_connect(path, 0, 0)) >= 0) {
             close(fd);
             return true;
         }
@@ -944,78 +928,22 @@ static bool log_has_sanitizer_report(const char *path)
     return found;
 }
 
-/* ---- simple request / reply, for set-up and probes ---- */
+/* ---- simple request / reply, for set-up and probes (tests/fixtures/fixture_sock.h) ---- */
 
-static bool send_all_fd(int fd, const uint8_t *p, size_t n)
+/* One request on fd: the reply's type, or -1 if none came within 20 s. */
+static int transact(int fd, const struct wire_writer *body)
 {
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-static bool recv_exact(int fd, uint8_t *p, size_t n, uint64_t deadline)
-{
-    while (n > 0) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        int64_t left = (int64_t)(deadline - now_us()) / 1000;
-        ssize_t r;
-
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-            return false;
-        if ((r = recv(fd, p, n, 0)) < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
-/* One request on fd; the reply's type (and body in *reply if not NULL), or -1. */
-static int transact(int fd, const struct wire_writer *body, struct wire_writer *reply)
-{
-    uint64_t deadline = now_us() + 20 * 1000000ull;
-    uint8_t hdr[4], *buf;
-    uint32_t n;
-    int type;
-
-    wire_poke_u32(hdr, (uint32_t)body->len);
-    if (!send_all_fd(fd, hdr, 4) || !send_all_fd(fd, body->buf, body->len))
-        return -1;
-    if (!recv_exact(fd, hdr, 4, deadline) || (n = wire_peek_u32(hdr)) == 0 || n > FRAME_MAX)
-        return -1;
-    if ((buf = malloc(n)) == NULL)
-        return -1;
-    if (!recv_exact(fd, buf, n, deadline)) {
-        free(buf);
-        return -1;
-    }
-    type = buf[0];
-    if (reply != NULL) {
-        wire_writer_reset(reply);
-        wire_put_bytes(reply, buf, n);
-    }
-    free(buf);
-    return type;
+    return fixture_request(fd, body->buf, body->len, FRAME_MAX, 20 * 1000);
 }
 
 /* A request on a new connection to path: the reply type, or -1. */
-static int request_on(const char *path, const struct wire_writer *body, struct wire_writer *reply)
+static int request_on(const char *path, const struct wire_writer *body)
 {
-    int fd = connect_to(path), type;
+    int fd = fixture_connect(path, 0, 0), type;
 
     if (fd < 0)
         return -1;
-    type = transact(fd, body, reply);
+    type = transact(fd, body);
     close(fd);
     return type;
 }
@@ -1030,7 +958,7 @@ static int simple(const char *path, uint8_t type, const char *pass)
         put_lock(&w, type, pass);
     else
         wire_put_u8(&w, type);
-    t = request_on(path, &w, NULL);
+    t = request_on(path, &w);
     wire_writer_free(&w);
     return t;
 }
@@ -1364,7 +1292,7 @@ static void run_connections(const struct plan *p, struct round_result *res, uint
             const struct plan_conn *c = &p->conn[ci];
 
             if (l->phase == PH_START && now >= l->next_at) {
-                if ((l->fd = connect_to(target)) < 0) {
+                if ((l->fd = fixture_connect(target, 0, 0)) < 0) {
                     fail(res, "conn %d: cannot connect: %s", ci, strerror(errno));
                     l->phase = PH_DONE;
                     continue;
@@ -1600,27 +1528,27 @@ static bool round_setup(const struct plan *p, char *why, size_t len)
     int fd, t, i;
 
     set_mode(p->mode);
-    if ((fd = connect_to(agent_sock)) < 0) {
+    if ((fd = fixture_connect(agent_sock, 0, 0)) < 0) {
         snprintf(why, len, "set-up: cannot connect: %s", strerror(errno));
         return false;
     }
     wire_writer_init(&w);
     put_lock(&w, SSH_AGENTC_UNLOCK, RIGHT_PASS);
-    t = transact(fd, &w, NULL); /* whether it was locked or not */
+    t = transact(fd, &w); /* whether it was locked or not */
     if (t != SSH_AGENT_SUCCESS && t != SSH_AGENT_FAILURE) {
         snprintf(why, len, "set-up: UNLOCK got %d", t);
         goto fail;
     }
     wire_writer_reset(&w);
     wire_put_u8(&w, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
-    if ((t = transact(fd, &w, NULL)) != SSH_AGENT_SUCCESS) {
+    if ((t = transact(fd, &w)) != SSH_AGENT_SUCCESS) {
         snprintf(why, len, "set-up: REMOVE_ALL got %d", t);
         goto fail;
     }
     for (i = 0; i < NSLOTS; i++) {
         wire_writer_reset(&w);
         put_add(&w, p, i);
-        if ((t = transact(fd, &w, NULL)) != SSH_AGENT_SUCCESS) {
+        if ((t = transact(fd, &w)) != SSH_AGENT_SUCCESS) {
             snprintf(why, len, "set-up: ADD %s got %d", slot_names[i], t);
             goto fail;
         }
@@ -1628,7 +1556,7 @@ static bool round_setup(const struct plan *p, char *why, size_t len)
     if (p->start_locked) {
         wire_writer_reset(&w);
         put_lock(&w, SSH_AGENTC_LOCK, RIGHT_PASS);
-        if ((t = transact(fd, &w, NULL)) != SSH_AGENT_SUCCESS) {
+        if ((t = transact(fd, &w)) != SSH_AGENT_SUCCESS) {
             snprintf(why, len, "set-up: LOCK got %d", t);
             goto fail;
         }
@@ -1726,41 +1654,41 @@ static void warm_up(void)
     memset(&p, 0, sizeof(p));
     p.confirm[SLOT_ED_B] = true;
     set_mode(AP_APPROVE);
-    if ((fd = connect_to(agent_sock)) < 0)
+    if ((fd = fixture_connect(agent_sock, 0, 0)) < 0)
         setup_fail("warm-up: cannot connect");
     wire_writer_init(&w);
     put_add(&w, &p, SLOT_ED_B);
-    if ((t = transact(fd, &w, NULL)) != SSH_AGENT_SUCCESS)
+    if ((t = transact(fd, &w)) != SSH_AGENT_SUCCESS)
         setup_fail("warm-up: add got %d", t);
     wire_writer_reset(&w);
     put_add(&w, &p, SLOT_RSA4096);
-    if ((t = transact(fd, &w, NULL)) != SSH_AGENT_SUCCESS)
+    if ((t = transact(fd, &w)) != SSH_AGENT_SUCCESS)
         setup_fail("warm-up: add got %d", t);
     wire_writer_reset(&w);
     wire_put_u8(&w, SSH_AGENTC_SIGN_REQUEST);
     wire_put_string(&w, slot_key[SLOT_ED_B]->blob, slot_key[SLOT_ED_B]->blob_len);
     wire_put_string(&w, "warm", 4);
     wire_put_u32(&w, 0);
-    if ((t = transact(fd, &w, NULL)) != SSH_AGENT_SIGN_RESPONSE)
+    if ((t = transact(fd, &w)) != SSH_AGENT_SIGN_RESPONSE)
         setup_fail("warm-up: a confirmed sign got %d (is the askpass run?)", t);
     wire_writer_reset(&w);
     wire_put_u8(&w, SSH_AGENTC_SIGN_REQUEST);
     wire_put_string(&w, slot_key[SLOT_RSA4096]->blob, slot_key[SLOT_RSA4096]->blob_len);
     wire_put_string(&w, "warm", 4);
     wire_put_u32(&w, KEY_SIGN_RSA_SHA2_512);
-    if ((t = transact(fd, &w, NULL)) != SSH_AGENT_SIGN_RESPONSE)
+    if ((t = transact(fd, &w)) != SSH_AGENT_SIGN_RESPONSE)
         setup_fail("warm-up: an RSA sign got %d", t);
     wire_writer_reset(&w);
     put_lock(&w, SSH_AGENTC_LOCK, RIGHT_PASS);
-    if ((t = transact(fd, &w, NULL)) != SSH_AGENT_SUCCESS)
+    if ((t = transact(fd, &w)) != SSH_AGENT_SUCCESS)
         setup_fail("warm-up: LOCK got %d", t);
     wire_writer_reset(&w);
     put_lock(&w, SSH_AGENTC_UNLOCK, RIGHT_PASS);
-    if ((t = transact(fd, &w, NULL)) != SSH_AGENT_SUCCESS)
+    if ((t = transact(fd, &w)) != SSH_AGENT_SUCCESS)
         setup_fail("warm-up: UNLOCK got %d", t);
     wire_writer_reset(&w);
     wire_put_u8(&w, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
-    if ((t = transact(fd, &w, NULL)) != SSH_AGENT_SUCCESS)
+    if ((t = transact(fd, &w)) != SSH_AGENT_SUCCESS)
         setup_fail("warm-up: REMOVE_ALL got %d", t);
     wire_writer_free(&w);
     close(fd);
