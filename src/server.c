@@ -481,10 +481,10 @@ static void on_job_work(uv_work_t *w)
  * LOCK the agent accepted takes effect (and is audited) even then: the
  * client was told nothing, but locking is always safe to carry out, and a
  * client that asked for it must not find the agent unlocked because it
- * hung up early. An UNLOCK whose client left is not carried out (nobody
- * would learn the result, and a passphrase guessed that way would skip
- * the failed-unlock delay, which is applied to replies): it is refused in
- * the log and the audit log. A signature nobody will read is dropped, and
+ * hung up early. An UNLOCK whose client left is not carried out: nobody
+ * would learn the result, and an agent that unlocks for a client that is
+ * gone is not what anyone asked for. It is refused in the log and the
+ * audit log. A signature nobody will read is dropped, and
  * refused in the log if the connection still handles what the client sent.
  */
 static void finish_job(struct conn *c)
