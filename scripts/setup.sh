@@ -44,6 +44,8 @@ needs=(
     # manual page lint
     "mandoc mandoc"
     "man-db man"
+    # audit log tests: every line whole JSON (tests/hostile/lib.sh whole_json)
+    "jq jq"
     # the unit suite under memcheck (valgrind_unit_* tests)
     "valgrind valgrind"
     # symbol checks of the built programs

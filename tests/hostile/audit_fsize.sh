@@ -26,17 +26,6 @@ state() { sed 's/.*) //' "/proc/$E2E_AGENT_PID/stat" 2>/dev/null | cut -c1; }
 alive() { local s; s=$(state); [ -n "$s" ] && [ "$s" != Z ]; }
 exited() { ! alive; }
 
-# whole_json FILE: FILE is not empty, ends with a newline, and every line
-# is one JSON object with a time, nothing more. (Not jq -e alone: its exit
-# status says only whether the last value was true.)
-whole_json() {
-    local lines objects
-    [ -s "$1" ] && [ "$(tail -c 1 "$1" | od -An -tx1 | tr -d ' ')" = 0a ] || return 1
-    lines=$(wc -l <"$1")
-    objects=$(jq -R -c 'fromjson? | objects | select(has("time")) | 1' "$1" 2>/dev/null | wc -l)
-    [ "$lines" = "$objects" ]
-}
-
 hostile_start_agent prlimit --fsize=$LIMIT -- -l "$LOG"
 e2e_run "$HOSTILE_CLIENT" pipeline "$E2E_AGENT_SOCK" 40 halfclose 200
 expect_eq "40 audited requests, the log reaching its size limit: all answered" 40 \

@@ -31,17 +31,6 @@ for i in $(seq 1 1000); do
     printf '{"time":"2026-01-01T00:00:00Z","event":"filler","n":%05d}\n' "$i"
 done >"$LOG"
 
-# whole_json FILE: FILE is not empty, ends with a newline, and every line
-# is one JSON object with a time, nothing more. (Not jq -e alone: its exit
-# status says only whether the last value was true.)
-whole_json() {
-    local lines objects
-    [ -s "$1" ] && [ "$(tail -c 1 "$1" | od -An -tx1 | tr -d ' ')" = 0a ] || return 1
-    lines=$(wc -l <"$1")
-    objects=$(jq -R -c 'fromjson? | objects | select(has("time")) | 1' "$1" 2>/dev/null | wc -l)
-    [ "$lines" = "$objects" ]
-}
-
 # shellcheck disable=SC2016  # expanded by the inner shell
 hostile_start_agent bash -c 'trap "" XFSZ; exec "$@"' ignore-xfsz prlimit --fsize=$LIMIT:unlimited -- \
     -l "$LOG"

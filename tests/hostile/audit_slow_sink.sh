@@ -36,17 +36,6 @@ stop_stuck_reader() {
 }
 trap 'rc=$?; stop_stuck_reader; (exit "$rc"); _e2e_cleanup' EXIT
 
-# whole_json FILE: FILE is not empty, ends with a newline, and every line
-# is one JSON object with a time, nothing more. (Not jq -e alone: its exit
-# status says only whether the last value was true.)
-whole_json() {
-    local lines objects
-    [ -s "$1" ] && [ "$(tail -c 1 "$1" | od -An -tx1 | tr -d ' ')" = 0a ] || return 1
-    lines=$(wc -l <"$1")
-    objects=$(jq -R -c 'fromjson? | objects | select(has("time")) | 1' "$1" 2>/dev/null | wc -l)
-    [ "$lines" = "$objects" ]
-}
-
 # flood: 3,000 requests of an unknown type on one connection, each refused
 # and each an audit event.
 flood() {

@@ -127,3 +127,14 @@ hostile_wait_for() {
     : "$i"
     return 1
 }
+
+# whole_json FILE (audit log tests): FILE is not empty, ends with a newline,
+# and every line is one JSON object with a time, nothing more. (Not jq -e
+# alone: its exit status says only whether the last value was true.)
+whole_json() {
+    local lines objects
+    [ -s "$1" ] && [ "$(tail -c 1 "$1" | od -An -tx1 | tr -d ' ')" = 0a ] || return 1
+    lines=$(wc -l <"$1")
+    objects=$(jq -R -c 'fromjson? | objects | select(has("time")) | 1' "$1" 2>/dev/null | wc -l)
+    [ "$lines" = "$objects" ]
+}
