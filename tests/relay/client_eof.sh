@@ -35,14 +35,7 @@ RLOG=$E2E_TMP/relay.log
 RSOCK=$E2E_TMP/relay.sock
 ASKLOG=$E2E_TMP/askpass.log
 
-stop_relay_on_exit() {
-    local rc=$?
-    [ -n "$RL_PID" ] && rl_stop
-    if [ "$rc" != 0 ]; then _e2e_show_log "relay log" "$RLOG"; fi
-    (exit "$rc")
-    _e2e_cleanup
-}
-trap stop_relay_on_exit EXIT
+trap rl_stop_on_exit EXIT
 
 # Records that it was asked, waits 5 s (the user thinking), then approves.
 cat >"$E2E_TMP/askpass" <<ASKPASS

@@ -13,6 +13,8 @@
 #                                        "hung" if it had to be killed
 #   rl_log_clean LOG                     0 if LOG holds no sanitizer report
 #   rl_wait_for FILE TEXT [SECONDS]      0 once FILE contains TEXT
+#   rl_stop_on_exit                      EXIT trap for e2e-based tests whose
+#                                        relay logs to $RLOG
 #
 # Every relay runs with -d, so each test can read what it did.
 
@@ -71,4 +73,14 @@ rl_wait_for() {
     done
     : "$i"
     return 1
+}
+
+# rl_stop_on_exit: the EXIT trap of a test whose relay logs to $RLOG: stops
+# the relay, shows its log if the test failed, then the e2e clean-up.
+rl_stop_on_exit() {
+    local rc=$?
+    [ -n "$RL_PID" ] && rl_stop
+    if [ "$rc" != 0 ]; then _e2e_show_log "relay log" "$RLOG"; fi
+    (exit "$rc")
+    _e2e_cleanup
 }

@@ -35,14 +35,7 @@ T=$E2E_TMP
 RLOG=$T/relay.log
 RSOCK=$T/relay.sock
 
-stop_relay_on_exit() {
-    local rc=$?
-    [ -n "$RL_PID" ] && rl_stop
-    if [ "$rc" != 0 ]; then _e2e_show_log "relay log" "$RLOG"; fi
-    (exit "$rc")
-    _e2e_cleanup
-}
-trap stop_relay_on_exit EXIT
+trap rl_stop_on_exit EXIT
 
 e2e_keygen user ed25519 "" "drop-user"
 fp=$(e2e_fp "$T/user.pub")
