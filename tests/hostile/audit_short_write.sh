@@ -23,13 +23,8 @@ hostile_init "$@"
 e2e_need prlimit jq
 
 LOG=$E2E_TMP/audit.log
-# The limit is on every file the agent writes, its own log (stderr) too:
-# the audit log starts just below it with lines from before, so that the
-# agent's log stays far below.
 LIMIT=65536
-for i in $(seq 1 1000); do
-    printf '{"time":"2026-01-01T00:00:00Z","event":"filler","n":%05d}\n' "$i"
-done >"$LOG"
+audit_prefill "$LOG"
 
 # shellcheck disable=SC2016  # expanded by the inner shell
 hostile_start_agent bash -c 'trap "" XFSZ; exec "$@"' ignore-xfsz prlimit --fsize=$LIMIT:unlimited -- \

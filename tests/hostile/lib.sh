@@ -138,3 +138,14 @@ whole_json() {
     objects=$(jq -R -c 'fromjson? | objects | select(has("time")) | 1' "$1" 2>/dev/null | wc -l)
     [ "$lines" = "$objects" ]
 }
+
+# audit_prefill FILE: 1000 earlier lines (about 60 KiB) of whole JSON, for
+# the tests that run the agent under RLIMIT_FSIZE=65536. The limit is on
+# every file the agent writes, its own log (stderr) too: the audit log
+# starts just below it, so that the agent's log stays far below.
+audit_prefill() {
+    local i
+    for i in $(seq 1 1000); do
+        printf '{"time":"2026-01-01T00:00:00Z","event":"filler","n":%05d}\n' "$i"
+    done >"$1"
+}
