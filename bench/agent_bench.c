@@ -58,9 +58,9 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "key.h"
-#include "proto.h"
-#include "wire.h"
+#include "agent/request.h"
+#include "base/wire.h"
+#include "crypto/key.h"
 
 /* keyward-agent's secure heap (tools/keyward-agent.c), for the raw reference. */
 #define SECURE_HEAP_SIZE (8u * 1024 * 1024)

@@ -27,9 +27,9 @@ flags=(-O1 -g -fprofile-instr-generate -fcoverage-mapping -D_GNU_SOURCE -std=gnu
     -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -DKEYWARD_VERSION=\"coverage\"
     "-DKEYWARD_FUZZ_KEY_DIRS=\"$src/../shared/corpus/keys:$src/fuzz/keys\""
     -I"$src/src" -I"$src/fuzz")
-# The core's sources, as CMakeLists.txt lists them for keyward_core.
-mapfile -t core < <(sed -n '/^add_library(keyward_core STATIC/,/)/p' CMakeLists.txt |
-    grep -o 'src/[a-z_/]*\.c')
+# The protocol core's sources, as CMakeLists.txt lists them for its layers.
+mapfile -t core < <(sed -n '/^add_library(keyward_\(base\|proto\|crypto\|agent\) STATIC/,/)/p' \
+    CMakeLists.txt | grep -o 'src/[a-z_/]*\.c')
 for h in "${harnesses[@]}"; do
     clang "${flags[@]}" "${core[@]/#/$src/}" fuzz/support.c fuzz/keyfile.c fuzz/standalone_main.c \
         "fuzz/fuzz_$h.c" -lcrypto -o "$out/obj/cov_$h"

@@ -19,10 +19,10 @@
  */
 #include <string.h>
 
-#include "agent.h"
-#include "binding.h"
-#include "destination.h"
-#include "keystore.h"
+#include "agent/agent.h"
+#include "agent/binding.h"
+#include "agent/destination.h"
+#include "agent/keystore.h"
 #include "support.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

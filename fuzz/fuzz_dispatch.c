@@ -46,10 +46,10 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "agent.h"
-#include "audit.h"
-#include "keystore.h"
-#include "proto.h"
+#include "agent/agent.h"
+#include "agent/audit.h"
+#include "agent/keystore.h"
+#include "agent/request.h"
 #include "support.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -20,7 +20,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 
-#include "key.h"
+#include "crypto/key.h"
 #include "support.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

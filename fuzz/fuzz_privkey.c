@@ -21,7 +21,7 @@
  */
 #include <string.h>
 
-#include "key.h"
+#include "crypto/key.h"
 #include "support.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

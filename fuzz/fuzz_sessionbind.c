@@ -23,9 +23,9 @@
  */
 #include <string.h>
 
-#include "binding.h"
-#include "err.h"
-#include "proto.h"
+#include "agent/binding.h"
+#include "base/err.h"
+#include "agent/request.h"
 #include "support.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

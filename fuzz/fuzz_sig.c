@@ -16,9 +16,9 @@
  */
 #include <string.h>
 
-#include "agent.h"
-#include "key.h"
-#include "keystore.h"
+#include "agent/agent.h"
+#include "crypto/key.h"
+#include "agent/keystore.h"
 #include "sig_data.h"
 #include "support.h"
 

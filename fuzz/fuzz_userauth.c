@@ -10,10 +10,10 @@
  */
 #include <string.h>
 
-#include "agent.h"
-#include "keystore.h"
+#include "agent/agent.h"
+#include "agent/keystore.h"
 #include "support.h"
-#include "userauth.h"
+#include "agent/userauth.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -12,7 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "log.h" /* KW_PRINTF */
+#include "base/log.h" /* KW_PRINTF */
 
 #define KEYFILE_MAGIC "openssh-key-v1"
 #define PEM_BEGIN     "-----BEGIN OPENSSH PRIVATE KEY-----"

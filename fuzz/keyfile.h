@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wire.h"
+#include "base/wire.h"
 
 #define KEYFILE_MAX_FIELDS 6
 

@@ -38,9 +38,9 @@
 #include <openssl/evp.h>
 
 #include "keyfile.h"
-#include "proto.h"
+#include "agent/request.h"
 #include "support.h"
-#include "wire.h"
+#include "base/wire.h"
 
 /* fuzz_sig.c signs and verifies this; the seeds made here must match it. */
 #include "sig_data.h"

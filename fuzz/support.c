@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "keyfile.h"
-#include "log.h"
-#include "proto.h"
+#include "base/log.h"
+#include "agent/request.h"
 
 #ifndef KEYWARD_FUZZ_KEY_DIRS
 #define KEYWARD_FUZZ_KEY_DIRS ""

@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent.h"
-#include "key.h"
-#include "wire.h"
+#include "agent/agent.h"
+#include "crypto/key.h"
+#include "base/wire.h"
 
 /* Stops the run with a crash libFuzzer reports, for broken invariants. */
 #define FUZZ_ASSERT(cond)                                                                          \

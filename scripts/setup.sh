@@ -48,8 +48,9 @@ needs=(
     "jq jq"
     # the unit suite under memcheck (valgrind_unit_* tests)
     "valgrind valgrind"
-    # symbol checks of the built programs
-    "binutils nm"
+    # symbol checks of the built programs (tests/relay/links_no_crypto.sh)
+    "binutils nm readelf"
+    "binutils-mingw-w64-x86-64 x86_64-w64-mingw32-nm"
 )
 
 package_of() { echo "${1%% *}"; }

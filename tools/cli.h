@@ -13,7 +13,7 @@
 
 #include <uv.h>
 
-#include "log.h"
+#include "base/log.h"
 
 extern const char *const cli_progname;
 

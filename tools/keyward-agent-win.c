@@ -23,15 +23,15 @@
 #include <uv.h>
 #include <windows.h>
 
-#include "agent.h"
-#include "audit.h"
+#include "agent/agent.h"
+#include "agent/audit.h"
+#include "server/server.h"
+#include "base/convtime.h"
+#include "base/err.h"
+#include "base/log.h"
 #include "cli.h"
-#include "convtime.h"
-#include "err.h"
-#include "key.h"
-#include "log.h"
+#include "crypto/key.h"
 #include "platform/platform.h"
-#include "server.h"
 
 #ifndef KEYWARD_VERSION
 #define KEYWARD_VERSION "unknown"

@@ -6,7 +6,7 @@
  *
  * This file parses arguments, sets up the socket and the process (daemon,
  * foreground or parent of a command) and runs the server. Protocol
- * decisions live in src/agent.c.
+ * decisions live in src/agent/agent.c.
  *
  * Started by a service manager with a socket (systemd socket activation,
  * LISTEN_PID and LISTEN_FDS), it serves that socket in the foreground and
@@ -36,14 +36,14 @@
 #include <openssl/crypto.h>
 #include <uv.h>
 
-#include "agent.h"
-#include "audit.h"
+#include "agent/agent.h"
+#include "agent/audit.h"
+#include "server/server.h"
+#include "base/convtime.h"
+#include "base/log.h"
 #include "cli.h"
-#include "convtime.h"
-#include "key.h"
-#include "log.h"
+#include "crypto/key.h"
 #include "platform/platform.h"
-#include "server.h"
 
 #ifndef KEYWARD_VERSION
 #define KEYWARD_VERSION "unknown"
@@ -302,7 +302,7 @@ static void close_audit_log(void)
 
 /*
  * Opens -l's file before the agent changes directory or detaches, so that
- * a mistake is reported at start (src/audit.c: the sink, its thread and
+ * a mistake is reported at start (src/agent/audit.c: the sink, its thread and
  * what it accepts). The writer thread starts in run_agent(), after any fork.
  */
 static void open_audit_log(const char *path)

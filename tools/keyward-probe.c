@@ -24,7 +24,7 @@
 #include <openssl/crypto.h>
 #endif
 
-#include "err.h"
+#include "base/err.h"
 #include "probe/probe.h"
 #include "probe/transport.h"
 

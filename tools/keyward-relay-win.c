@@ -9,7 +9,7 @@
  * WSL, say) can run the relay for each of its clients. It runs in the
  * foreground until Ctrl-C, or until its one stdin/stdout client is gone.
  * This file parses arguments and sets up the process; relaying lives in
- * src/relay.c and the Windows specifics in src/platform/win32*.c.
+ * src/relay/relay.c and the Windows specifics in src/platform/win32*.c.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -18,15 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 #include <uv.h>
 #include <windows.h>
 
+#include "base/err.h"
+#include "base/log.h"
 #include "cli.h"
-#include "err.h"
-#include "log.h"
 #include "platform/platform.h"
-#include "relay.h"
+#include "relay/relay.h"
 
 #ifndef KEYWARD_VERSION
 #define KEYWARD_VERSION "unknown"
@@ -146,15 +145,6 @@ int main(int argc, char **argv)
     struct runtime rt;
     char err[512];
     int serve_err, r;
-
-    /*
-     * First of all, as in keyward-agent: the cross-built libcrypto has a
-     * Linux OPENSSLDIR compiled in, which names a directory any user may
-     * create here. The relay only clears buffers with it, but whichever
-     * init runs first decides, so never let it read an openssl.cnf.
-     */
-    if (!OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL))
-        cli_die("cannot initialise OpenSSL");
 
     parse_args(argc, argv, &o);
     log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);

@@ -6,7 +6,7 @@
  *
  * LISTEN and UPSTREAM are Unix socket paths, or "-" for stdin/stdout. This
  * file parses arguments and sets up the listening socket, the signals and
- * the process; relaying lives in src/relay.c.
+ * the process; relaying lives in src/relay/relay.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,10 +22,10 @@
 
 #include <uv.h>
 
+#include "base/log.h"
 #include "cli.h"
-#include "log.h"
 #include "platform/platform.h"
-#include "relay.h"
+#include "relay/relay.h"
 
 #ifndef KEYWARD_VERSION
 #define KEYWARD_VERSION "unknown"

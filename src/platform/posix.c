@@ -4,7 +4,7 @@
 /* struct ucred and SO_PEERCRED */
 #define _GNU_SOURCE
 
-#include "platform.h"
+#include "platform/platform.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +21,7 @@
 #include <sys/prctl.h>
 #endif
 
-#include "err.h"
+#include "base/err.h"
 
 int platform_harden_process(void)
 {

@@ -6,7 +6,7 @@
  * layout lets it be unit-tested everywhere, including the cases Wine cannot
  * produce (every Wine process runs as the same user).
  */
-#include "platform.h"
+#include "platform/platform.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -14,7 +14,7 @@
  * PIPE_REJECT_REMOTE_CLIENTS. Connected instances are handed to the loop
  * and become ordinary uv_pipe_t streams through uv_pipe_open().
  */
-#include "platform.h"
+#include "platform/platform.h"
 
 #include <io.h>
 #include <stdint.h>
@@ -26,8 +26,8 @@
 #include <aclapi.h>
 #include <sddl.h>
 
-#include "err.h"
-#include "log.h"
+#include "base/err.h"
+#include "base/log.h"
 #include "platform/win32_wide.h"
 
 /* Our own identity, from platform_init_user(). */

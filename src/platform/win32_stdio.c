@@ -25,7 +25,7 @@
  * The threads are never joined: the stdin thread may sit in a read that
  * only the process's exit ends. They own nothing that is freed before then.
  */
-#include "platform.h"
+#include "platform/platform.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,8 +37,8 @@
 #include <bcrypt.h>
 #include <sddl.h>
 
-#include "err.h"
-#include "log.h"
+#include "base/err.h"
+#include "base/log.h"
 
 /* Each private pipe's buffer, as the acceptor's instances have. */
 #define STDIO_PIPE_BUFFER 65536

@@ -21,11 +21,11 @@
 
 #include <openssl/rand.h>
 
-#include "err.h"
-#include "key.h"
+#include "agent/request.h"
+#include "base/err.h"
+#include "base/wire.h"
+#include "crypto/key.h"
 #include "probe/transport.h"
-#include "proto.h"
-#include "wire.h"
 
 /* Bytes of a frame shown in a hex dump before it is cut short. */
 #define HEX_DUMP_MAX 64

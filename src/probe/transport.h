@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wire.h"
+#include "base/wire.h"
 
 struct transport;
 

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "base/err.h"
 
 /* Descriptors the probe needs besides the connections (stdio, spare). */
 #define FD_HEADROOM 32

@@ -23,7 +23,7 @@
 
 #include <windows.h>
 
-#include "err.h"
+#include "base/err.h"
 #include "platform/win32_wide.h"
 
 /*

@@ -18,8 +18,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "audit.h"
-#include "key.h"
+#include "agent/audit.h"
+#include "crypto/key.h"
 
 static int failures, tests;
 

@@ -17,7 +17,7 @@
  *
  * This was a finding (docs/security.md, "Findings"): OpenSSL 3.0's DER
  * decoder behind d2i_PrivateKey(), which RSA keys are imported with, frees
- * its copies of the key uncleared. src/key.c now has libcrypto clear every
+ * its copies of the key uncleared. src/crypto/key.c now has libcrypto clear every
  * block it frees; the test checks that this is in place, and the first few
  * offending frees are printed with a backtrace to say whose they are.
  * realloc() is watched too: it frees (or shrinks) the old block.
@@ -37,11 +37,12 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "agent.h"
-#include "key.h"
-#include "log.h"
-#include "proto.h"
-#include "wire.h"
+#include "agent/agent.h"
+#include "agent/request.h"
+#include "base/log.h"
+#include "base/memzero.h"
+#include "base/wire.h"
+#include "crypto/key.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define WATCH_WITH_ASAN 1
@@ -180,7 +181,7 @@ static void add_bn_secret(const EVP_PKEY *pkey, const char *name)
         return;
     n = BN_bn2bin(bn, buf);
     add_secret(buf, (size_t)n);
-    OPENSSL_cleanse(buf, sizeof(buf));
+    kw_memzero(buf, sizeof(buf));
     BN_clear_free(bn);
 }
 
@@ -311,7 +312,7 @@ int main(void)
         if (kinds[i].kind == KEY_ED25519) {
             if (EVP_PKEY_get_raw_private_key(k->pkey, seed, &slen) == 1)
                 add_secret(seed, slen);
-            OPENSSL_cleanse(seed, sizeof(seed));
+            kw_memzero(seed, sizeof(seed));
         } else if (kinds[i].kind == KEY_RSA) {
             add_bn_secret(k->pkey, OSSL_PKEY_PARAM_RSA_D);
             add_bn_secret(k->pkey, OSSL_PKEY_PARAM_RSA_FACTOR1);

@@ -65,10 +65,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/request.h"
+#include "base/wire.h"
 #include "fixture_sock.h"
 #include "keyfile.h"
-#include "proto.h"
-#include "wire.h"
 
 #define FRAME_MAX WIRE_MAX_MESSAGE
 /* A reply may be held back by the failed-unlock delay (at most 10 s). */

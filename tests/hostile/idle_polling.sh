@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Polling between requests stays bounded (src/server.c, server_run()).
+# Polling between requests stays bounded (src/server/server.c, server_run()).
 #
 # While requests come close together the agent's loop polls for up to
 # 200 us after each one instead of sleeping. That must never turn into an

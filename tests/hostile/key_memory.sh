@@ -23,9 +23,9 @@
 #   ssh-add, ssh-add -D           nothing of any key is found
 #
 # This found that OpenSSL's DER decoder behind d2i_PrivateKey(), which
-# src/key.c imports RSA keys with, frees its copies of the key uncleared
+# src/crypto/key.c imports RSA keys with, frees its copies of the key uncleared
 # (docs/security.md, "Findings"); whether one was still there when the scan
-# ran depended on the allocator. Fixed in src/key.c (libcrypto clears every
+# ran depended on the allocator. Fixed in src/crypto/key.c (libcrypto clears every
 # block it frees); tests/hostile/freed_secrets.c checks that deterministically.
 #
 # shellcheck source=tests/hostile/lib.sh

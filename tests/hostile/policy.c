@@ -55,11 +55,11 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
-#include "destination.h"
+#include "agent/destination.h"
+#include "agent/request.h"
+#include "base/wire.h"
+#include "crypto/key.h"
 #include "fixture_sock.h"
-#include "key.h"
-#include "proto.h"
-#include "wire.h"
 
 #define MAX_REPLY        (256 * 1024)
 #define AGENT_TIMEOUT_MS 20000

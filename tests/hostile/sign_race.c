@@ -41,10 +41,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/request.h"
+#include "base/wire.h"
+#include "crypto/key.h"
 #include "fixture_sock.h"
-#include "key.h"
-#include "proto.h"
-#include "wire.h"
 
 #define SIGNERS   4
 #define IN_FLIGHT 2

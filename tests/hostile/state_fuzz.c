@@ -99,10 +99,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/request.h"
+#include "base/wire.h"
+#include "crypto/key.h"
 #include "fixture_sock.h"
-#include "key.h"
-#include "proto.h"
-#include "wire.h"
 
 #define FRAME_MAX WIRE_MAX_MESSAGE
 #define MAX_CONNS 4

@@ -29,11 +29,11 @@
 
 #include <openssl/rand.h>
 
-#include "err.h"
-#include "key.h"
+#include "base/err.h"
+#include "base/wire.h"
+#include "crypto/key.h"
 #include "probe/transport.h"
-#include "proto.h"
-#include "wire.h"
+#include "proto/msg.h"
 
 #define TIMEOUT_MS 10000
 #define SID_LEN    32

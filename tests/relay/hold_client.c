@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
+#include "agent/request.h"
+#include "base/err.h"
+#include "base/wire.h"
 #include "probe/transport.h"
-#include "proto.h"
-#include "wire.h"
 
 #define REPLY_TIMEOUT_MS 10000
 

@@ -17,15 +17,15 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "agent.h"
-#include "audit.h"
-#include "binding.h"
+#include "agent/agent.h"
+#include "agent/audit.h"
+#include "agent/binding.h"
+#include "agent/request.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/wire.h"
 #include "check.h"
-#include "err.h"
-#include "key.h"
-#include "log.h"
-#include "proto.h"
-#include "wire.h"
+#include "crypto/key.h"
 
 static struct agent ag;
 static uint64_t now_ms = 1000;

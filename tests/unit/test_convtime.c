@@ -1,7 +1,7 @@
 /* Unit tests: OpenSSH time intervals for -t. */
+#include "base/convtime.h"
+#include "base/err.h"
 #include "check.h"
-#include "convtime.h"
-#include "err.h"
 
 int main(void)
 {

@@ -6,14 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "binding.h"
+#include "agent/binding.h"
+#include "agent/destination.h"
+#include "agent/userauth.h"
+#include "base/err.h"
+#include "base/match.h"
+#include "base/wire.h"
 #include "check.h"
-#include "destination.h"
-#include "err.h"
-#include "key.h"
-#include "match.h"
-#include "userauth.h"
-#include "wire.h"
+#include "crypto/key.h"
 
 static struct key *host1, *host2, *host3, *user_key;
 

@@ -9,11 +9,11 @@
 
 #include <openssl/crypto.h>
 
+#include "base/err.h"
+#include "base/wire.h"
 #include "check.h"
-#include "err.h"
-#include "key.h"
+#include "crypto/key.h"
 #include "testutil.h"
-#include "wire.h"
 
 static const struct {
     enum key_kind kind;
@@ -288,7 +288,7 @@ static void test_certificates(void)
 
 /*
  * Imported private keys live in OpenSSL's secure heap, each type by its own
- * route (src/key.c): RSA d and the CRT values through the DER decoder, the
+ * route (src/crypto/key.c): RSA d and the CRT values through the DER decoder, the
  * ECDSA scalar from a secure BIGNUM, the Ed25519 seed by duplicating the
  * key. Freeing the key returns the heap to where it was. And every block
  * libcrypto frees is cleared (hostile_freed_secrets shows why).

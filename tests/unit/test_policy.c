@@ -21,14 +21,14 @@
 
 #include <openssl/crypto.h>
 
-#include "agent.h"
-#include "binding.h"
+#include "agent/agent.h"
+#include "agent/binding.h"
+#include "agent/destination.h"
+#include "agent/request.h"
+#include "base/err.h"
+#include "base/wire.h"
 #include "check.h"
-#include "destination.h"
-#include "err.h"
-#include "key.h"
-#include "proto.h"
-#include "wire.h"
+#include "crypto/key.h"
 
 #ifndef DEST_MAX_KEYS
 #define DEST_MAX_KEYS 128 /* destination.h's, for building against the code before issue 22 */

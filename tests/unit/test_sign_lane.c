@@ -1,6 +1,6 @@
 /*
  * keyward: the queue of fast signatures worked off by worker threads
- * (src/sign_lane.c). Real Ed25519 signatures on libuv's real pool.
+ * (src/server/sign_lane.c). Real Ed25519 signatures on libuv's real pool.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -8,10 +8,10 @@
 
 #include <uv.h>
 
-#include "agent.h"
+#include "agent/agent.h"
+#include "server/sign_lane.h"
 #include "check.h"
-#include "key.h"
-#include "sign_lane.h"
+#include "crypto/key.h"
 
 #define ITEMS 200
 

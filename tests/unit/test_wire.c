@@ -5,9 +5,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "base/err.h"
+#include "base/wire.h"
 #include "check.h"
-#include "err.h"
-#include "wire.h"
 
 static void test_roundtrip(void)
 {

@@ -1,6 +1,6 @@
 #!/bin/bash
 # keyward-agent.exe on a named pipe, under Wine, driven by a Windows client
-# (pipe_client.exe, built on src/wire.h and src/key.h):
+# (pipe_client.exe, built on src/base/wire.h and src/crypto/key.h):
 #   - the very first connection to a fresh agent's pipe, made by a client
 #     that was already trying before the pipe existed, reads the restricted
 #     DACL (our user and SYSTEM, protected) and is served: the instances are

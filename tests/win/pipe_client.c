@@ -8,7 +8,7 @@
  *   pipe_client [-p \\.\pipe\NAME] storm
  *   pipe_client [-p \\.\pipe\NAME] hold
  *
- * full:    generates keys with the protocol core (src/key.h), adds them over
+ * full:    generates keys with the protocol core (src/crypto/key.h), adds them over
  *          the pipe, lists them, has the agent sign SSHSIG blobs, and writes
  *          each public key (OpenSSH .pub) with a message and its armored
  *          SSHSIG signature to OUTDIR, where the Linux side checks them with
@@ -49,10 +49,10 @@
 #include <openssl/rand.h>
 
 #include "../unit/check.h"
-#include "err.h"
-#include "key.h"
-#include "proto.h"
-#include "wire.h"
+#include "agent/request.h"
+#include "base/err.h"
+#include "base/wire.h"
+#include "crypto/key.h"
 
 /* Every single read or write gives up after this long: a hang is a failure. */
 #define IO_TIMEOUT_MS      20000

@@ -1,0 +1,1029 @@
+/*
+ * keyward: the request dispatcher. See agent.h.
+ *
+ * Each handler either writes its success reply and returns 0, or returns a
+ * KW_ERR_* code with a reason; agent_handle() then discards anything the
+ * handler wrote and sends the failure code that fits the request. Every
+ * path ends in exactly one reply and one log line.
+ */
+#include "agent/agent.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/request.h"
+#include "agent/userauth.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/memzero.h"
+
+const char *const agent_extensions[] = {EXT_QUERY, EXT_SESSION_BIND, NULL};
+
+/* What a handler reports back to the dispatcher for the log line. */
+struct outcome {
+    const char *why;                   /* reason for a refusal; kw_strerror() if NULL */
+    char detail[192];                  /* what the request was about: key, extension name */
+    char whybuf[256];                  /* room for a reason built at run time */
+    struct key *key;                   /* the key the request named, if it parsed (a reference) */
+    char comment[128];                 /* its comment, when the agent holds it */
+    char dest_user[USERAUTH_MAX_USER]; /* the user of the userauth request signed */
+    uint8_t fail_code;                 /* reply code on failure */
+};
+
+void agent_init(struct agent *ag, uint32_t default_lifetime_secs)
+{
+    keystore_init(&ag->keys);
+    lock_init(&ag->lock);
+    ag->default_lifetime_secs = default_lifetime_secs;
+    ag->offload_slow_work = false;
+    ag->audit = NULL;
+    ag->audit_ctx = NULL;
+}
+
+void agent_cleanup(struct agent *ag)
+{
+    keystore_clear(&ag->keys);
+    lock_clear(&ag->lock);
+}
+
+void agent_conn_init(struct agent_conn *c, unsigned long id)
+{
+    c->id = id;
+    binding_set_init(&c->bindings);
+    c->client.pid = -1;
+    c->client.uid = -1;
+    c->client.exe[0] = '\0';
+}
+
+void agent_conn_cleanup(struct agent_conn *c)
+{
+    binding_set_clear(&c->bindings);
+}
+
+void agent_reply_init(struct agent_reply *reply)
+{
+    wire_writer_init(&reply->msg);
+    reply->delay_ms = 0;
+    reply->retry_ms = 0;
+    reply->job = NULL;
+}
+
+void agent_reply_free(struct agent_reply *reply)
+{
+    wire_writer_free(&reply->msg);
+    reply->delay_ms = 0;
+    reply->retry_ms = 0;
+    agent_job_free(reply->job);
+    reply->job = NULL;
+}
+
+void agent_job_free(struct agent_job *job)
+{
+    if (job == NULL)
+        return;
+    /* An unlock attempt that ends unfinished (its client left) gives back its turn. */
+    if (job->gate != NULL)
+        lock_attempt_done(job->gate, job->ticket);
+    key_free(job->key);
+    key_free(job->subject);
+    free(job->blob);
+    if (job->pass != NULL) {
+        kw_memzero(job->pass, job->pass_len);
+        free(job->pass);
+    }
+    kw_memzero(job->hash, sizeof(job->hash));
+    if (job->data != NULL) {
+        kw_memzero(job->data, job->data_len);
+        free(job->data);
+    }
+    wire_writer_free(&job->sig);
+    free(job);
+}
+
+static struct agent_job *job_new(enum agent_job_kind kind, const struct agent_request *req,
+                                 const struct outcome *o)
+{
+    struct agent_job *job = calloc(1, sizeof(*job));
+
+    if (job == NULL)
+        return NULL;
+    job->kind = kind;
+    wire_writer_init(&job->sig);
+    job->flags = req->u.sign.flags;
+    job->blob_len = req->u.sign.key_blob.len;
+    job->data_len = req->u.sign.data.len;
+    if ((job->blob = malloc(job->blob_len ? job->blob_len : 1)) == NULL ||
+        (job->data = malloc(job->data_len ? job->data_len : 1)) == NULL) {
+        agent_job_free(job);
+        return NULL;
+    }
+    memcpy(job->blob, req->u.sign.key_blob.ptr, job->blob_len);
+    if (job->data_len)
+        memcpy(job->data, req->u.sign.data.ptr, job->data_len);
+    snprintf(job->detail, sizeof(job->detail), "%s", o->detail);
+    snprintf(job->comment, sizeof(job->comment), "%s", o->comment);
+    snprintf(job->dest_user, sizeof(job->dest_user), "%s", o->dest_user);
+    job->subject = o->key ? key_ref(o->key) : NULL;
+    return job;
+}
+
+void agent_job_run(struct agent_job *job)
+{
+    switch (job->kind) {
+    case AGENT_JOB_SIGN:
+        job->run_err = key_sign(job->key, job->data, job->data_len, job->flags, &job->sig);
+        break;
+    case AGENT_JOB_LOCK:
+    case AGENT_JOB_UNLOCK:
+        job->run_err = lock_derive(job->pass, job->pass_len, job->salt, job->hash);
+        /* The passphrase is not needed any more: do not keep it around. */
+        kw_memzero(job->pass, job->pass_len);
+        break;
+    default:
+        job->run_err = KW_ERR_INTERNAL;
+        break;
+    }
+}
+
+uint64_t agent_expire(struct agent *ag, uint64_t now_ms)
+{
+    struct audit_event ev;
+    uint64_t next = 0;
+    size_t i;
+
+    if (ag->audit != NULL) {
+        for (i = 0; i < ag->keys.count; i++) {
+            const struct identity *id = ag->keys.ids[i];
+
+            if (id->expires_ms == 0 || id->expires_ms > now_ms)
+                continue;
+            char comment[128];
+
+            /* Cut like every other event's comment, so the line always fits. */
+            snprintf(comment, sizeof(comment), "%s", id->comment);
+            memset(&ev, 0, sizeof(ev));
+            ev.event = "expire";
+            ev.outcome = "ok";
+            ev.key = id->key;
+            ev.comment = comment[0] ? comment : NULL;
+            ag->audit(ag->audit_ctx, &ev);
+        }
+    }
+    keystore_expire(&ag->keys, now_ms, &next);
+    return next;
+}
+
+static void describe_key(struct outcome *o, struct key *k)
+{
+    char fp[KEY_FINGERPRINT_SIZE];
+
+    key_fingerprint(k, fp, sizeof(fp));
+    snprintf(o->detail, sizeof(o->detail), "%s %s", key_short_name(k), fp);
+    if (o->key == NULL)
+        o->key = key_ref(k);
+}
+
+/* Like describe_key(), with the fingerprint computed when the key was added. */
+static void describe_identity(struct outcome *o, const struct identity *id)
+{
+    snprintf(o->detail, sizeof(o->detail), "%s %s", key_short_name(id->key), id->fp);
+    if (o->key == NULL)
+        o->key = key_ref(id->key);
+}
+
+static void describe_blob(struct outcome *o, struct wire_view blob)
+{
+    struct key *k = NULL;
+
+    if (key_from_blob(blob.ptr, blob.len, &k) == 0) {
+        describe_key(o, k); /* takes its own reference */
+        key_free(k);
+    } else {
+        snprintf(o->detail, sizeof(o->detail), "unparseable key blob (%zu bytes)", blob.len);
+    }
+}
+
+/* ---- audit ---- */
+
+/* The audit log's name for a request's event. */
+static const char *audit_event_name(uint8_t type)
+{
+    switch (type) {
+    case SSH_AGENTC_SIGN_REQUEST:
+        return "sign";
+    case SSH_AGENTC_ADD_IDENTITY:
+    case SSH_AGENTC_ADD_ID_CONSTRAINED:
+        return "add";
+    case SSH_AGENTC_REMOVE_IDENTITY:
+        return "remove";
+    case SSH_AGENTC_REMOVE_ALL_IDENTITIES:
+        return "remove-all";
+    case SSH_AGENTC_LOCK:
+        return "lock";
+    case SSH_AGENTC_UNLOCK:
+        return "unlock";
+    }
+    return NULL;
+}
+
+/*
+ * Sends one event to the audit sink: every outcome of the requests named
+ * above, and every refusal of any other request.
+ */
+static void audit_request(struct agent *ag, const struct agent_conn *c, uint8_t type, bool ok,
+                          const struct key *key, const char *comment, const char *dest_user,
+                          const char *reason)
+{
+    struct audit_event ev;
+    const char *name = audit_event_name(type);
+
+    if (ag->audit == NULL || (name == NULL && ok))
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.event = name ? name : "refused";
+    ev.outcome = ok ? "ok" : "refused";
+    ev.request = proto_type_name(type);
+    ev.conn = c->id;
+    ev.client = &c->client;
+    ev.key = key;
+    ev.comment = comment && comment[0] ? comment : NULL;
+    ev.bound = c->bindings.count > 0;
+    /* A forwarded connection's first binding is the forwarding hop. */
+    ev.forwarded = ev.bound && c->bindings.slots[0].forwarding;
+    ev.dest_hostkey = ev.bound ? c->bindings.slots[c->bindings.count - 1].hostkey : NULL;
+    ev.dest_user = dest_user && dest_user[0] ? dest_user : NULL;
+    ev.reason = ok ? NULL : reason;
+    ag->audit(ag->audit_ctx, &ev);
+}
+
+/* Remembers what the audit log says about the identity a request named. */
+static void note_identity(struct outcome *o, const struct identity *id)
+{
+    snprintf(o->comment, sizeof(o->comment), "%s", id->comment);
+}
+
+/*
+ * The user of a userauth request being signed, when the data is one. Only
+ * the audit log says it, so without an audit sink the request is not parsed
+ * (for a host-bound request that means a host key blob, and for an ECDSA
+ * host key a public-key check costing more than the signature).
+ */
+static void note_sign_user(struct agent *ag, struct outcome *o, const struct identity *id,
+                           struct wire_view data)
+{
+    struct userauth_request ua;
+
+    if (ag->audit == NULL)
+        return;
+    if (userauth_parse(data.ptr, data.len, id->key, &ua) == 0) {
+        snprintf(o->dest_user, sizeof(o->dest_user), "%s", ua.user);
+        userauth_free(&ua);
+    }
+}
+
+/* ---- handlers ---- */
+
+/* Wall-clock seconds, for host certificate validity in destination checks. */
+static uint64_t wall_now(void)
+{
+    time_t t = time(NULL);
+
+    return t > 0 ? (uint64_t)t : 0;
+}
+
+static int handle_list(struct agent *ag, struct agent_conn *c, struct wire_writer *w,
+                       struct outcome *o)
+{
+    char why[256];
+    size_t i, count_at, shown = 0;
+
+    wire_put_u8(w, SSH_AGENT_IDENTITIES_ANSWER);
+    if (ag->lock.locked) {
+        wire_put_u32(w, 0); /* a locked agent shows no keys */
+        snprintf(o->detail, sizeof(o->detail), "0 keys (locked)");
+        return w->error;
+    }
+    count_at = w->len;
+    wire_put_u32(w, 0); /* filled in below */
+    for (i = 0; i < ag->keys.count; i++) {
+        const struct identity *id = ag->keys.ids[i];
+
+        /* Keys that could not be used from this connection are not shown. */
+        if (!dest_permitted(&id->dest, &c->bindings, NULL, wall_now(), why, sizeof(why))) {
+            log_debug("conn %lu: hiding %s %s: %s", c->id, key_short_name(id->key), id->fp, why);
+            continue;
+        }
+        wire_put_string(w, id->key->blob, id->key->blob_len);
+        wire_put_cstring(w, id->comment);
+        shown++;
+    }
+    if (w->error == 0)
+        wire_poke_u32(w->buf + count_at, (uint32_t)shown);
+    snprintf(o->detail, sizeof(o->detail), "%zu keys", shown);
+    return w->error;
+}
+
+/* Writes a SIGN_RESPONSE around a signature blob. */
+static int put_sign_response(struct wire_writer *w, struct wire_view sig)
+{
+    wire_put_u8(w, SSH_AGENT_SIGN_RESPONSE);
+    wire_put_view(w, sig);
+    return w->error;
+}
+
+/* RSA signatures take milliseconds; the others tens of microseconds. */
+static bool is_slow_to_sign(const struct key *k)
+{
+    return k->kind == KEY_RSA;
+}
+
+/*
+ * Signs now, or hands the signature to a worker thread as a job. Shared by
+ * a plain sign request and a confirmed one.
+ */
+static int sign_or_defer(struct agent *ag, const struct agent_conn *c, const struct identity *id,
+                         struct agent_job *job, const struct agent_request *req,
+                         struct wire_writer *w, struct outcome *o, struct agent_reply *reply)
+{
+    struct wire_writer sig;
+    const uint8_t *data = job ? job->data : req->u.sign.data.ptr;
+    size_t len = job ? job->data_len : req->u.sign.data.len;
+    uint32_t flags = job ? job->flags : req->u.sign.flags;
+    bool slow = is_slow_to_sign(id->key), offload;
+    int err;
+
+    if (ag->offload_slow_work && slow)
+        offload = true;
+    else
+        offload = ag->offload_slow_work && ag->offload_fast != NULL &&
+                  ag->offload_fast(ag->offload_ctx, c);
+    if (offload) {
+        if (job == NULL && (job = job_new(AGENT_JOB_SIGN, req, o)) == NULL)
+            return KW_ERR_ALLOC;
+        job->kind = AGENT_JOB_SIGN;
+        job->key = key_ref(id->key);
+        job->fast = !slow;
+        reply->job = job;
+        return 0;
+    }
+    wire_writer_init(&sig);
+    if ((err = key_sign(id->key, data, len, flags, &sig)) == 0)
+        err = put_sign_response(w, wire_writer_view(&sig));
+    wire_writer_free(&sig);
+    agent_job_free(job);
+    return err;
+}
+
+static void confirm_prompt(const struct agent_conn *c, const struct identity *id, char *buf,
+                           size_t size)
+{
+    char hfp[KEY_FINGERPRINT_SIZE], safe[128];
+    const struct binding *b;
+    int n;
+
+    n = snprintf(buf, size, "Allow use of key %s?\nKey fingerprint %s.",
+                 log_sanitize(id->comment, strlen(id->comment), safe, sizeof(safe)), id->fp);
+    if (c->bindings.count > 0 && n > 0 && (size_t)n < size) {
+        /* Name where the signature will be used: the latest bound host. */
+        b = &c->bindings.slots[c->bindings.count - 1];
+        key_fingerprint(b->hostkey, hfp, sizeof(hfp));
+        snprintf(buf + n, size - (size_t)n, "\nDestination host key %s %s%s.",
+                 key_short_name(b->hostkey), hfp, b->forwarding ? " (forwarded)" : "");
+    }
+}
+
+/*
+ * A destination-constrained key signs only a userauth request for the
+ * host this connection is bound to, by a permitted path (OpenSSH's rules).
+ */
+static int check_destination(const struct identity *id, const struct agent_conn *c,
+                             const uint8_t *data, size_t len, struct outcome *o)
+{
+    struct userauth_request ua;
+    const struct binding *last;
+    int err = KW_ERR_DENIED;
+
+    if (id->dest.count == 0)
+        return 0;
+    if (c->bindings.count == 0) {
+        o->why = "destination-constrained key on a connection with no session binding";
+        return KW_ERR_DENIED;
+    }
+    if (userauth_parse(data, len, id->key, &ua) != 0) {
+        o->why = "destination-constrained key may only sign a userauth request for itself";
+        return KW_ERR_DENIED;
+    }
+    last = &c->bindings.slots[c->bindings.count - 1];
+    if (!dest_permitted(&id->dest, &c->bindings, ua.user, wall_now(), o->whybuf,
+                        sizeof(o->whybuf))) {
+        o->why = o->whybuf;
+    } else if (ua.sid.len != last->sid_len || memcmp(ua.sid.ptr, last->sid, last->sid_len)) {
+        o->why = "userauth request is for a session other than the most recently bound one";
+    } else if (c->bindings.count > 1 && ua.hostkey == NULL) {
+        o->why = "forwarded userauth request does not name its host key";
+    } else if (ua.hostkey != NULL && !key_equal(ua.hostkey, last->hostkey)) {
+        o->why = "host key in the userauth request is not the bound host's";
+    } else {
+        err = 0;
+    }
+    userauth_free(&ua);
+    return err;
+}
+
+static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agent_request *req,
+                       struct wire_writer *w, struct outcome *o, struct agent_reply *reply)
+{
+    const struct identity *id;
+    struct agent_job *job;
+    int err;
+
+    id = keystore_find(&ag->keys, req->u.sign.key_blob.ptr, req->u.sign.key_blob.len);
+    if (id == NULL) {
+        /*
+         * Only now parse the blob, for the refusal's log line. A held key
+         * matched it byte for byte, so describing the key already parsed
+         * says the same; parsing again would cost an ECDSA request a
+         * public-key check (a scalar multiplication) that dwarfs its
+         * signature.
+         */
+        describe_blob(o, req->u.sign.key_blob);
+        return KW_ERR_NOT_FOUND;
+    }
+    describe_identity(o, id);
+    note_identity(o, id);
+    note_sign_user(ag, o, id, req->u.sign.data);
+    if ((err = check_destination(id, c, req->u.sign.data.ptr, req->u.sign.data.len, o)) != 0)
+        return err;
+    if (id->confirm) {
+        /* Never sign with a confirm-constrained key without asking. */
+        if ((job = job_new(AGENT_JOB_CONFIRM, req, o)) == NULL)
+            return KW_ERR_ALLOC;
+        confirm_prompt(c, id, job->prompt, sizeof(job->prompt));
+        reply->job = job;
+        return 0;
+    }
+    return sign_or_defer(ag, c, id, NULL, req, w, o, reply);
+}
+
+static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms,
+                      struct agent_request *req, struct wire_writer *w, struct outcome *o)
+{
+    struct add_constraints *c = &req->u.add.constraints;
+    const struct identity *existing;
+    uint64_t expires = 0;
+    uint32_t lifetime = c->has_lifetime ? c->lifetime_secs : ag->default_lifetime_secs;
+    size_t hops = c->dest.count;
+    int err;
+
+    describe_key(o, req->u.add.key);
+    snprintf(o->comment, sizeof(o->comment), "%s", req->u.add.comment);
+    /* Re-adding must not let a connection lift restrictions it is subject to. */
+    existing = keystore_find(&ag->keys, req->u.add.key->blob, req->u.add.key->blob_len);
+    if (existing != NULL && !dest_permitted(&existing->dest, &conn->bindings, NULL, wall_now(),
+                                            o->whybuf, sizeof(o->whybuf))) {
+        o->why = o->whybuf;
+        return KW_ERR_DENIED;
+    }
+    if (c->has_lifetime || lifetime != 0) {
+        expires = now_ms + (uint64_t)lifetime * 1000;
+        if (expires == 0)
+            expires = 1; /* 0 means "never" */
+    }
+    /*
+     * Every identity must fit in one IDENTITIES_ANSWER: a list longer than
+     * a frame (256 KiB; clients refuse longer ones too) would break
+     * listing for every client, so the add that would overflow it fails.
+     */
+    {
+        size_t bytes = 5 + 8 + req->u.add.key->blob_len + strlen(req->u.add.comment), i;
+
+        for (i = 0; i < ag->keys.count; i++)
+            if (ag->keys.ids[i] != existing)
+                bytes += 8 + ag->keys.ids[i]->key->blob_len + strlen(ag->keys.ids[i]->comment);
+        if (bytes > WIRE_MAX_MESSAGE) {
+            snprintf(o->whybuf, sizeof(o->whybuf),
+                     "too many keys: the list of identities would exceed %u bytes",
+                     (unsigned)WIRE_MAX_MESSAGE);
+            o->why = o->whybuf;
+            return KW_ERR_TOO_LARGE;
+        }
+    }
+    if (existing == NULL && ag->keys.count >= KEYSTORE_MAX_IDENTITIES) {
+        snprintf(o->whybuf, sizeof(o->whybuf), "too many keys (the limit is %d)",
+                 KEYSTORE_MAX_IDENTITIES);
+        o->why = o->whybuf;
+        return KW_ERR_TOO_LARGE;
+    }
+    if ((err = keystore_add(&ag->keys, req->u.add.key, req->u.add.comment, expires, c->confirm,
+                            &c->dest)) != 0)
+        return err;
+    req->u.add.key = NULL; /* now owned by the keystore */
+    req->u.add.comment = NULL;
+    if (expires != 0 || c->confirm || hops != 0) {
+        size_t n = strlen(o->detail);
+
+        snprintf(o->detail + n, sizeof(o->detail) - n, "%s%s", expires ? " (lifetime)" : "",
+                 c->confirm ? " (confirm)" : "");
+        n = strlen(o->detail);
+        if (hops != 0)
+            snprintf(o->detail + n, sizeof(o->detail) - n, " (%zu permitted hops)", hops);
+    }
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    return w->error;
+}
+
+static int handle_remove(struct agent *ag, const struct agent_conn *conn,
+                         const struct agent_request *req, struct wire_writer *w, struct outcome *o)
+{
+    const struct identity *id;
+    char why[256];
+    int err;
+
+    /* As in handle_sign(): parse the blob only for a key the agent does not hold. */
+    id = keystore_find(&ag->keys, req->u.remove.key_blob.ptr, req->u.remove.key_blob.len);
+    if (id != NULL) {
+        describe_identity(o, id);
+        note_identity(o, id);
+    } else {
+        describe_blob(o, req->u.remove.key_blob);
+    }
+    /*
+     * A key this connection may not see may not be removed from it either,
+     * or a restricted place could delete the key and, from the answer,
+     * learn that it is loaded. As OpenSSH: the same FAILURE as for a key
+     * that is not there; the log line says why.
+     */
+    if (id != NULL &&
+        !dest_permitted(&id->dest, &conn->bindings, NULL, wall_now(), why, sizeof(why))) {
+        snprintf(o->whybuf, sizeof(o->whybuf), "key not visible on this connection (%.200s)", why);
+        o->why = o->whybuf;
+        return KW_ERR_NOT_FOUND;
+    }
+    if ((err = keystore_remove(&ag->keys, req->u.remove.key_blob.ptr,
+                               req->u.remove.key_blob.len)) != 0)
+        return err;
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    return w->error;
+}
+
+static int handle_remove_all(struct agent *ag, struct wire_writer *w, struct outcome *o)
+{
+    size_t n = keystore_remove_all(&ag->keys);
+
+    snprintf(o->detail, sizeof(o->detail), "%zu keys", n);
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    return w->error;
+}
+
+/* A lock or unlock job carrying a copy of the passphrase for the worker. */
+static struct agent_job *kdf_job_new(enum agent_job_kind kind, struct wire_view pass,
+                                     const uint8_t salt[LOCK_SALT_LEN])
+{
+    struct agent_job *job = calloc(1, sizeof(*job));
+
+    if (job == NULL)
+        return NULL;
+    job->kind = kind;
+    wire_writer_init(&job->sig);
+    if ((job->pass = malloc(pass.len ? pass.len : 1)) == NULL) {
+        free(job);
+        return NULL;
+    }
+    if (pass.len)
+        memcpy(job->pass, pass.ptr, pass.len);
+    job->pass_len = pass.len;
+    memcpy(job->salt, salt, LOCK_SALT_LEN);
+    snprintf(job->detail, sizeof(job->detail), "(passphrase withheld)");
+    return job;
+}
+
+static int finish_lock(struct agent *ag, struct agent_job *job, struct wire_writer *w,
+                       const char **why, uint32_t *delay_ms)
+{
+    bool was_locked = ag->lock.locked;
+    int err;
+
+    if (job->gate != NULL) {
+        /* The attempt is over: the next may start (after any delay set below). */
+        lock_attempt_done(job->gate, job->ticket);
+        job->gate = NULL;
+    }
+    if (job->run_err != 0)
+        return job->run_err;
+    if (job->kind == AGENT_JOB_LOCK) {
+        if ((err = lock_commit_engage(&ag->lock, job->salt, job->hash)) != 0) {
+            *why = "already locked";
+            return err;
+        }
+    } else if ((err = lock_commit_release(&ag->lock, job->salt, job->hash, job->started_ms,
+                                          delay_ms)) != 0) {
+        *why = was_locked ? "wrong passphrase" : "agent is not locked";
+        return err;
+    }
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    return w->error;
+}
+
+static int handle_lock(struct agent *ag, uint64_t now_ms, const struct agent_request *req,
+                       struct wire_writer *w, struct outcome *o, struct agent_reply *reply)
+{
+    bool engage = req->type == SSH_AGENTC_LOCK;
+    uint8_t salt[LOCK_SALT_LEN];
+    struct agent_job *job;
+    unsigned long ticket = 0;
+    uint32_t wait_ms = 0;
+    int err;
+
+    err = engage ? lock_prepare_engage(&ag->lock, req->u.lock.passphrase.len, salt)
+                 : lock_prepare_release(&ag->lock, salt);
+    if (err != 0) {
+        if (engage)
+            o->why = err == KW_ERR_LOCKED ? "already locked" : "empty passphrase";
+        else
+            o->why = "agent is not locked";
+        return err;
+    }
+    /*
+     * One unlock attempt at a time, agent wide, each after the delay the
+     * last failure earned: a guesser gains nothing from more connections.
+     * An attempt that must wait is not handled now but offered again.
+     */
+    if (!engage && lock_attempt_begin(&ag->lock, now_ms, &ticket, &wait_ms) != 0) {
+        reply->retry_ms = wait_ms;
+        return 0;
+    }
+    job = kdf_job_new(engage ? AGENT_JOB_LOCK : AGENT_JOB_UNLOCK, req->u.lock.passphrase, salt);
+    if (job == NULL) {
+        lock_attempt_done(&ag->lock, ticket);
+        return KW_ERR_ALLOC;
+    }
+    if (!engage) {
+        job->gate = &ag->lock;
+        job->ticket = ticket;
+        job->started_ms = now_ms;
+    }
+    if (ag->offload_slow_work) {
+        reply->job = job;
+        return 0;
+    }
+    agent_job_run(job);
+    err = finish_lock(ag, job, w, &o->why, &reply->delay_ms);
+    if (reply->delay_ms)
+        snprintf(o->detail, sizeof(o->detail), "reply delayed %u ms", reply->delay_ms);
+    agent_job_free(job);
+    return err;
+}
+
+static int handle_query(struct wire_writer *w)
+{
+    size_t i;
+
+    /* RFC 9987: EXTENSION_RESPONSE, the extension's name, then the names. */
+    wire_put_u8(w, SSH_AGENT_EXTENSION_RESPONSE);
+    wire_put_cstring(w, EXT_QUERY);
+    for (i = 0; agent_extensions[i] != NULL; i++)
+        wire_put_cstring(w, agent_extensions[i]);
+    return w->error;
+}
+
+static int handle_session_bind(struct agent_conn *c, struct wire_view body, struct wire_writer *w,
+                               struct outcome *o)
+{
+    struct session_bind_request sb;
+    enum binding_result res;
+    char fp[KEY_FINGERPRINT_SIZE];
+    const char *why = NULL;
+    size_t slot = 0;
+    int err;
+
+    if ((err = proto_decode_session_bind(body, &sb)) != 0) {
+        binding_note_failure(&c->bindings);
+        snprintf(o->detail, sizeof(o->detail), "%s", EXT_SESSION_BIND);
+        o->why = "malformed session-bind request";
+        return err;
+    }
+    key_fingerprint(sb.hostkey, fp, sizeof(fp));
+    snprintf(o->detail, sizeof(o->detail), "%s %s %s%s", EXT_SESSION_BIND,
+             key_short_name(sb.hostkey), fp, sb.forwarding ? " (forwarding)" : "");
+    /* The host's signature over the session id proves the binding is real. */
+    if ((err = key_verify(sb.hostkey, sb.signature.ptr, sb.signature.len, sb.sid.ptr,
+                          sb.sid.len)) != 0) {
+        binding_note_failure(&c->bindings);
+        o->why = "host key signature over session ID did not verify";
+        proto_session_bind_free(&sb);
+        return err;
+    }
+    res = binding_record(&c->bindings, sb.hostkey, sb.sid.ptr, sb.sid.len, sb.forwarding, &why,
+                         &slot);
+    if (res == BINDING_REFUSED) {
+        o->why = why;
+        proto_session_bind_free(&sb);
+        return KW_ERR_DENIED;
+    }
+    if (res == BINDING_RECORDED) {
+        sb.hostkey = NULL; /* owned by the binding set */
+        snprintf(o->detail, sizeof(o->detail), "%s: recorded %s %s (slot %zu of %d)%s",
+                 EXT_SESSION_BIND, key_short_name(c->bindings.slots[slot].hostkey), fp, slot,
+                 BINDING_MAX, sb.forwarding ? " forwarding" : "");
+    } else {
+        snprintf(o->detail, sizeof(o->detail), "%s: already recorded %s (slot %zu of %d)",
+                 EXT_SESSION_BIND, fp, slot, BINDING_MAX);
+    }
+    proto_session_bind_free(&sb);
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    return w->error;
+}
+
+static int handle_extension(struct agent *ag, struct agent_conn *c, const struct agent_request *req,
+                            struct wire_writer *w, struct outcome *o)
+{
+    struct wire_view name = req->u.ext.name;
+    char safe[64];
+
+    if (wire_view_eq_str(name, EXT_SESSION_BIND)) {
+        /* A known extension that fails answers EXTENSION_FAILURE. */
+        o->fail_code = SSH_AGENT_EXTENSION_FAILURE;
+        /* Allowed while locked: binding reveals and uses no key. */
+        return handle_session_bind(c, req->u.ext.body, w, o);
+    }
+    if (wire_view_eq_str(name, EXT_QUERY)) {
+        snprintf(o->detail, sizeof(o->detail), "%s", EXT_QUERY);
+        o->fail_code = SSH_AGENT_EXTENSION_FAILURE;
+        return handle_query(w);
+    }
+    (void)ag;
+    snprintf(o->detail, sizeof(o->detail), "\"%s\"",
+             log_sanitize(name.ptr, name.len, safe, sizeof(safe)));
+    o->why = "unsupported extension";
+    return KW_ERR_DENIED;
+}
+
+/* ---- dispatcher ---- */
+
+static bool allowed_while_locked(const struct agent_request *req)
+{
+    switch (req->type) {
+    case SSH_AGENTC_REQUEST_IDENTITIES: /* answered with an empty list */
+    case SSH_AGENTC_UNLOCK:
+    case SSH_AGENTC_EXTENSION: /* only session-bind and query; see below */
+        return true;
+    }
+    return false;
+}
+
+void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const uint8_t *msg,
+                  size_t len, struct agent_reply *reply)
+{
+    struct agent_request req;
+    struct outcome o;
+    struct wire_writer *w = &reply->msg;
+    int err;
+
+    memset(&o, 0, sizeof(o));
+    o.fail_code = SSH_AGENT_FAILURE;
+    wire_writer_reset(w);
+    reply->delay_ms = 0;
+    reply->retry_ms = 0;
+    agent_job_free(reply->job);
+    reply->job = NULL;
+
+    /* Expired keys must never serve, even if the expiry timer is late. */
+    agent_expire(ag, now_ms);
+
+    /*
+     * Parsing a private key allocates in the secure heap; once it is full,
+     * keys already loaded cannot sign. So an add that would eat into the
+     * reserve kept for signing is refused before its key is parsed.
+     */
+    if (len > 0 && (msg[0] == SSH_AGENTC_ADD_IDENTITY || msg[0] == SSH_AGENTC_ADD_ID_CONSTRAINED)) {
+        size_t used, size;
+
+        if (!key_secure_heap_has_room(&used, &size)) {
+            memset(&req, 0, sizeof(req));
+            req.type = msg[0];
+            snprintf(o.whybuf, sizeof(o.whybuf),
+                     "too many keys: secure heap reserve reached (%zu of %zu bytes in use, "
+                     "1/%d kept for signing)",
+                     used, size, KEY_SECURE_HEAP_RESERVE_DIV);
+            o.why = o.whybuf;
+            err = KW_ERR_TOO_LARGE;
+            goto done;
+        }
+    }
+    if ((err = proto_decode_request(msg, len, &req)) != 0) {
+        o.why = err == KW_ERR_ALLOC ? "out of memory" : "malformed request";
+        if (req.type == SSH_AGENTC_EXTENSION)
+            snprintf(o.detail, sizeof(o.detail), "(undecodable extension)");
+        goto done;
+    }
+    if (ag->lock.locked && !allowed_while_locked(&req)) {
+        err = KW_ERR_LOCKED;
+        goto done;
+    }
+    switch (req.type) {
+    case SSH_AGENTC_REQUEST_IDENTITIES:
+        err = handle_list(ag, c, w, &o);
+        break;
+    case SSH_AGENTC_SIGN_REQUEST:
+        err = handle_sign(ag, c, &req, w, &o, reply);
+        break;
+    case SSH_AGENTC_ADD_IDENTITY:
+    case SSH_AGENTC_ADD_ID_CONSTRAINED:
+        err = handle_add(ag, c, now_ms, &req, w, &o);
+        break;
+    case SSH_AGENTC_REMOVE_IDENTITY:
+        err = handle_remove(ag, c, &req, w, &o);
+        break;
+    case SSH_AGENTC_REMOVE_ALL_IDENTITIES:
+        err = handle_remove_all(ag, w, &o);
+        break;
+    case SSH_AGENTC_LOCK:
+    case SSH_AGENTC_UNLOCK:
+        err = handle_lock(ag, now_ms, &req, w, &o, reply);
+        break;
+    case SSH_AGENTC_EXTENSION:
+        if (ag->lock.locked && !wire_view_eq_str(req.u.ext.name, EXT_SESSION_BIND) &&
+            !wire_view_eq_str(req.u.ext.name, EXT_QUERY)) {
+            err = KW_ERR_LOCKED;
+            break;
+        }
+        err = handle_extension(ag, c, &req, w, &o);
+        break;
+    case SSH_AGENTC_ADD_SMARTCARD_KEY:
+    case SSH_AGENTC_ADD_SMARTCARD_KEY_CONSTRAINED:
+    case SSH_AGENTC_REMOVE_SMARTCARD_KEY:
+        o.why = "PKCS#11 providers are not supported";
+        err = KW_ERR_DENIED;
+        break;
+    default:
+        o.why = "unknown message type";
+        err = KW_ERR_DENIED;
+        break;
+    }
+done:
+    if (err == 0 && reply->retry_ms > 0) {
+        /* Not a reply yet: the transport offers the same request again later. */
+        wire_writer_reset(w);
+        log_debug("conn %lu: %s(%u) waits %u ms for the agent-wide unlock turn", c->id,
+                  proto_type_name(req.type), (unsigned)req.type, reply->retry_ms);
+    } else if (err != 0 || w->error != 0) {
+        reply->retry_ms = 0;
+        wire_writer_reset(w);
+        proto_put_status(w, o.fail_code);
+        if (w->error) {
+            /* Only allocation can fail here; one byte must still go out. */
+            wire_writer_free(w);
+            wire_put_u8(w, o.fail_code);
+        }
+        log_info("conn %lu: %s(%u)%s%s -> %s: %s", c->id, proto_type_name(req.type),
+                 (unsigned)req.type, o.detail[0] ? " " : "", o.detail, proto_type_name(o.fail_code),
+                 o.why ? o.why : kw_strerror(err));
+        audit_request(ag, c, req.type, false, o.key, o.comment, o.dest_user,
+                      o.why ? o.why : kw_strerror(err));
+    } else if (reply->job != NULL) {
+        log_debug("conn %lu: %s(%u) %s -> %s", c->id, proto_type_name(req.type), (unsigned)req.type,
+                  o.detail,
+                  reply->job->kind == AGENT_JOB_CONFIRM ? "asking for confirmation"
+                                                        : "continuing on a worker thread");
+    } else {
+        log_debug("conn %lu: %s(%u)%s%s -> %s", c->id, proto_type_name(req.type),
+                  (unsigned)req.type, o.detail[0] ? " " : "", o.detail, proto_type_name(w->buf[0]));
+        audit_request(ag, c, req.type, true, o.key, o.comment, o.dest_user, NULL);
+    }
+    key_free(o.key);
+    proto_request_free(&req);
+}
+
+/* ---- finishing jobs ---- */
+
+/* The request a job came from, for log lines. */
+static uint8_t job_request_type(const struct agent_job *job)
+{
+    switch (job->kind) {
+    case AGENT_JOB_LOCK:
+        return SSH_AGENTC_LOCK;
+    case AGENT_JOB_UNLOCK:
+        return SSH_AGENTC_UNLOCK;
+    default:
+        return SSH_AGENTC_SIGN_REQUEST;
+    }
+}
+
+/* Ends a job's request with a failure reply and a log line. */
+static void job_fail(struct agent *ag, struct agent_conn *c, struct agent_job *job, const char *why,
+                     struct agent_reply *reply)
+{
+    uint8_t type = job_request_type(job);
+
+    wire_writer_reset(&reply->msg);
+    proto_put_status(&reply->msg, SSH_AGENT_FAILURE);
+    log_info("conn %lu: %s(%u) %s -> FAILURE: %s", c->id, proto_type_name(type), (unsigned)type,
+             job->detail, why);
+    audit_request(ag, c, type, false, job->subject, job->comment, job->dest_user, why);
+    agent_job_free(job);
+}
+
+void agent_job_refuse(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                      const char *why, struct agent_reply *reply)
+{
+    agent_reply_free(reply);
+    job_fail(ag, c, job, why, reply);
+}
+
+void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                         bool approved, struct agent_reply *reply)
+{
+    const struct identity *id;
+    struct outcome o;
+    int err;
+
+    agent_reply_free(reply);
+    if (!approved) {
+        job_fail(ag, c, job, "user did not confirm the use of the key", reply);
+        return;
+    }
+    /* The key may have been removed, or the agent locked, while asking. */
+    if (ag->lock.locked) {
+        job_fail(ag, c, job, kw_strerror(KW_ERR_LOCKED), reply);
+        return;
+    }
+    if ((id = keystore_find(&ag->keys, job->blob, job->blob_len)) == NULL) {
+        job_fail(ag, c, job, "key was removed while waiting for confirmation", reply);
+        return;
+    }
+    memset(&o, 0, sizeof(o));
+    snprintf(o.detail, sizeof(o.detail), "%s", job->detail);
+    /* It may have been re-added with a destination restriction meanwhile. */
+    if (check_destination(id, c, job->data, job->data_len, &o) != 0) {
+        job_fail(ag, c, job, o.why, reply);
+        return;
+    }
+    /* The job may be consumed below; keep what the audit log needs. */
+    o.key = job->subject ? key_ref(job->subject) : NULL;
+    snprintf(o.comment, sizeof(o.comment), "%s", job->comment);
+    snprintf(o.dest_user, sizeof(o.dest_user), "%s", job->dest_user);
+    if ((err = sign_or_defer(ag, c, id, job, NULL, &reply->msg, &o, reply)) != 0) {
+        /* sign_or_defer consumed the job on the inline path only. */
+        wire_writer_reset(&reply->msg);
+        proto_put_status(&reply->msg, SSH_AGENT_FAILURE);
+        log_info("conn %lu: SIGN_REQUEST(%u) %s -> FAILURE: %s", c->id,
+                 (unsigned)SSH_AGENTC_SIGN_REQUEST, o.detail, kw_strerror(err));
+        audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, false, o.key, o.comment, o.dest_user,
+                      kw_strerror(err));
+    } else if (reply->job == NULL) {
+        log_debug("conn %lu: SIGN_REQUEST(%u) %s -> SIGN_RESPONSE (confirmed)", c->id,
+                  (unsigned)SSH_AGENTC_SIGN_REQUEST, o.detail);
+        audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, true, o.key, o.comment, o.dest_user, NULL);
+    }
+    key_free(o.key);
+}
+
+void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                      struct agent_reply *reply)
+{
+    const char *why = NULL;
+    uint8_t type = job_request_type(job);
+    int err;
+
+    agent_reply_free(reply);
+    if (job->kind == AGENT_JOB_LOCK || job->kind == AGENT_JOB_UNLOCK) {
+        if ((err = finish_lock(ag, job, &reply->msg, &why, &reply->delay_ms)) != 0) {
+            if (reply->delay_ms)
+                snprintf(job->detail, sizeof(job->detail), "reply delayed %u ms", reply->delay_ms);
+            job_fail(ag, c, job, why ? why : kw_strerror(err), reply);
+            return;
+        }
+    } else {
+        const struct identity *id = keystore_find(&ag->keys, job->blob, job->blob_len);
+
+        /*
+         * As after a confirmation: the agent may have been locked, or the
+         * key removed (or expired: the transport drops expired keys first)
+         * while the signature was being made. The identity must be the one
+         * that was asked for, not the same key removed and added again,
+         * perhaps with other constraints.
+         */
+        if (ag->lock.locked) {
+            job_fail(ag, c, job, "agent was locked while signing", reply);
+            return;
+        }
+        if (id == NULL || id->key != job->key) {
+            job_fail(ag, c, job, "key was removed or expired while signing", reply);
+            return;
+        }
+        if (job->run_err != 0 || job->sig.error != 0) {
+            job_fail(ag, c, job, kw_strerror(job->run_err ? job->run_err : job->sig.error), reply);
+            return;
+        }
+        if (put_sign_response(&reply->msg, wire_writer_view(&job->sig)) != 0) {
+            job_fail(ag, c, job, kw_strerror(KW_ERR_ALLOC), reply);
+            return;
+        }
+    }
+    log_debug("conn %lu: %s(%u) %s -> %s", c->id, proto_type_name(type), (unsigned)type,
+              job->detail, proto_type_name(reply->msg.buf[0]));
+    audit_request(ag, c, type, true, job->subject, job->comment, job->dest_user, NULL);
+    agent_job_free(job);
+}

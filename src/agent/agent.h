@@ -1,0 +1,164 @@
+/*
+ * keyward: the request dispatcher.
+ *
+ * agent_handle() is the whole protocol decision: it takes the agent's
+ * state, one connection's state and one request message, and produces
+ * exactly one reply message. It does no I/O and has no way to ask for the
+ * connection to be closed. A request that fails is answered with a failure
+ * reply; that is the rule the seed report is about (a refused session-bind
+ * must not cost the client its connection).
+ *
+ * The transport (server.c) owns framing: it alone may close a connection,
+ * and only for end of stream, an I/O error or an oversized frame.
+ */
+#ifndef KEYWARD_AGENT_H
+#define KEYWARD_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/audit.h"
+#include "agent/binding.h"
+#include "agent/keystore.h"
+#include "agent/lock.h"
+#include "base/wire.h"
+
+struct agent_conn;
+
+struct agent {
+    struct keystore keys;
+    struct agent_lock lock;
+    uint32_t default_lifetime_secs; /* keyward-agent -t; 0 = none */
+    /*
+     * Hand slow work (RSA signatures, the lock passphrase's scrypt) to the
+     * transport as jobs for a worker thread instead of doing it inside
+     * agent_handle(), so one client's RSA-4096 signature or unlock attempt
+     * never delays another client's request.
+     */
+    bool offload_slow_work;
+    /*
+     * Asked before signing with a fast key (Ed25519, ECDSA) whether to hand
+     * this connection's signature to a worker thread anyway: the transport
+     * says yes when other clients are active and a worker and a core are
+     * free for it, since one thread signing inline caps all clients
+     * together at one core; a single client keeps the inline path, which
+     * spares it the hand-off between threads. NULL: always inline.
+     */
+    bool (*offload_fast)(void *ctx, const struct agent_conn *c);
+    void *offload_ctx;
+    /* Where audit events go (keyward-agent -l); NULL for none. */
+    audit_fn audit;
+    void *audit_ctx;
+};
+
+/*
+ * Work that cannot finish inside agent_handle() without blocking the event
+ * loop: asking the user to confirm a key's use (a child process), or slow
+ * computation (a worker thread: signatures, the lock passphrase hash). The
+ * transport runs it and then calls agent_job_confirmed() or
+ * agent_job_finish(), which write the reply. While a connection has a job
+ * out, the transport reads no further request from it, so replies stay in
+ * order; other connections are served meanwhile.
+ */
+enum agent_job_kind {
+    AGENT_JOB_CONFIRM = 1, /* run the askpass, then agent_job_confirmed() */
+    AGENT_JOB_SIGN,        /* agent_job_run() on a worker, then agent_job_finish() */
+    AGENT_JOB_LOCK,        /* likewise */
+    AGENT_JOB_UNLOCK,      /* likewise */
+};
+
+struct agent_job {
+    enum agent_job_kind kind;
+    uint8_t *blob; /* the identity asked for, by public blob */
+    size_t blob_len;
+    uint8_t *data; /* what to sign */
+    size_t data_len;
+    uint32_t flags;
+    struct key *key;        /* AGENT_JOB_SIGN: a reference to the signing key */
+    bool fast;              /* AGENT_JOB_SIGN: a fast key, offloaded to share the load */
+    char prompt[512];       /* AGENT_JOB_CONFIRM: the question for the askpass */
+    struct wire_writer sig; /* AGENT_JOB_SIGN: result of agent_job_run() */
+    uint8_t *pass;          /* AGENT_JOB_(UN)LOCK: the passphrase, cleared after use */
+    size_t pass_len;
+    uint8_t salt[LOCK_SALT_LEN];
+    uint8_t hash[LOCK_HASH_LEN]; /* AGENT_JOB_(UN)LOCK: result of agent_job_run() */
+    struct agent_lock *gate;     /* AGENT_JOB_UNLOCK: the lock whose turn it holds, */
+    unsigned long ticket;        /* given back (lock_attempt_done()) when it ends */
+    uint64_t started_ms;         /* AGENT_JOB_UNLOCK: when the attempt began */
+    int run_err;                 /* status of agent_job_run() */
+    char detail[192];            /* what the request was about, for the log */
+    struct key *subject;         /* the key asked for, for the audit log */
+    char comment[128];
+    char dest_user[256]; /* USERAUTH_MAX_USER */
+};
+
+struct agent_conn {
+    unsigned long id; /* for log lines */
+    struct binding_set bindings;
+    struct audit_client client; /* who is on the other end, for the audit log */
+};
+
+struct agent_reply {
+    struct wire_writer msg; /* one message body, without the frame length */
+    uint32_t delay_ms;      /* hold the reply back this long (failed unlock) */
+    /*
+     * If set, msg is empty and the request was not handled: an unlock
+     * attempt waits for its agent-wide turn. Offer the same request again
+     * after retry_ms, reading nothing further from that connection before.
+     */
+    uint32_t retry_ms;
+    struct agent_job *job; /* if set, msg is empty: run the job, then finish it */
+};
+
+void agent_init(struct agent *ag, uint32_t default_lifetime_secs);
+/* Removes and clears every key and the lock hash. */
+void agent_cleanup(struct agent *ag);
+
+void agent_conn_init(struct agent_conn *c, unsigned long id);
+void agent_conn_cleanup(struct agent_conn *c);
+
+void agent_reply_init(struct agent_reply *reply);
+void agent_reply_free(struct agent_reply *reply);
+
+/* now_ms is a monotonic clock in milliseconds (the caller's loop time). */
+void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const uint8_t *msg,
+                  size_t len, struct agent_reply *reply);
+
+/* Worker side: does a job's computation. Touches nothing but the job. */
+void agent_job_run(struct agent_job *job);
+
+/*
+ * Loop side: the user answered a confirmation (approved) or could not be
+ * asked (!approved). Writes the reply, or hands back a signing job in
+ * reply->job. Consumes job.
+ */
+void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                         bool approved, struct agent_reply *reply);
+
+/*
+ * Loop side: ends a job without carrying it out (a confirmation without
+ * asking, an unlock whose client left) with a failure reply; why says why,
+ * for the log and the audit log. Consumes job.
+ */
+void agent_job_refuse(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                      const char *why, struct agent_reply *reply);
+
+/*
+ * Loop side: agent_job_run() is done. Writes the reply: for a signature, a
+ * failure if meanwhile the agent was locked or the key removed (expired
+ * keys must have been dropped with agent_expire() first). Consumes job.
+ */
+void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                      struct agent_reply *reply);
+
+/* Frees a job that will not be finished (its connection went away). */
+void agent_job_free(struct agent_job *job);
+
+/* Drops expired keys; returns the next expiry (monotonic ms) or 0 if none. */
+uint64_t agent_expire(struct agent *ag, uint64_t now_ms);
+
+/* The extension names answered by "query", NULL-terminated. */
+extern const char *const agent_extensions[];
+
+#endif

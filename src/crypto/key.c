@@ -1,0 +1,1331 @@
+/*
+ * keyward: SSH keys and certificates <-> OpenSSL EVP_PKEY. See key.h.
+ *
+ * Encodings (RFC 4253 6.6, RFC 5656 3.1, RFC 8709, RFC 8332, RFC 9987 and
+ * OpenSSH's PROTOCOL.certkeys):
+ *   ssh-ed25519          string pk(32)
+ *   ecdsa-sha2-nistpN    string curve, string Q
+ *   ssh-rsa              mpint e, mpint n
+ *   *-cert-v01@...       string nonce, <the fields above>, uint64 serial,
+ *                        uint32 type, string key id, string principals,
+ *                        uint64 valid after, uint64 valid before,
+ *                        string critical options, string extensions,
+ *                        string reserved, string CA key, string signature
+ * Private keys in ADD_IDENTITY:
+ *   ssh-ed25519          string pk, string sk(seed||pk)
+ *   ecdsa-sha2-nistpN    string curve, string Q, mpint d
+ *   ssh-rsa              mpint n, mpint e, mpint d, mpint iqmp, mpint p, mpint q
+ *   ed25519 cert         string cert, string pk, string sk
+ *   ecdsa cert           string cert, mpint d
+ *   rsa cert             string cert, mpint d, mpint iqmp, mpint p, mpint q
+ */
+#include "crypto/key.h"
+
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/param_build.h>
+#include <openssl/x509.h>
+
+#include "base/err.h"
+#include "base/match.h"
+#include "base/memzero.h"
+
+#define ED25519_PK_LEN  32
+#define ED25519_SK_LEN  64
+#define ED25519_SIG_LEN 64
+/* Longest uncompressed point we accept: P-521 is 1 + 2 * 66 bytes. */
+#define EC_POINT_MAX_LEN 133
+
+struct kind_info {
+    enum key_kind kind;
+    const char *name;
+    const char *cert_name;
+    const char *short_name;
+    const char *short_cert_name;
+    const char *curve;  /* SSH curve identifier, ECDSA only */
+    const char *group;  /* OpenSSL group name, ECDSA only */
+    const char *digest; /* ECDSA signature hash */
+};
+
+static const struct kind_info kinds[] = {
+    {KEY_ED25519, "ssh-ed25519", "ssh-ed25519-cert-v01@openssh.com", "ED25519", "ED25519-CERT",
+     NULL, NULL, NULL},
+    {KEY_ECDSA_P256, "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256-cert-v01@openssh.com", "ECDSA",
+     "ECDSA-CERT", "nistp256", "prime256v1", "SHA256"},
+    {KEY_ECDSA_P384, "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp384-cert-v01@openssh.com", "ECDSA",
+     "ECDSA-CERT", "nistp384", "secp384r1", "SHA384"},
+    {KEY_ECDSA_P521, "ecdsa-sha2-nistp521", "ecdsa-sha2-nistp521-cert-v01@openssh.com", "ECDSA",
+     "ECDSA-CERT", "nistp521", "secp521r1", "SHA512"},
+    {KEY_RSA, "ssh-rsa", "ssh-rsa-cert-v01@openssh.com", "RSA", "RSA-CERT", NULL, NULL, NULL},
+};
+
+/* ---- OpenSSL's allocator: every block cleared before it is freed ---- */
+
+/*
+ * OpenSSL 3.0 frees some copies of private keys without clearing them. The
+ * one that matters here is its DER decoder: d2i_PrivateKey() is how RSA keys
+ * are imported (pkey_rsa_private() says why), and the decoder reads the whole
+ * PKCS#1 structure, every private component included, into buffers it then
+ * frees uncleared (two per key, tests/hostile/freed_secrets.c). It also
+ * leaves private material behind when it generates or encodes keys.
+ *
+ * No public 3.0 interface avoids the decoder and keeps RSA keys in the secure
+ * heap (measured, see pkey_rsa_private()), so the clearing goes under it:
+ * libcrypto's allocator is replaced by one that clears every block it frees
+ * or moves, using the same malloc() and free(), so blocks still pass freely
+ * between libcrypto and plain free(). This must be done before libcrypto's
+ * first allocation, which CRYPTO_set_mem_functions() refuses after, hence a
+ * constructor: it runs before main() in every program linking this file.
+ * The cost is a memset per free, small beside any signature.
+ */
+#if defined(_WIN32)
+#define BLOCK_SIZE(p) _msize(p)
+#else
+#define BLOCK_SIZE(p) malloc_usable_size(p)
+#endif
+
+static bool openssl_frees_cleared;
+
+/* As CRYPTO_malloc() does by default, no block for zero bytes. */
+static void *clearing_malloc(size_t num, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    return num == 0 ? NULL : malloc(num);
+}
+
+static void clearing_free(void *ptr, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (ptr == NULL)
+        return;
+    kw_memzero(ptr, BLOCK_SIZE(ptr));
+    free(ptr);
+}
+
+/*
+ * Always moves the block, so the old one is cleared whole: realloc() could
+ * free it, or a shrunk tail, uncleared.
+ */
+static void *clearing_realloc(void *ptr, size_t num, const char *file, int line)
+{
+    size_t old;
+    void *p;
+
+    if (ptr == NULL)
+        return clearing_malloc(num, file, line);
+    if (num == 0) {
+        clearing_free(ptr, file, line);
+        return NULL;
+    }
+    if ((p = malloc(num)) == NULL)
+        return NULL;
+    old = BLOCK_SIZE(ptr);
+    memcpy(p, ptr, old < num ? old : num);
+    clearing_free(ptr, file, line);
+    return p;
+}
+
+__attribute__((constructor)) static void clear_openssl_frees(void)
+{
+    openssl_frees_cleared =
+        CRYPTO_set_mem_functions(clearing_malloc, clearing_realloc, clearing_free) == 1;
+}
+
+bool key_openssl_frees_cleared(void)
+{
+    return openssl_frees_cleared;
+}
+
+static const struct kind_info *info_by_name(struct wire_view name, bool *is_cert)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (wire_view_eq_str(name, kinds[i].name)) {
+            *is_cert = false;
+            return &kinds[i];
+        }
+        if (wire_view_eq_str(name, kinds[i].cert_name)) {
+            *is_cert = true;
+            return &kinds[i];
+        }
+    }
+    return NULL;
+}
+
+static const struct kind_info *info_of(enum key_kind kind)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (kinds[i].kind == kind)
+            return &kinds[i];
+    return NULL;
+}
+
+static bool is_ecdsa(enum key_kind kind)
+{
+    return kind == KEY_ECDSA_P256 || kind == KEY_ECDSA_P384 || kind == KEY_ECDSA_P521;
+}
+
+static struct key *key_alloc(enum key_kind kind)
+{
+    struct key *k = calloc(1, sizeof(*k));
+
+    if (k != NULL) {
+        k->kind = kind;
+        k->refs = 1;
+    }
+    return k;
+}
+
+struct key *key_ref(struct key *k)
+{
+    k->refs++;
+    return k;
+}
+
+void key_free(struct key *k)
+{
+    if (k == NULL || --k->refs > 0)
+        return;
+    EVP_PKEY_free(k->pkey); /* OpenSSL clears private components */
+    if (k->cert != NULL) {
+        key_free(k->cert->ca);
+        free(k->cert->principals);
+        free(k->cert);
+    }
+    if (k->plain_blob != k->blob)
+        free(k->plain_blob);
+    free(k->blob);
+    free(k);
+}
+
+static int copy_out(struct wire_view v, uint8_t **out, size_t *outlen)
+{
+    if ((*out = malloc(v.len ? v.len : 1)) == NULL)
+        return KW_ERR_ALLOC;
+    if (v.len)
+        memcpy(*out, v.ptr, v.len);
+    *outlen = v.len;
+    return 0;
+}
+
+/* ---- building EVP_PKEYs ---- */
+
+static EVP_PKEY *pkey_fromdata(const char *alg, int selection, OSSL_PARAM *params)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL);
+    EVP_PKEY *pkey = NULL;
+
+    if (ctx != NULL && EVP_PKEY_fromdata_init(ctx) == 1)
+        (void)EVP_PKEY_fromdata(ctx, &pkey, selection, params);
+    EVP_PKEY_CTX_free(ctx);
+    return pkey;
+}
+
+/* A BIGNUM from magnitude bytes; secure=true puts it in OpenSSL's secure heap. */
+static BIGNUM *bn_from_view(struct wire_view v, bool secure)
+{
+    BIGNUM *bn = secure ? BN_secure_new() : BN_new();
+
+    if (bn == NULL)
+        return NULL;
+    if (BN_bin2bn(v.ptr, (int)v.len, bn) == NULL) {
+        BN_clear_free(bn);
+        return NULL;
+    }
+    return bn;
+}
+
+/*
+ * A public point: not at infinity, on the curve, coordinates in range
+ * (EVP_PKEY_public_check_quick()). The full EVP_PKEY_public_check() also
+ * multiplies the point by the group order, a scalar multiplication costing
+ * more than an ECDSA signature (0.3 ms for P-521), which lets a client
+ * stall the loop with host keys in a destination constraint (issue 22).
+ * For the NIST curves, whose cofactor is 1, every point on the curve but
+ * infinity has that order, so the multiplication adds nothing. A private
+ * key still gets the pairwise check (d*G == Q).
+ */
+static int ec_public_check(EVP_PKEY *pkey, bool pairwise)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    int ok;
+
+    if (ctx == NULL)
+        return KW_ERR_ALLOC;
+    ok = pairwise ? EVP_PKEY_pairwise_check(ctx) : EVP_PKEY_public_check_quick(ctx);
+    EVP_PKEY_CTX_free(ctx);
+    return ok == 1 ? 0 : KW_ERR_BAD_KEY;
+}
+
+static int pkey_ec(const struct kind_info *ki, struct wire_view q, struct wire_view d,
+                   EVP_PKEY **out)
+{
+    OSSL_PARAM_BLD *bld = NULL;
+    OSSL_PARAM *params = NULL;
+    BIGNUM *priv = NULL;
+    EVP_PKEY *pkey = NULL;
+    int r = KW_ERR_ALLOC;
+    bool private = d.ptr != NULL;
+
+    if (q.len == 0 || q.len > EC_POINT_MAX_LEN || q.ptr[0] != 0x04)
+        return KW_ERR_BAD_KEY; /* SSH always sends uncompressed points */
+    if ((bld = OSSL_PARAM_BLD_new()) == NULL)
+        goto out;
+    if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, ki->group, 0) ||
+        !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, q.ptr, q.len))
+        goto out;
+    if (private) {
+        if (d.len == 0 || (priv = bn_from_view(d, true)) == NULL ||
+            !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv))
+            goto out;
+    }
+    if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
+        goto out;
+    pkey = pkey_fromdata("EC", private ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, params);
+    if (pkey == NULL) {
+        r = KW_ERR_BAD_KEY;
+        goto out;
+    }
+    /* On the curve, right order; for a private key, d*G == Q. */
+    if ((r = ec_public_check(pkey, private)) != 0)
+        goto out;
+    *out = pkey;
+    pkey = NULL;
+    r = 0;
+out:
+    EVP_PKEY_free(pkey);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_clear_free(priv);
+    return r;
+}
+
+static int rsa_bits_ok(const BIGNUM *n)
+{
+    int bits = BN_num_bits(n);
+
+    if (bits < KEY_RSA_MIN_BITS || bits > KEY_RSA_MAX_BITS)
+        return KW_ERR_KEY_SIZE;
+    return 0;
+}
+
+static int pkey_rsa_public(struct wire_view nv, struct wire_view ev, EVP_PKEY **out)
+{
+    OSSL_PARAM_BLD *bld = NULL;
+    OSSL_PARAM *params = NULL;
+    BIGNUM *n = NULL, *e = NULL;
+    int r = KW_ERR_ALLOC;
+
+    if ((n = bn_from_view(nv, false)) == NULL || (e = bn_from_view(ev, false)) == NULL)
+        goto out;
+    if ((r = rsa_bits_ok(n)) != 0)
+        goto out;
+    r = KW_ERR_BAD_KEY;
+    if (!BN_is_odd(e) || BN_is_one(e) || BN_num_bits(e) > 64)
+        goto out;
+    r = KW_ERR_ALLOC;
+    if ((bld = OSSL_PARAM_BLD_new()) == NULL || !OSSL_PARAM_BLD_push_BN(bld, "n", n) ||
+        !OSSL_PARAM_BLD_push_BN(bld, "e", e) || (params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
+        goto out;
+    if ((*out = pkey_fromdata("RSA", EVP_PKEY_PUBLIC_KEY, params)) == NULL) {
+        r = KW_ERR_BAD_KEY;
+        goto out;
+    }
+    r = 0;
+out:
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_free(n);
+    BN_free(e);
+    return r;
+}
+
+/* DER length octets (X.690 8.1.3, definite form). */
+static void der_put_length(struct wire_writer *w, size_t len)
+{
+    if (len < 0x80) {
+        wire_put_u8(w, (uint8_t)len);
+    } else if (len <= 0xff) {
+        wire_put_u8(w, 0x81);
+        wire_put_u8(w, (uint8_t)len);
+    } else if (len <= 0xffff) {
+        wire_put_u8(w, 0x82);
+        wire_put_u8(w, (uint8_t)(len >> 8));
+        wire_put_u8(w, (uint8_t)len);
+    } else {
+        wire_put_u8(w, 0x83);
+        wire_put_u8(w, (uint8_t)(len >> 16));
+        wire_put_u8(w, (uint8_t)(len >> 8));
+        wire_put_u8(w, (uint8_t)len);
+    }
+}
+
+/* A non-negative DER INTEGER. */
+static int der_put_integer(struct wire_writer *w, const BIGNUM *bn)
+{
+    int nbytes = BN_num_bytes(bn);
+    size_t len = nbytes > 0 ? (size_t)nbytes : 0;
+    uint8_t *buf;
+    bool pad;
+
+    if ((buf = malloc(len ? len : 1)) == NULL)
+        return KW_ERR_ALLOC;
+    BN_bn2bin(bn, buf);
+    pad = len == 0 || (buf[0] & 0x80);
+    wire_put_u8(w, 0x02);
+    der_put_length(w, len + (pad ? 1 : 0));
+    if (pad)
+        wire_put_u8(w, 0);
+    wire_put_bytes(w, buf, len);
+    kw_memzero(buf, len);
+    free(buf);
+    return w->error;
+}
+
+/* PKCS#1 RSAPrivateKey (RFC 8017 A.1.2): version 0, then the parts in order. */
+static int rsa_private_der(const BIGNUM *const *parts, size_t nparts, struct wire_writer *w)
+{
+    struct wire_writer body;
+    size_t i;
+    int r = 0;
+
+    wire_writer_init(&body);
+    wire_put_bytes(&body, "\x02\x01\x00", 3); /* INTEGER 0 */
+    for (i = 0; i < nparts && r == 0; i++)
+        r = der_put_integer(&body, parts[i]);
+    if (r == 0 && body.error == 0) {
+        wire_put_u8(w, 0x30); /* SEQUENCE */
+        der_put_length(w, body.len);
+        wire_put_bytes(w, body.buf, body.len);
+        r = w->error;
+    } else if (r == 0) {
+        r = body.error;
+    }
+    wire_writer_free(&body);
+    return r;
+}
+
+/*
+ * RSA private key from n, e, d, p, q. The CRT values are derived here rather
+ * than trusted from the client, so a bad iqmp cannot produce bad signatures.
+ */
+static int pkey_rsa_private(struct wire_view nv, struct wire_view ev, struct wire_view dv,
+                            struct wire_view pv, struct wire_view qv, EVP_PKEY **out)
+{
+    struct wire_writer derw;
+    BN_CTX *bnctx = NULL;
+    BIGNUM *n = NULL, *e = NULL, *d = NULL, *p = NULL, *q = NULL;
+    BIGNUM *dmp1 = NULL, *dmq1 = NULL, *iqmp = NULL, *t = NULL, *u = NULL;
+    int r = KW_ERR_ALLOC;
+
+    wire_writer_init(&derw);
+    if ((bnctx = BN_CTX_secure_new()) == NULL || (n = bn_from_view(nv, false)) == NULL ||
+        (e = bn_from_view(ev, false)) == NULL || (d = bn_from_view(dv, true)) == NULL ||
+        (p = bn_from_view(pv, true)) == NULL || (q = bn_from_view(qv, true)) == NULL ||
+        (dmp1 = BN_secure_new()) == NULL || (dmq1 = BN_secure_new()) == NULL ||
+        (iqmp = BN_secure_new()) == NULL || (t = BN_secure_new()) == NULL ||
+        (u = BN_secure_new()) == NULL)
+        goto out;
+    if ((r = rsa_bits_ok(n)) != 0)
+        goto out;
+    r = KW_ERR_BAD_KEY;
+    if (!BN_is_odd(e) || BN_is_one(e) || BN_num_bits(e) > 64 || BN_is_zero(d) ||
+        BN_cmp(d, n) >= 0 || BN_cmp(p, BN_value_one()) <= 0 || BN_cmp(q, BN_value_one()) <= 0)
+        goto out;
+    /* n must be p*q: the cheap consistency check OpenSSL's CRT relies on. */
+    if (!BN_mul(t, p, q, bnctx))
+        goto out;
+    if (BN_cmp(t, n) != 0)
+        goto out;
+    /*
+     * dmp1 = d mod (p-1), dmq1 = d mod (q-1), iqmp = q^-1 mod p. And d must
+     * really be e's inverse: e*dmp1 = 1 mod (p-1) and e*dmq1 = 1 mod (q-1).
+     * A key that fails this would load and then sign garbage, which is a
+     * confusing way for an add to fail (found by fuzzing the key parser).
+     */
+    if (BN_cmp(p, q) == 0 || !BN_sub(t, p, BN_value_one()) || !BN_mod(dmp1, d, t, bnctx) ||
+        !BN_mod_mul(u, e, dmp1, t, bnctx) || !BN_is_one(u) || !BN_sub(t, q, BN_value_one()) ||
+        !BN_mod(dmq1, d, t, bnctx) || !BN_mod_mul(u, e, dmq1, t, bnctx) || !BN_is_one(u) ||
+        BN_mod_inverse(iqmp, q, p, bnctx) == NULL)
+        goto out;
+    /*
+     * Import through PKCS#1 DER: OpenSSL 3.0's DER decoder allocates d, p, q
+     * and the CRT values in the secure heap and hands that very RSA object
+     * to the provider. The alternatives were measured (secure heap use and
+     * heap scans, OpenSSL 3.0.19): EVP_PKEY_fromdata() copies every part
+     * into ordinary BIGNUMs even from secure ones (OSSL_PARAM_get_BN), and
+     * an RSA built with the deprecated RSA_set0_*() stays a legacy key that
+     * is copied the same way to the provider when first used. The decoder
+     * frees its copies of the DER uncleared; clearing_free() above clears
+     * them (hostile_freed_secrets).
+     */
+    {
+        const BIGNUM *parts[] = {n, e, d, p, q, dmp1, dmq1, iqmp};
+        const uint8_t *der;
+
+        if ((r = rsa_private_der(parts, sizeof(parts) / sizeof(parts[0]), &derw)) != 0)
+            goto out;
+        der = derw.buf;
+        if ((*out = d2i_PrivateKey(EVP_PKEY_RSA, NULL, &der, (long)derw.len)) == NULL) {
+            r = KW_ERR_BAD_KEY;
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    wire_writer_free(&derw); /* zeroes the DER copy of the key */
+    BN_free(n);
+    BN_free(e);
+    BN_clear_free(d);
+    BN_clear_free(p);
+    BN_clear_free(q);
+    BN_clear_free(dmp1);
+    BN_clear_free(dmq1);
+    BN_clear_free(iqmp);
+    BN_clear_free(t);
+    BN_clear_free(u);
+    BN_CTX_free(bnctx);
+    return r;
+}
+
+/* ---- public encodings ---- */
+
+static int put_bn_param(struct wire_writer *w, const EVP_PKEY *pkey, const char *name)
+{
+    BIGNUM *bn = NULL;
+    uint8_t *buf = NULL;
+    int len, r = KW_ERR_INTERNAL;
+
+    if (!EVP_PKEY_get_bn_param(pkey, name, &bn))
+        goto out;
+    len = BN_num_bytes(bn);
+    if ((buf = malloc(len > 0 ? (size_t)len : 1)) == NULL) {
+        r = KW_ERR_ALLOC;
+        goto out;
+    }
+    BN_bn2bin(bn, buf);
+    wire_put_mpint_unsigned(w, buf, (size_t)len);
+    kw_memzero(buf, (size_t)len);
+    r = w->error;
+out:
+    free(buf);
+    BN_clear_free(bn);
+    return r;
+}
+
+/* Writes the public fields (after the type name) of pkey. */
+static int put_public_fields(const struct kind_info *ki, const EVP_PKEY *pkey,
+                             struct wire_writer *w)
+{
+    uint8_t buf[EC_POINT_MAX_LEN];
+    size_t len = sizeof(buf);
+    int r;
+
+    if (ki->kind == KEY_ED25519) {
+        len = ED25519_PK_LEN;
+        if (EVP_PKEY_get_raw_public_key(pkey, buf, &len) != 1 || len != ED25519_PK_LEN)
+            return KW_ERR_INTERNAL;
+        wire_put_string(w, buf, len);
+    } else if (is_ecdsa(ki->kind)) {
+        if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, buf,
+                                            sizeof(buf), &len) != 1)
+            return KW_ERR_INTERNAL;
+        wire_put_cstring(w, ki->curve);
+        wire_put_string(w, buf, len);
+    } else {
+        if ((r = put_bn_param(w, pkey, OSSL_PKEY_PARAM_RSA_E)) != 0 ||
+            (r = put_bn_param(w, pkey, OSSL_PKEY_PARAM_RSA_N)) != 0)
+            return r;
+    }
+    return w->error;
+}
+
+/* Builds the plain public blob of pkey into a fresh allocation. */
+static int plain_blob_of(const struct kind_info *ki, const EVP_PKEY *pkey, uint8_t **out,
+                         size_t *outlen)
+{
+    struct wire_writer w;
+    int r;
+
+    wire_writer_init(&w);
+    wire_put_cstring(&w, ki->name);
+    if ((r = put_public_fields(ki, pkey, &w)) == 0)
+        r = copy_out(wire_writer_view(&w), out, outlen);
+    wire_writer_free(&w);
+    return r;
+}
+
+/* Reads the public fields of a key of kind ki from r into a public EVP_PKEY. */
+static int read_public_fields(const struct kind_info *ki, struct wire_reader *r, EVP_PKEY **out)
+{
+    struct wire_view a, b, none = {NULL, 0};
+
+    if (ki->kind == KEY_ED25519) {
+        a = wire_get_string(r);
+        if (r->error)
+            return r->error;
+        if (a.len != ED25519_PK_LEN)
+            return KW_ERR_BAD_KEY;
+        *out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, a.ptr, a.len);
+        return *out ? 0 : KW_ERR_BAD_KEY;
+    }
+    if (is_ecdsa(ki->kind)) {
+        a = wire_get_string(r); /* curve */
+        b = wire_get_string(r); /* Q */
+        if (r->error)
+            return r->error;
+        if (!wire_view_eq_str(a, ki->curve))
+            return KW_ERR_BAD_KEY;
+        return pkey_ec(ki, b, none, out);
+    }
+    a = wire_get_mpint_unsigned(r); /* e */
+    b = wire_get_mpint_unsigned(r); /* n */
+    if (r->error)
+        return r->error;
+    return pkey_rsa_public(b, a, out);
+}
+
+/* ---- certificates ---- */
+
+static int parse_blob(const uint8_t *blob, size_t len, bool allow_cert, struct key **out);
+
+/*
+ * Parses the body of a certificate after its type name: fills k->pkey and
+ * k->plain_blob and verifies the CA's signature over the certificate.
+ */
+static int parse_cert_body(const struct kind_info *ki, struct key *k, struct wire_reader *r)
+{
+    struct wire_view ca_blob, sig, principals;
+    struct key_cert *cert;
+    size_t signed_len;
+    int err;
+
+    if ((cert = calloc(1, sizeof(*cert))) == NULL)
+        return KW_ERR_ALLOC;
+    k->cert = cert;           /* freed with k on any error */
+    (void)wire_get_string(r); /* nonce */
+    if ((err = read_public_fields(ki, r, &k->pkey)) != 0)
+        return err;
+    (void)wire_get_u64(r); /* serial */
+    cert->type = wire_get_u32(r);
+    (void)wire_get_string(r); /* key id */
+    principals = wire_get_string(r);
+    cert->valid_after = wire_get_u64(r);
+    cert->valid_before = wire_get_u64(r);
+    cert->critical_len = wire_get_string(r).len; /* critical options */
+    (void)wire_get_string(r);                    /* extensions */
+    (void)wire_get_string(r);                    /* reserved */
+    ca_blob = wire_get_string(r);
+    signed_len = r->pos;
+    sig = wire_get_string(r);
+    if ((err = wire_reader_finish(r)) != 0)
+        return err;
+    if (cert->type != KEY_CERT_USER && cert->type != KEY_CERT_HOST)
+        return KW_ERR_BAD_KEY;
+    if ((err = copy_out(principals, &cert->principals, &cert->principals_len)) != 0)
+        return err;
+    /* The CA key must be a plain key: no certificate chains. */
+    if ((err = parse_blob(ca_blob.ptr, ca_blob.len, false, &cert->ca)) != 0)
+        return err;
+    if ((err = key_verify(cert->ca, sig.ptr, sig.len, r->data, signed_len)) != 0)
+        return err;
+    /* The algorithm of the CA's signature, for checks that refuse SHA-1. */
+    if ((err = key_signature_algorithm(sig.ptr, sig.len, cert->sig_alg, sizeof(cert->sig_alg))) !=
+        0)
+        return err;
+    return plain_blob_of(ki, k->pkey, &k->plain_blob, &k->plain_blob_len);
+}
+
+static int parse_blob(const uint8_t *blob, size_t len, bool allow_cert, struct key **out)
+{
+    struct wire_reader r;
+    struct wire_view name;
+    const struct kind_info *ki;
+    struct key *k = NULL;
+    bool is_cert = false;
+    int err;
+
+    *out = NULL;
+    if (len > WIRE_MAX_MESSAGE)
+        return KW_ERR_TOO_LARGE;
+    wire_reader_init(&r, blob, len);
+    name = wire_get_string(&r);
+    if (r.error)
+        return r.error;
+    if ((ki = info_by_name(name, &is_cert)) == NULL)
+        return KW_ERR_KEY_TYPE;
+    if (is_cert && !allow_cert)
+        return KW_ERR_KEY_TYPE;
+    if ((k = key_alloc(ki->kind)) == NULL)
+        return KW_ERR_ALLOC;
+    k->is_cert = is_cert;
+    if (is_cert) {
+        err = parse_cert_body(ki, k, &r);
+    } else if ((err = read_public_fields(ki, &r, &k->pkey)) == 0) {
+        err = wire_reader_finish(&r);
+    }
+    if (err == 0)
+        err = copy_out((struct wire_view){blob, len}, &k->blob, &k->blob_len);
+    if (err != 0) {
+        key_free(k);
+        return err;
+    }
+    if (!is_cert) {
+        k->plain_blob = k->blob;
+        k->plain_blob_len = k->blob_len;
+    }
+    *out = k;
+    return 0;
+}
+
+int key_from_blob(const uint8_t *blob, size_t len, struct key **out)
+{
+    return parse_blob(blob, len, true, out);
+}
+
+int key_from_plain_blob(const uint8_t *blob, size_t len, struct key **out)
+{
+    return parse_blob(blob, len, false, out);
+}
+
+/* ---- private keys ---- */
+
+static int private_ed25519(struct wire_view pk, struct wire_view sk, EVP_PKEY **out)
+{
+    uint8_t derived[ED25519_PK_LEN];
+    size_t dlen = sizeof(derived);
+    EVP_PKEY *raw;
+    int r;
+
+    if (pk.len != ED25519_PK_LEN || sk.len != ED25519_SK_LEN)
+        return KW_ERR_BAD_KEY;
+    /* OpenSSH's sk is seed || pk; OpenSSL wants the 32-byte seed. */
+    if (memcmp(sk.ptr + 32, pk.ptr, ED25519_PK_LEN) != 0)
+        return KW_ERR_BAD_KEY;
+    raw = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sk.ptr, 32);
+    if (raw == NULL)
+        return KW_ERR_BAD_KEY;
+    if (EVP_PKEY_get_raw_public_key(raw, derived, &dlen) != 1 || dlen != ED25519_PK_LEN ||
+        memcmp(derived, pk.ptr, ED25519_PK_LEN) != 0) {
+        r = KW_ERR_BAD_KEY;
+        goto out;
+    }
+    /*
+     * OpenSSL 3.0 imports the seed into ordinary memory, but a duplicate
+     * allocates it in the secure heap (ossl_ecx_key_dup): keep the duplicate
+     * (test_key's test_secure_heap). The import is cleared when freed.
+     */
+    if ((*out = EVP_PKEY_dup(raw)) == NULL) {
+        r = KW_ERR_ALLOC;
+        goto out;
+    }
+    r = 0;
+out:
+    EVP_PKEY_free(raw);
+    return r;
+}
+
+int key_from_private(struct wire_reader *r, struct key **out)
+{
+    struct wire_view name, certv, a, b, c, d, e, f, none = {NULL, 0};
+    const struct kind_info *ki;
+    struct key *k = NULL, *cert = NULL;
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    bool is_cert = false;
+    int err = 0;
+
+    *out = NULL;
+    name = wire_get_string(r);
+    if (r->error)
+        return r->error;
+    if ((ki = info_by_name(name, &is_cert)) == NULL)
+        return KW_ERR_KEY_TYPE;
+    if ((k = key_alloc(ki->kind)) == NULL)
+        return KW_ERR_ALLOC;
+    k->is_cert = is_cert;
+    k->has_private = true;
+
+    if (is_cert) {
+        certv = wire_get_string(r);
+        if (r->error) {
+            err = r->error;
+            goto out;
+        }
+        if ((err = key_from_blob(certv.ptr, certv.len, &cert)) != 0)
+            goto out;
+        if (cert->kind != ki->kind || !cert->is_cert) {
+            err = KW_ERR_BAD_KEY;
+            goto out;
+        }
+    }
+
+    if (ki->kind == KEY_ED25519) {
+        a = wire_get_string(r); /* pk */
+        b = wire_get_string(r); /* sk */
+        err = r->error ? r->error : private_ed25519(a, b, &k->pkey);
+    } else if (is_ecdsa(ki->kind)) {
+        if (is_cert) {
+            /* Q comes from the certificate. */
+            uint8_t q[EC_POINT_MAX_LEN];
+            size_t qlen = sizeof(q);
+
+            d = wire_get_mpint_unsigned(r);
+            if (r->error)
+                err = r->error;
+            else if (EVP_PKEY_get_octet_string_param(cert->pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+                                                     q, sizeof(q), &qlen) != 1)
+                err = KW_ERR_INTERNAL;
+            else
+                err = pkey_ec(ki, (struct wire_view){q, qlen}, d, &k->pkey);
+        } else {
+            a = wire_get_string(r); /* curve */
+            b = wire_get_string(r); /* Q */
+            d = wire_get_mpint_unsigned(r);
+            if (r->error)
+                err = r->error;
+            else if (!wire_view_eq_str(a, ki->curve))
+                err = KW_ERR_BAD_KEY;
+            else
+                err = pkey_ec(ki, b, d, &k->pkey);
+        }
+    } else {
+        if (is_cert) {
+            struct wire_writer nw, ew;
+
+            c = wire_get_mpint_unsigned(r); /* d */
+            d = wire_get_mpint_unsigned(r); /* iqmp: recomputed, not trusted */
+            e = wire_get_mpint_unsigned(r); /* p */
+            f = wire_get_mpint_unsigned(r); /* q */
+            (void)d;
+            if (r->error) {
+                err = r->error;
+                goto out;
+            }
+            /* n and e come from the certificate. */
+            wire_writer_init(&nw);
+            wire_writer_init(&ew);
+            err = put_bn_param(&nw, cert->pkey, OSSL_PKEY_PARAM_RSA_N);
+            if (err == 0)
+                err = put_bn_param(&ew, cert->pkey, OSSL_PKEY_PARAM_RSA_E);
+            if (err == 0) {
+                struct wire_reader nr, er;
+                struct wire_view nv, ev;
+
+                wire_reader_from_view(&nr, wire_writer_view(&nw));
+                wire_reader_from_view(&er, wire_writer_view(&ew));
+                nv = wire_get_mpint_unsigned(&nr);
+                ev = wire_get_mpint_unsigned(&er);
+                err = nr.error ? nr.error : er.error;
+                if (err == 0)
+                    err = pkey_rsa_private(nv, ev, c, e, f, &k->pkey);
+            }
+            wire_writer_free(&nw);
+            wire_writer_free(&ew);
+        } else {
+            a = wire_get_mpint_unsigned(r); /* n */
+            b = wire_get_mpint_unsigned(r); /* e */
+            c = wire_get_mpint_unsigned(r); /* d */
+            d = wire_get_mpint_unsigned(r); /* iqmp: recomputed, not trusted */
+            e = wire_get_mpint_unsigned(r); /* p */
+            f = wire_get_mpint_unsigned(r); /* q */
+            (void)d;
+            err = r->error ? r->error : pkey_rsa_private(a, b, c, e, f, &k->pkey);
+        }
+    }
+    (void)none;
+    if (err != 0)
+        goto out;
+
+    if ((err = plain_blob_of(ki, k->pkey, &plain, &plain_len)) != 0)
+        goto out;
+    if (is_cert) {
+        /* The private key must be the certificate's key. */
+        if (plain_len != cert->plain_blob_len || memcmp(plain, cert->plain_blob, plain_len) != 0) {
+            err = KW_ERR_BAD_KEY;
+            goto out;
+        }
+        k->plain_blob = plain;
+        k->plain_blob_len = plain_len;
+        plain = NULL;
+        k->cert = cert->cert; /* the certificate's fields now belong to k */
+        cert->cert = NULL;
+        err = copy_out((struct wire_view){cert->blob, cert->blob_len}, &k->blob, &k->blob_len);
+    } else {
+        k->blob = k->plain_blob = plain;
+        k->blob_len = k->plain_blob_len = plain_len;
+        plain = NULL;
+    }
+out:
+    free(plain);
+    key_free(cert);
+    if (err != 0) {
+        key_free(k);
+        return err;
+    }
+    *out = k;
+    return 0;
+}
+
+int key_private_serialize(const struct key *k, struct wire_writer *w)
+{
+    const struct kind_info *ki = info_of(k->kind);
+    uint8_t seed[32], pk[ED25519_PK_LEN];
+    size_t slen = sizeof(seed), plen = sizeof(pk);
+    struct wire_reader r;
+    int err;
+
+    if (ki == NULL || !k->has_private || k->is_cert)
+        return KW_ERR_KEY_TYPE;
+    wire_put_cstring(w, ki->name);
+    if (ki->kind == KEY_ED25519) {
+        if (EVP_PKEY_get_raw_private_key(k->pkey, seed, &slen) != 1 ||
+            EVP_PKEY_get_raw_public_key(k->pkey, pk, &plen) != 1)
+            return KW_ERR_INTERNAL;
+        wire_put_string(w, pk, plen);
+        wire_put_u32(w, ED25519_SK_LEN);
+        wire_put_bytes(w, seed, slen);
+        wire_put_bytes(w, pk, plen);
+        kw_memzero(seed, sizeof(seed));
+        return w->error;
+    }
+    if (is_ecdsa(ki->kind)) {
+        /* Public fields are the tail of the plain blob after the name. */
+        wire_reader_init(&r, k->plain_blob, k->plain_blob_len);
+        (void)wire_get_string(&r);
+        wire_put_bytes(w, r.data + r.pos, wire_remaining(&r));
+        return put_bn_param(w, k->pkey, OSSL_PKEY_PARAM_PRIV_KEY);
+    }
+    if ((err = put_bn_param(w, k->pkey, OSSL_PKEY_PARAM_RSA_N)) != 0 ||
+        (err = put_bn_param(w, k->pkey, OSSL_PKEY_PARAM_RSA_E)) != 0 ||
+        (err = put_bn_param(w, k->pkey, OSSL_PKEY_PARAM_RSA_D)) != 0 ||
+        (err = put_bn_param(w, k->pkey, OSSL_PKEY_PARAM_RSA_COEFFICIENT1)) != 0 ||
+        (err = put_bn_param(w, k->pkey, OSSL_PKEY_PARAM_RSA_FACTOR1)) != 0 ||
+        (err = put_bn_param(w, k->pkey, OSSL_PKEY_PARAM_RSA_FACTOR2)) != 0)
+        return err;
+    return w->error;
+}
+
+int key_generate(enum key_kind kind, unsigned bits, struct key **out)
+{
+    const struct kind_info *ki = info_of(kind);
+    struct key *k;
+    int err;
+
+    *out = NULL;
+    if (ki == NULL)
+        return KW_ERR_KEY_TYPE;
+    if ((k = key_alloc(kind)) == NULL)
+        return KW_ERR_ALLOC;
+    k->has_private = true;
+    if (kind == KEY_ED25519)
+        k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    else if (is_ecdsa(kind))
+        k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", ki->group);
+    else if (bits >= KEY_RSA_MIN_BITS && bits <= KEY_RSA_MAX_BITS)
+        k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
+    if (k->pkey == NULL) {
+        key_free(k);
+        return KW_ERR_INTERNAL;
+    }
+    if ((err = plain_blob_of(ki, k->pkey, &k->blob, &k->blob_len)) != 0) {
+        key_free(k);
+        return err;
+    }
+    k->plain_blob = k->blob;
+    k->plain_blob_len = k->blob_len;
+    *out = k;
+    return 0;
+}
+
+/* ---- signatures ---- */
+
+static const char *ecdsa_digest(enum key_kind kind)
+{
+    const struct kind_info *ki = info_of(kind);
+
+    return ki ? ki->digest : NULL;
+}
+
+/* Raw libcrypto signature (DER for ECDSA) of data with digest md (NULL for Ed25519). */
+static int raw_sign(EVP_PKEY *pkey, const char *md, const uint8_t *data, size_t len, uint8_t **sig,
+                    size_t *siglen)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int r = KW_ERR_INTERNAL;
+
+    *sig = NULL;
+    if (ctx == NULL)
+        return KW_ERR_ALLOC;
+    if (EVP_DigestSignInit_ex(ctx, NULL, md, NULL, NULL, pkey, NULL) != 1)
+        goto out;
+    if (EVP_DigestSign(ctx, NULL, siglen, data, len) != 1)
+        goto out;
+    if ((*sig = malloc(*siglen)) == NULL) {
+        r = KW_ERR_ALLOC;
+        goto out;
+    }
+    if (EVP_DigestSign(ctx, *sig, siglen, data, len) != 1) {
+        free(*sig);
+        *sig = NULL;
+        goto out;
+    }
+    r = 0;
+out:
+    EVP_MD_CTX_free(ctx);
+    return r;
+}
+
+static int raw_verify(EVP_PKEY *pkey, const char *md, const uint8_t *sig, size_t siglen,
+                      const uint8_t *data, size_t len)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int r = KW_ERR_BAD_SIG;
+
+    if (ctx == NULL)
+        return KW_ERR_ALLOC;
+    if (EVP_DigestVerifyInit_ex(ctx, NULL, md, NULL, NULL, pkey, NULL) == 1 &&
+        EVP_DigestVerify(ctx, sig, siglen, data, len) == 1)
+        r = 0;
+    EVP_MD_CTX_free(ctx);
+    return r;
+}
+
+static void put_bn(struct wire_writer *w, const BIGNUM *bn)
+{
+    uint8_t buf[80]; /* ECDSA r and s: at most 66 bytes for P-521 */
+    int len = BN_num_bytes(bn);
+
+    if (len < 0 || (size_t)len > sizeof(buf)) {
+        if (w->error == 0)
+            w->error = KW_ERR_INTERNAL;
+        return;
+    }
+    BN_bn2bin(bn, buf);
+    wire_put_mpint_unsigned(w, buf, (size_t)len);
+}
+
+int key_sign(const struct key *k, const uint8_t *data, size_t len, uint32_t flags,
+             struct wire_writer *w)
+{
+    const struct kind_info *ki = info_of(k->kind);
+    const uint8_t *der;
+    uint8_t *sig = NULL;
+    size_t siglen = 0, mark;
+    ECDSA_SIG *esig = NULL;
+    const BIGNUM *br, *bs;
+    const char *alg, *md;
+    int r;
+
+    if (ki == NULL || !k->has_private)
+        return KW_ERR_KEY_TYPE;
+    if (k->kind == KEY_ED25519) {
+        if ((r = raw_sign(k->pkey, NULL, data, len, &sig, &siglen)) != 0)
+            return r;
+        wire_put_cstring(w, ki->name);
+        wire_put_string(w, sig, siglen);
+    } else if (is_ecdsa(k->kind)) {
+        if ((r = raw_sign(k->pkey, ecdsa_digest(k->kind), data, len, &sig, &siglen)) != 0)
+            return r;
+        der = sig;
+        if ((esig = d2i_ECDSA_SIG(NULL, &der, (long)siglen)) == NULL) {
+            free(sig);
+            return KW_ERR_INTERNAL;
+        }
+        ECDSA_SIG_get0(esig, &br, &bs);
+        wire_put_cstring(w, ki->name);
+        mark = wire_begin_string(w);
+        put_bn(w, br);
+        put_bn(w, bs);
+        wire_end_string(w, mark);
+        ECDSA_SIG_free(esig);
+    } else {
+        /* SHA-256 wins if a client sets both bits, as OpenSSH's agent does. */
+        if (flags & KEY_SIGN_RSA_SHA2_256) {
+            alg = "rsa-sha2-256";
+            md = "SHA256";
+        } else if (flags & KEY_SIGN_RSA_SHA2_512) {
+            alg = "rsa-sha2-512";
+            md = "SHA512";
+        } else {
+            alg = "ssh-rsa";
+            md = "SHA1";
+        }
+        if ((r = raw_sign(k->pkey, md, data, len, &sig, &siglen)) != 0)
+            return r;
+        wire_put_cstring(w, alg);
+        wire_put_string(w, sig, siglen);
+    }
+    free(sig);
+    return w->error;
+}
+
+int key_signature_algorithm(const uint8_t *sig, size_t siglen, char *buf, size_t bufsize)
+{
+    struct wire_reader r;
+    struct wire_view alg;
+
+    wire_reader_init(&r, sig, siglen);
+    alg = wire_get_string(&r);
+    if (r.error)
+        return r.error;
+    if (alg.len + 1 > bufsize)
+        return KW_ERR_TOO_LARGE;
+    memcpy(buf, alg.ptr, alg.len);
+    buf[alg.len] = '\0';
+    return 0;
+}
+
+static int verify_ecdsa(const struct key *k, struct wire_view blob, const uint8_t *data, size_t len)
+{
+    struct wire_reader r;
+    struct wire_view rv, sv;
+    ECDSA_SIG *esig = NULL;
+    BIGNUM *br = NULL, *bs = NULL;
+    uint8_t *der = NULL;
+    int derlen, err = KW_ERR_BAD_SIG;
+
+    wire_reader_from_view(&r, blob);
+    rv = wire_get_mpint_unsigned(&r);
+    sv = wire_get_mpint_unsigned(&r);
+    if (wire_reader_finish(&r) != 0 || rv.len == 0 || sv.len == 0 || rv.len > 66 || sv.len > 66)
+        return KW_ERR_BAD_SIG;
+    if ((esig = ECDSA_SIG_new()) == NULL || (br = bn_from_view(rv, false)) == NULL ||
+        (bs = bn_from_view(sv, false)) == NULL) {
+        err = KW_ERR_ALLOC;
+        goto out;
+    }
+    if (!ECDSA_SIG_set0(esig, br, bs))
+        goto out;
+    br = bs = NULL; /* owned by esig */
+    if ((derlen = i2d_ECDSA_SIG(esig, &der)) <= 0)
+        goto out;
+    err = raw_verify(k->pkey, ecdsa_digest(k->kind), der, (size_t)derlen, data, len);
+out:
+    OPENSSL_free(der);
+    BN_free(br);
+    BN_free(bs);
+    ECDSA_SIG_free(esig);
+    return err;
+}
+
+static int verify_rsa(const struct key *k, struct wire_view alg, struct wire_view sig,
+                      const uint8_t *data, size_t len)
+{
+    const char *md;
+    size_t modlen = (size_t)EVP_PKEY_get_size(k->pkey);
+    uint8_t *padded;
+    int err;
+
+    if (wire_view_eq_str(alg, "rsa-sha2-256"))
+        md = "SHA256";
+    else if (wire_view_eq_str(alg, "rsa-sha2-512"))
+        md = "SHA512";
+    else if (wire_view_eq_str(alg, "ssh-rsa"))
+        md = "SHA1";
+    else
+        return KW_ERR_BAD_SIG;
+    if (sig.len == 0 || sig.len > modlen)
+        return KW_ERR_BAD_SIG;
+    if (sig.len == modlen)
+        return raw_verify(k->pkey, md, sig.ptr, sig.len, data, len);
+    /* Some signers drop leading zero bytes; libcrypto wants the full width. */
+    if ((padded = calloc(1, modlen)) == NULL)
+        return KW_ERR_ALLOC;
+    memcpy(padded + (modlen - sig.len), sig.ptr, sig.len);
+    err = raw_verify(k->pkey, md, padded, modlen, data, len);
+    free(padded);
+    return err;
+}
+
+int key_verify(const struct key *k, const uint8_t *sigblob, size_t siglen, const uint8_t *data,
+               size_t len)
+{
+    const struct kind_info *ki = info_of(k->kind);
+    struct wire_reader r;
+    struct wire_view alg, sig;
+
+    if (ki == NULL)
+        return KW_ERR_KEY_TYPE;
+    wire_reader_init(&r, sigblob, siglen);
+    alg = wire_get_string(&r);
+    sig = wire_get_string(&r);
+    if (wire_reader_finish(&r) != 0)
+        return KW_ERR_BAD_SIG;
+    if (k->kind == KEY_RSA)
+        return verify_rsa(k, alg, sig, data, len);
+    if (!wire_view_eq_str(alg, ki->name))
+        return KW_ERR_BAD_SIG;
+    if (k->kind == KEY_ED25519) {
+        if (sig.len != ED25519_SIG_LEN)
+            return KW_ERR_BAD_SIG;
+        return raw_verify(k->pkey, NULL, sig.ptr, sig.len, data, len);
+    }
+    return verify_ecdsa(k, sig, data, len);
+}
+
+/* ---- names and fingerprints ---- */
+
+void key_fingerprint(const struct key *k, char *buf, size_t bufsize)
+{
+    uint8_t digest[32];
+    unsigned char b64[48];
+    unsigned int dlen = sizeof(digest);
+    int n;
+
+    if (bufsize == 0)
+        return;
+    buf[0] = '\0';
+    if (EVP_Digest(k->plain_blob, k->plain_blob_len, digest, &dlen, EVP_sha256(), NULL) != 1)
+        return;
+    n = EVP_EncodeBlock(b64, digest, (int)dlen);
+    /* ssh-keygen prints SHA256 fingerprints without base64 padding. */
+    while (n > 0 && b64[n - 1] == '=')
+        b64[--n] = '\0';
+    snprintf(buf, bufsize, "SHA256:%s", (const char *)b64);
+}
+
+const char *key_type_name(const struct key *k)
+{
+    const struct kind_info *ki = info_of(k->kind);
+
+    if (ki == NULL)
+        return "unknown";
+    return k->is_cert ? ki->cert_name : ki->name;
+}
+
+const char *key_short_name(const struct key *k)
+{
+    const struct kind_info *ki = info_of(k->kind);
+
+    if (ki == NULL)
+        return "UNKNOWN";
+    return k->is_cert ? ki->short_cert_name : ki->short_name;
+}
+
+bool key_equal(const struct key *a, const struct key *b)
+{
+    return a->blob_len == b->blob_len && memcmp(a->blob, b->blob, a->blob_len) == 0;
+}
+
+bool key_equal_public(const struct key *a, const struct key *b)
+{
+    return a->plain_blob_len == b->plain_blob_len &&
+           memcmp(a->plain_blob, b->plain_blob, a->plain_blob_len) == 0;
+}
+
+bool key_algorithm_matches(const struct key *k, struct wire_view alg)
+{
+    static const char *const rsa_plain[] = {"ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"};
+    static const char *const rsa_cert[] = {"ssh-rsa-cert-v01@openssh.com",
+                                           "rsa-sha2-256-cert-v01@openssh.com",
+                                           "rsa-sha2-512-cert-v01@openssh.com"};
+    size_t i;
+
+    if (k->kind != KEY_RSA)
+        return wire_view_eq_str(alg, key_type_name(k));
+    for (i = 0; i < 3; i++)
+        if (wire_view_eq_str(alg, k->is_cert ? rsa_cert[i] : rsa_plain[i]))
+            return true;
+    return false;
+}
+
+bool key_ca_sig_alg_allowed(const char *alg)
+{
+    /* OpenSSH's SSH_ALLOWED_CA_SIGALGS, less the FIDO types keyward does not support. */
+    static const char *const allowed[] = {"ssh-ed25519",         "ecdsa-sha2-nistp256",
+                                          "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+                                          "rsa-sha2-512",        "rsa-sha2-256"};
+    size_t i;
+
+    for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+        if (strcmp(alg, allowed[i]) == 0)
+            return true;
+    return false;
+}
+
+bool key_cert_valid_for_host(const struct key *k, const char *hostname, uint64_t now)
+{
+    struct wire_reader r;
+    struct wire_view p;
+    char name[256];
+
+    if (!k->is_cert || k->cert == NULL || k->cert->type != KEY_CERT_HOST || hostname == NULL)
+        return false;
+    if (now < k->cert->valid_after || now >= k->cert->valid_before)
+        return false;
+    /*
+     * As OpenSSH checks host certificates (sshkey_cert_check_host()): no
+     * critical options (none is defined for host certificates, and one not
+     * understood must not be ignored), and a CA signature made with an
+     * algorithm OpenSSH accepts for CAs, which excludes SHA-1 "ssh-rsa".
+     */
+    if (k->cert->critical_len != 0 || !key_ca_sig_alg_allowed(k->cert->sig_alg))
+        return false;
+    /* A host certificate must name its host: no principals means no match. */
+    wire_reader_init(&r, k->cert->principals, k->cert->principals_len);
+    while (wire_remaining(&r) > 0) {
+        p = wire_get_string(&r);
+        if (r.error || p.len >= sizeof(name) || memchr(p.ptr, '\0', p.len) != NULL)
+            return false;
+        memcpy(name, p.ptr, p.len);
+        name[p.len] = '\0';
+        if (match_glob(hostname, name))
+            return true;
+    }
+    return false;
+}
+
+/* ---- the secure heap's room ---- */
+
+/*
+ * The secure heap's size, which OpenSSL does not tell: the largest block
+ * it can allocate, measured once. The first call comes before the first
+ * key is added, when the heap is empty and its buddy allocator can hand
+ * out the whole arena; measured later it would come out smaller, which
+ * errs on the safe side.
+ */
+static size_t secure_heap_size(void)
+{
+    static size_t size;
+    size_t s;
+    void *p;
+
+    if (size != 0 || !CRYPTO_secure_malloc_initialized())
+        return size;
+    for (s = (size_t)1 << 30; s >= 4096; s >>= 1) {
+        if ((p = CRYPTO_secure_malloc(s, NULL, 0)) != NULL) {
+            CRYPTO_secure_free(p, NULL, 0);
+            size = s;
+            break;
+        }
+    }
+    ERR_clear_error();
+    return size;
+}
+
+bool key_secure_heap_has_room(size_t *used, size_t *size)
+{
+    size_t reserve;
+
+    *used = 0;
+    *size = secure_heap_size();
+    if (*size == 0)
+        return true; /* no secure heap: keys are in ordinary memory, no reserve to keep */
+    *used = CRYPTO_secure_used();
+    reserve = *size / KEY_SECURE_HEAP_RESERVE_DIV;
+    return *used + reserve <= *size;
+}
