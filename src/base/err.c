@@ -3,6 +3,9 @@
  */
 #include "base/err.h"
 
+#include <errno.h>
+#include <string.h>
+
 const char *kw_strerror(int err)
 {
     switch (err) {
@@ -37,7 +40,7 @@ const char *kw_strerror(int err)
     case KW_ERR_DENIED:
         return "not permitted";
     case KW_ERR_SYSTEM:
-        return "system error";
+        return errno != 0 ? strerror(errno) : "system error";
     }
     return "unknown error";
 }

@@ -4,6 +4,16 @@
  * Functions that can fail return 0 on success or one of the negative
  * KW_ERR_* codes below. kw_strerror() turns a code into a short phrase
  * suitable for a log line ("refused: <phrase>").
+ *
+ * KW_ERR_SYSTEM means a system call failed, and errno holds why when the
+ * function returns (OpenSSH's SSH_ERR_SYSTEM_ERROR convention): a function
+ * that cleans up after the failing call restores errno before returning,
+ * and kw_strerror(KW_ERR_SYSTEM) reads it.
+ *
+ * libuv's own codes (UV_E*) are negative ints too, and overlap these. They
+ * never cross a function boundary: whoever calls libuv turns its code into
+ * ours with kw_err_from_uv() (src/platform/uv_err.h), which sets errno, and
+ * logs uv_strerror() at the call if the detail matters there.
  */
 #ifndef KEYWARD_ERR_H
 #define KEYWARD_ERR_H
@@ -24,7 +34,7 @@ enum kw_err {
     KW_ERR_CONSTRAINT = -12, /* unknown or malformed key constraint */
     KW_ERR_LOCKED = -13,     /* agent is locked */
     KW_ERR_DENIED = -14,     /* policy refused the operation */
-    KW_ERR_SYSTEM = -15,     /* a system call failed; errno says more */
+    KW_ERR_SYSTEM = -15,     /* a system call failed; errno says why */
 };
 
 const char *kw_strerror(int err);

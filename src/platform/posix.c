@@ -26,16 +26,20 @@
 int platform_harden_process(void)
 {
     struct rlimit rl = {0, 0};
-    int r = 0;
+    int saved = 0;
 
+    /* Both are tried; errno says why the first that failed did. */
     if (setrlimit(RLIMIT_CORE, &rl) != 0)
-        r = KW_ERR_SYSTEM;
+        saved = errno;
 #ifdef __linux__
     /* Also stops same-uid ptrace attach and reads of /proc/PID/mem. */
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-        r = KW_ERR_SYSTEM;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 && saved == 0)
+        saved = errno;
 #endif
-    return r;
+    if (saved == 0)
+        return 0;
+    errno = saved;
+    return KW_ERR_SYSTEM;
 }
 
 /* The client's executable from /proc, where there is one. */
@@ -135,6 +139,7 @@ int platform_make_socket_dir(char *dir, size_t dirsize, char *err, size_t errsiz
         }
     }
     snprintf(err, errsize, "cannot create socket directory under %s: %d names taken", base, TRIES);
+    errno = EEXIST;
     return KW_ERR_SYSTEM;
 }
 
@@ -164,6 +169,7 @@ int platform_listen_unix(const char *path, int *fdp, char *err, size_t errsize)
         umask(old_umask);
         close(fd);
         snprintf(err, errsize, "cannot bind %s: %s", path, strerror(saved));
+        errno = saved;
         return KW_ERR_SYSTEM;
     }
     umask(old_umask);
@@ -172,6 +178,7 @@ int platform_listen_unix(const char *path, int *fdp, char *err, size_t errsize)
         close(fd);
         unlink(path);
         snprintf(err, errsize, "cannot listen on %s: %s", path, strerror(saved));
+        errno = saved;
         return KW_ERR_SYSTEM;
     }
     *fdp = fd;
