@@ -37,7 +37,7 @@
 #include <uv.h>
 
 #include "agent/agent.h"
-#include "agent/audit.h"
+#include "server/audit_sink.h"
 #include "server/server.h"
 #include "base/convtime.h"
 #include "base/log.h"
