@@ -28,6 +28,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "platform/uv_err.h"
 #include "platform/win32_wide.h"
 
 /* Our own identity, from platform_init_user(). */
@@ -563,10 +564,10 @@ int platform_acceptor_start(uv_loop_t *loop, const char *name, int instances, pl
     }
     (void)uv_async_init(loop, &acc->async, acceptor_drain);
     acc->async.data = acc;
-    if (uv_thread_create(&acc->thread, acceptor_thread, acc) != 0) {
-        log_error("cannot serve %s: cannot start a thread", name);
+    if ((r = uv_thread_create(&acc->thread, acceptor_thread, acc)) != 0) {
+        log_error("cannot serve %s: cannot start a thread: %s", name, uv_strerror(r));
         uv_close((uv_handle_t *)&acc->async, on_acceptor_closed);
-        return KW_ERR_SYSTEM;
+        return kw_err_from_uv(r);
     }
     *accp = acc;
     return 0;
@@ -609,7 +610,7 @@ int platform_pipe_adopt(uv_pipe_t *pipe, uv_os_fd_t handle)
         _close(fd);
     if (e != 0) {
         log_error("cannot use a connected pipe instance: %s", uv_strerror(e));
-        return KW_ERR_SYSTEM;
+        return kw_err_from_uv(e);
     }
     return 0;
 }
