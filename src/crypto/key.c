@@ -566,10 +566,30 @@ static int plain_blob_of(const struct kind_info *ki, const EVP_PKEY *pkey, uint8
     return r;
 }
 
+/*
+ * ecdsa-sha2-nistpN's fields: string curve, string Q and, for a private key
+ * (with_d), mpint d. The same in a public blob and in ADD_IDENTITY.
+ */
+static int read_ecdsa_fields(const struct kind_info *ki, struct wire_reader *r, bool with_d,
+                             EVP_PKEY **out)
+{
+    struct wire_view curve, q, d = {NULL, 0};
+
+    curve = wire_get_string(r);
+    q = wire_get_string(r);
+    if (with_d)
+        d = wire_get_mpint_unsigned(r);
+    if (r->error)
+        return r->error;
+    if (!wire_view_eq_str(curve, ki->curve))
+        return KW_ERR_BAD_KEY;
+    return pkey_ec(ki, q, d, out);
+}
+
 /* Reads the public fields of a key of kind ki from r into a public EVP_PKEY. */
 static int read_public_fields(const struct kind_info *ki, struct wire_reader *r, EVP_PKEY **out)
 {
-    struct wire_view pk, curve, q, e, n, no_private = {NULL, 0};
+    struct wire_view pk, e, n;
 
     if (ki->kind == KEY_ED25519) {
         pk = wire_get_string(r);
@@ -580,15 +600,8 @@ static int read_public_fields(const struct kind_info *ki, struct wire_reader *r,
         *out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk.ptr, pk.len);
         return *out ? 0 : KW_ERR_BAD_KEY;
     }
-    if (is_ecdsa(ki->kind)) {
-        curve = wire_get_string(r);
-        q = wire_get_string(r);
-        if (r->error)
-            return r->error;
-        if (!wire_view_eq_str(curve, ki->curve))
-            return KW_ERR_BAD_KEY;
-        return pkey_ec(ki, q, no_private, out);
-    }
+    if (is_ecdsa(ki->kind))
+        return read_ecdsa_fields(ki, r, false, out);
     e = wire_get_mpint_unsigned(r); /* the public encoding puts e first */
     n = wire_get_mpint_unsigned(r);
     if (r->error)
@@ -756,21 +769,6 @@ static int read_private_ed25519(struct wire_reader *r, EVP_PKEY **out)
     return pkey_ed25519_private(pk, sk, out);
 }
 
-/* ecdsa-sha2-nistpN: string curve, string Q, mpint d. */
-static int read_private_ecdsa(const struct kind_info *ki, struct wire_reader *r, EVP_PKEY **out)
-{
-    struct wire_view curve, q, d;
-
-    curve = wire_get_string(r);
-    q = wire_get_string(r);
-    d = wire_get_mpint_unsigned(r);
-    if (r->error)
-        return r->error;
-    if (!wire_view_eq_str(curve, ki->curve))
-        return KW_ERR_BAD_KEY;
-    return pkey_ec(ki, q, d, out);
-}
-
 /* An ECDSA certificate's private key: mpint d; Q is the certificate's. */
 static int read_private_ecdsa_cert(const struct kind_info *ki, const struct key *cert,
                                    struct wire_reader *r, EVP_PKEY **out)
@@ -838,7 +836,8 @@ static int read_private_fields(const struct kind_info *ki, const struct key *cer
     if (ki->kind == KEY_ED25519)
         return read_private_ed25519(r, out); /* the certificate's form sends pk again */
     if (is_ecdsa(ki->kind))
-        return cert ? read_private_ecdsa_cert(ki, cert, r, out) : read_private_ecdsa(ki, r, out);
+        return cert ? read_private_ecdsa_cert(ki, cert, r, out)
+                    : read_ecdsa_fields(ki, r, true, out);
     return cert ? read_private_rsa_cert(cert, r, out) : read_private_rsa(r, out);
 }
 
