@@ -786,7 +786,17 @@ static int read_private_ecdsa_cert(const struct kind_info *ki, const struct key 
     return pkey_ec(ki, (struct wire_view){q, q_len}, d, out);
 }
 
-/* ssh-rsa: mpint n, mpint e, mpint d, mpint iqmp, mpint p, mpint q. */
+/* The private part of both RSA forms: mpint d, mpint iqmp, mpint p, mpint q. */
+static void read_rsa_secrets(struct wire_reader *r, struct wire_view *d, struct wire_view *p,
+                             struct wire_view *q)
+{
+    *d = wire_get_mpint_unsigned(r);
+    (void)wire_get_mpint_unsigned(r); /* iqmp: recomputed, not trusted */
+    *p = wire_get_mpint_unsigned(r);
+    *q = wire_get_mpint_unsigned(r);
+}
+
+/* ssh-rsa: mpint n, mpint e, then the secrets. */
 static int read_private_rsa(struct wire_reader *r, EVP_PKEY **out)
 {
     struct wire_view n_mag, e_mag, d, p, q;
@@ -795,10 +805,7 @@ static int read_private_rsa(struct wire_reader *r, EVP_PKEY **out)
 
     n_mag = wire_get_mpint_unsigned(r);
     e_mag = wire_get_mpint_unsigned(r);
-    d = wire_get_mpint_unsigned(r);
-    (void)wire_get_mpint_unsigned(r); /* iqmp: recomputed, not trusted */
-    p = wire_get_mpint_unsigned(r);
-    q = wire_get_mpint_unsigned(r);
+    read_rsa_secrets(r, &d, &p, &q);
     if (r->error)
         return r->error;
     if ((n = bn_from_view(n_mag, false)) != NULL && (e = bn_from_view(e_mag, false)) != NULL)
@@ -808,17 +815,14 @@ static int read_private_rsa(struct wire_reader *r, EVP_PKEY **out)
     return err;
 }
 
-/* An RSA certificate's private key: mpint d, iqmp, p, q; n and e are the certificate's. */
+/* An RSA certificate's private key: the secrets only; n and e are the certificate's. */
 static int read_private_rsa_cert(const struct key *cert, struct wire_reader *r, EVP_PKEY **out)
 {
     struct wire_view d, p, q;
     BIGNUM *n = NULL, *e = NULL;
     int err = KW_ERR_INTERNAL;
 
-    d = wire_get_mpint_unsigned(r);
-    (void)wire_get_mpint_unsigned(r); /* iqmp: recomputed, not trusted */
-    p = wire_get_mpint_unsigned(r);
-    q = wire_get_mpint_unsigned(r);
+    read_rsa_secrets(r, &d, &p, &q);
     if (r->error)
         return r->error;
     if (EVP_PKEY_get_bn_param(cert->pkey, OSSL_PKEY_PARAM_RSA_N, &n) == 1 &&
