@@ -61,19 +61,16 @@ struct agent {
  * out, the transport reads no further request from it, so replies stay in
  * order; other connections are served meanwhile.
  *
- * Ownership: a job has exactly one owner at a time, and every function
- * that takes one either only borrows it or consumes it on every path,
- * success or failure:
- *   - agent_handle() and agent_job_confirmed() hand a job to their caller
- *     in reply->job, which owns it from then on (agent_reply_free() frees
- *     one left there);
- *   - agent_job_run() borrows it (on a worker thread);
- *   - agent_job_confirmed(), agent_job_refuse(), agent_job_finish() and
- *     agent_job_free() consume it: the caller must not touch it afterwards,
- *     even where agent_job_confirmed() hands the same memory back in
- *     reply->job, now as a new job the caller owns.
- * So the transport ends every job it is given by passing it to exactly one
- * of those four; agent.c's own helpers follow the same rule.
+ * Ownership: a job has exactly one owner at a time. A function given a
+ * job either borrows it (agent_job_run(), on a worker thread) or consumes
+ * it on every path, success or failure (agent_job_confirmed(),
+ * agent_job_refuse(), agent_job_finish(), agent_job_free()): the caller
+ * must not touch it afterwards. A job handed out in reply->job (by
+ * agent_handle(), or by agent_job_confirmed(), which may hand back the
+ * memory it was given, as a new job) belongs to whoever owns the reply;
+ * agent_reply_free() and the next agent_handle() free one left there. So
+ * the transport ends every job it is given by passing it to exactly one of
+ * the four that consume; agent.c's own helpers follow the same rule.
  */
 enum agent_job_kind {
     AGENT_JOB_CONFIRM = 1, /* run the askpass, then agent_job_confirmed() */
