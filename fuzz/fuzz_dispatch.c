@@ -149,19 +149,21 @@ static void run_job(struct agent_job *job)
 {
     EVP_MD_CTX *md;
     unsigned int len = LOCK_HASH_LEN;
+    struct agent_lock_job *lj;
 
     if (!fast_kdf || (job->kind != AGENT_JOB_LOCK && job->kind != AGENT_JOB_UNLOCK)) {
         agent_job_run(job);
         return;
     }
+    lj = agent_lock_job(job);
     if ((md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(md, job->salt, LOCK_SALT_LEN) != 1 ||
-        EVP_DigestUpdate(md, job->pass, job->pass_len) != 1 ||
-        EVP_DigestFinal_ex(md, job->hash, &len) != 1)
+        EVP_DigestUpdate(md, lj->salt, LOCK_SALT_LEN) != 1 ||
+        EVP_DigestUpdate(md, lj->pass, lj->pass_len) != 1 ||
+        EVP_DigestFinal_ex(md, lj->hash, &len) != 1)
         abort(); /* the harness itself failed */
     EVP_MD_CTX_free(md);
-    job->run_err = 0;
-    OPENSSL_cleanse(job->pass, job->pass_len); /* as agent_job_run() does */
+    lj->run_err = 0;
+    OPENSSL_cleanse(lj->pass, lj->pass_len); /* as agent_job_run() does */
 }
 
 /* Runs a job and whatever follows from it until a message is the reply. */

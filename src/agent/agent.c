@@ -38,6 +38,8 @@ void agent_init(struct agent *ag, uint32_t default_lifetime_secs)
     lock_init(&ag->lock);
     ag->default_lifetime_secs = default_lifetime_secs;
     ag->offload_slow_work = false;
+    ag->offload_fast = NULL; /* read once offload_slow_work is set */
+    ag->offload_ctx = NULL;
     ag->audit = NULL;
     ag->audit_ctx = NULL;
 }
@@ -79,70 +81,103 @@ void agent_reply_free(struct agent_reply *reply)
     reply->job = NULL;
 }
 
-void agent_job_free(struct agent_job *job)
+static bool is_lock_job(const struct agent_job *job)
 {
-    if (job == NULL)
-        return;
-    /* An unlock attempt that ends unfinished (its client left) gives back its turn. */
-    if (job->gate != NULL)
-        lock_attempt_done(job->gate, job->ticket);
-    key_free(job->key);
-    key_free(job->subject);
-    free(job->blob);
-    if (job->pass != NULL) {
-        kw_memzero(job->pass, job->pass_len);
-        free(job->pass);
-    }
-    kw_memzero(job->hash, sizeof(job->hash));
-    if (job->data != NULL) {
-        kw_memzero(job->data, job->data_len);
-        free(job->data);
-    }
-    wire_writer_free(&job->sig);
-    free(job);
+    return job->kind == AGENT_JOB_LOCK || job->kind == AGENT_JOB_UNLOCK;
 }
 
-static struct agent_job *job_new(enum agent_job_kind kind, const struct agent_request *req,
-                                 const struct outcome *o)
+void agent_job_free(struct agent_job *job)
 {
-    struct agent_job *job = calloc(1, sizeof(*job));
+    struct agent_sign_job *sj;
+    struct agent_lock_job *lj;
 
     if (job == NULL)
-        return NULL;
-    job->kind = kind;
-    wire_writer_init(&job->sig);
-    job->flags = req->u.sign.flags;
-    job->blob_len = req->u.sign.key_blob.len;
-    job->data_len = req->u.sign.data.len;
-    if ((job->blob = malloc(job->blob_len ? job->blob_len : 1)) == NULL ||
-        (job->data = malloc(job->data_len ? job->data_len : 1)) == NULL) {
-        agent_job_free(job);
-        return NULL;
+        return;
+    if (is_lock_job(job)) {
+        lj = agent_lock_job(job);
+        /* An unlock attempt that ends unfinished (its client left) gives back its turn. */
+        if (lj->gate != NULL)
+            lock_attempt_done(lj->gate, lj->ticket);
+        kw_memzero(lj->pass, lj->pass_len);
+        kw_memzero(lj->hash, sizeof(lj->hash));
+        free(lj);
+        return;
     }
-    memcpy(job->blob, req->u.sign.key_blob.ptr, job->blob_len);
-    if (job->data_len)
-        memcpy(job->data, req->u.sign.data.ptr, job->data_len);
-    snprintf(job->detail, sizeof(job->detail), "%s", o->detail);
-    snprintf(job->comment, sizeof(job->comment), "%s", o->comment);
-    snprintf(job->dest_user, sizeof(job->dest_user), "%s", o->dest_user);
-    job->subject = o->key ? key_ref(o->key) : NULL;
-    return job;
+    sj = agent_sign_job(job);
+    key_free(sj->key);
+    key_free(sj->subject);
+    kw_memzero(sj->data, sj->data_len);
+    wire_writer_free(&sj->sig);
+    free(sj);
+}
+
+/* Copies len bytes to *tail and moves *tail past them; returns where they went. */
+static uint8_t *tail_put(uint8_t **tail, const void *src, size_t len)
+{
+    uint8_t *at = *tail;
+
+    if (len > 0)
+        memcpy(at, src, len);
+    *tail += len;
+    return at;
+}
+
+/*
+ * A CONFIRM or SIGN job for a sign request, and what the log and the audit
+ * log will say about it (from o). Its variable parts follow the struct in
+ * the same allocation: the key blob, the data, the log's strings and, for a
+ * confirmation, the prompt's room (agent.h says why).
+ */
+static struct agent_sign_job *sign_job_new(enum agent_job_kind kind,
+                                           const struct agent_request *req, const struct outcome *o)
+{
+    struct wire_view blob = req->u.sign.key_blob, data = req->u.sign.data;
+    size_t detail_size = strlen(o->detail) + 1, comment_size = strlen(o->comment) + 1;
+    size_t user_size = strlen(o->dest_user) + 1;
+    size_t prompt_size = kind == AGENT_JOB_CONFIRM ? AGENT_JOB_PROMPT_SIZE : 0;
+    struct agent_sign_job *sj;
+    uint8_t *tail;
+
+    sj = calloc(1, sizeof(*sj) + blob.len + data.len + detail_size + comment_size + user_size +
+                       prompt_size);
+    if (sj == NULL)
+        return NULL;
+    sj->job.kind = kind;
+    sj->flags = req->u.sign.flags;
+    wire_writer_init(&sj->sig);
+    tail = (uint8_t *)(sj + 1);
+    sj->blob = tail_put(&tail, blob.ptr, blob.len);
+    sj->blob_len = blob.len;
+    sj->data = tail_put(&tail, data.ptr, data.len);
+    sj->data_len = data.len;
+    sj->detail = (const char *)tail_put(&tail, o->detail, detail_size);
+    sj->comment = (const char *)tail_put(&tail, o->comment, comment_size);
+    sj->dest_user = (const char *)tail_put(&tail, o->dest_user, user_size);
+    if (prompt_size > 0)
+        sj->prompt = (char *)tail; /* zeroed by calloc: "" until confirm_prompt() */
+    sj->subject = o->key ? key_ref(o->key) : NULL;
+    return sj;
 }
 
 void agent_job_run(struct agent_job *job)
 {
+    struct agent_sign_job *sj;
+    struct agent_lock_job *lj;
+
     switch (job->kind) {
     case AGENT_JOB_SIGN:
-        job->run_err = key_sign(job->key, job->data, job->data_len, job->flags, &job->sig);
+        sj = agent_sign_job(job);
+        sj->run_err = key_sign(sj->key, sj->data, sj->data_len, sj->flags, &sj->sig);
         break;
     case AGENT_JOB_LOCK:
     case AGENT_JOB_UNLOCK:
-        job->run_err = lock_derive(job->pass, job->pass_len, job->salt, job->hash);
+        lj = agent_lock_job(job);
+        lj->run_err = lock_derive(lj->pass, lj->pass_len, lj->salt, lj->hash);
         /* The passphrase is not needed any more: do not keep it around. */
-        kw_memzero(job->pass, job->pass_len);
+        kw_memzero(lj->pass, lj->pass_len);
         break;
-    default:
-        job->run_err = KW_ERR_INTERNAL;
+    case AGENT_JOB_CONFIRM: /* the transport's to carry out, not a worker's */
+        agent_sign_job(job)->run_err = KW_ERR_INTERNAL;
         break;
     }
 }
@@ -339,41 +374,35 @@ static bool is_slow_to_sign(const struct key *k)
     return k->kind == KEY_RSA;
 }
 
-/*
- * Signs now, or hands the signature to a worker thread as a job. Shared by
- * a plain sign request and a confirmed one.
- */
-static int sign_or_defer(struct agent *ag, const struct agent_conn *c, const struct identity *id,
-                         struct agent_job *job, const struct agent_request *req,
-                         struct wire_writer *w, struct outcome *o, struct agent_reply *reply)
+/* Whether a signature with key goes to a worker thread (agent.h: offload_*). */
+static bool sign_offloaded(struct agent *ag, const struct agent_conn *c, const struct key *key)
+{
+    if (!ag->offload_slow_work)
+        return false;
+    return is_slow_to_sign(key) ||
+           (ag->offload_fast != NULL && ag->offload_fast(ag->offload_ctx, c));
+}
+
+/* Signs on the loop thread, writing the SIGN_RESPONSE to w. */
+static int sign_inline(const struct key *key, const uint8_t *data, size_t len, uint32_t flags,
+                       struct wire_writer *w)
 {
     struct wire_writer sig;
-    const uint8_t *data = job ? job->data : req->u.sign.data.ptr;
-    size_t len = job ? job->data_len : req->u.sign.data.len;
-    uint32_t flags = job ? job->flags : req->u.sign.flags;
-    bool slow = is_slow_to_sign(id->key), offload;
     int err;
 
-    if (ag->offload_slow_work && slow)
-        offload = true;
-    else
-        offload = ag->offload_slow_work && ag->offload_fast != NULL &&
-                  ag->offload_fast(ag->offload_ctx, c);
-    if (offload) {
-        if (job == NULL && (job = job_new(AGENT_JOB_SIGN, req, o)) == NULL)
-            return KW_ERR_ALLOC;
-        job->kind = AGENT_JOB_SIGN;
-        job->key = key_ref(id->key);
-        job->fast = !slow;
-        reply->job = job;
-        return 0;
-    }
     wire_writer_init(&sig);
-    if ((err = key_sign(id->key, data, len, flags, &sig)) == 0)
+    if ((err = key_sign(key, data, len, flags, &sig)) == 0)
         err = put_sign_response(w, wire_writer_view(&sig));
     wire_writer_free(&sig);
-    agent_job_free(job);
     return err;
+}
+
+/* Makes sj (a new job, or an approved confirmation) the job that signs with key on a worker. */
+static void become_sign_job(struct agent_sign_job *sj, struct key *key)
+{
+    sj->job.kind = AGENT_JOB_SIGN;
+    sj->key = key_ref(key);
+    sj->fast = !is_slow_to_sign(key);
 }
 
 static void confirm_prompt(const struct agent_conn *c, const struct identity *id, char *buf,
@@ -436,7 +465,7 @@ static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agen
                        struct wire_writer *w, struct outcome *o, struct agent_reply *reply)
 {
     const struct identity *id;
-    struct agent_job *job;
+    struct agent_sign_job *sj;
     int err;
 
     id = keystore_find(&ag->keys, req->u.sign.key_blob.ptr, req->u.sign.key_blob.len);
@@ -458,13 +487,20 @@ static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agen
         return err;
     if (id->confirm) {
         /* Never sign with a confirm-constrained key without asking. */
-        if ((job = job_new(AGENT_JOB_CONFIRM, req, o)) == NULL)
+        if ((sj = sign_job_new(AGENT_JOB_CONFIRM, req, o)) == NULL)
             return KW_ERR_ALLOC;
-        confirm_prompt(c, id, job->prompt, sizeof(job->prompt));
-        reply->job = job;
+        confirm_prompt(c, id, sj->prompt, AGENT_JOB_PROMPT_SIZE);
+        reply->job = &sj->job;
         return 0;
     }
-    return sign_or_defer(ag, c, id, NULL, req, w, o, reply);
+    if (!sign_offloaded(ag, c, id->key))
+        return sign_inline(id->key, req->u.sign.data.ptr, req->u.sign.data.len, req->u.sign.flags,
+                           w);
+    if ((sj = sign_job_new(AGENT_JOB_SIGN, req, o)) == NULL)
+        return KW_ERR_ALLOC;
+    become_sign_job(sj, id->key);
+    reply->job = &sj->job;
+    return 0;
 }
 
 static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms,
@@ -578,46 +614,41 @@ static int handle_remove_all(struct agent *ag, struct wire_writer *w, struct out
 }
 
 /* A lock or unlock job carrying a copy of the passphrase for the worker. */
-static struct agent_job *kdf_job_new(enum agent_job_kind kind, struct wire_view pass,
-                                     const uint8_t salt[LOCK_SALT_LEN])
+static struct agent_lock_job *lock_job_new(enum agent_job_kind kind, struct wire_view pass,
+                                           const uint8_t salt[LOCK_SALT_LEN])
 {
-    struct agent_job *job = calloc(1, sizeof(*job));
+    struct agent_lock_job *lj = calloc(1, sizeof(*lj) + pass.len);
 
-    if (job == NULL)
+    if (lj == NULL)
         return NULL;
-    job->kind = kind;
-    wire_writer_init(&job->sig);
-    if ((job->pass = malloc(pass.len ? pass.len : 1)) == NULL) {
-        free(job);
-        return NULL;
-    }
+    lj->job.kind = kind;
     if (pass.len)
-        memcpy(job->pass, pass.ptr, pass.len);
-    job->pass_len = pass.len;
-    memcpy(job->salt, salt, LOCK_SALT_LEN);
-    snprintf(job->detail, sizeof(job->detail), "(passphrase withheld)");
-    return job;
+        memcpy(lj->pass, pass.ptr, pass.len);
+    lj->pass_len = pass.len;
+    memcpy(lj->salt, salt, LOCK_SALT_LEN);
+    return lj;
 }
 
-static int finish_lock(struct agent *ag, struct agent_job *job, struct wire_writer *w,
+/* Borrows lj: commits a finished lock or unlock job to the agent's lock. */
+static int finish_lock(struct agent *ag, struct agent_lock_job *lj, struct wire_writer *w,
                        const char **why, uint32_t *delay_ms)
 {
     bool was_locked = ag->lock.locked;
     int err;
 
-    if (job->gate != NULL) {
+    if (lj->gate != NULL) {
         /* The attempt is over: the next may start (after any delay set below). */
-        lock_attempt_done(job->gate, job->ticket);
-        job->gate = NULL;
+        lock_attempt_done(lj->gate, lj->ticket);
+        lj->gate = NULL;
     }
-    if (job->run_err != 0)
-        return job->run_err;
-    if (job->kind == AGENT_JOB_LOCK) {
-        if ((err = lock_commit_engage(&ag->lock, job->salt, job->hash)) != 0) {
+    if (lj->run_err != 0)
+        return lj->run_err;
+    if (lj->job.kind == AGENT_JOB_LOCK) {
+        if ((err = lock_commit_engage(&ag->lock, lj->salt, lj->hash)) != 0) {
             *why = "already locked";
             return err;
         }
-    } else if ((err = lock_commit_release(&ag->lock, job->salt, job->hash, job->started_ms,
+    } else if ((err = lock_commit_release(&ag->lock, lj->salt, lj->hash, lj->started_ms,
                                           delay_ms)) != 0) {
         *why = was_locked ? "wrong passphrase" : "agent is not locked";
         return err;
@@ -631,7 +662,7 @@ static int handle_lock(struct agent *ag, uint64_t now_ms, const struct agent_req
 {
     bool engage = req->type == SSH_AGENTC_LOCK;
     uint8_t salt[LOCK_SALT_LEN];
-    struct agent_job *job;
+    struct agent_lock_job *lj;
     unsigned long ticket = 0;
     uint32_t wait_ms = 0;
     int err;
@@ -654,25 +685,25 @@ static int handle_lock(struct agent *ag, uint64_t now_ms, const struct agent_req
         reply->retry_ms = wait_ms;
         return 0;
     }
-    job = kdf_job_new(engage ? AGENT_JOB_LOCK : AGENT_JOB_UNLOCK, req->u.lock.passphrase, salt);
-    if (job == NULL) {
+    lj = lock_job_new(engage ? AGENT_JOB_LOCK : AGENT_JOB_UNLOCK, req->u.lock.passphrase, salt);
+    if (lj == NULL) {
         lock_attempt_done(&ag->lock, ticket);
         return KW_ERR_ALLOC;
     }
     if (!engage) {
-        job->gate = &ag->lock;
-        job->ticket = ticket;
-        job->started_ms = now_ms;
+        lj->gate = &ag->lock;
+        lj->ticket = ticket;
+        lj->started_ms = now_ms;
     }
     if (ag->offload_slow_work) {
-        reply->job = job;
+        reply->job = &lj->job;
         return 0;
     }
-    agent_job_run(job);
-    err = finish_lock(ag, job, w, &o->why, &reply->delay_ms);
+    agent_job_run(&lj->job);
+    err = finish_lock(ag, lj, w, &o->why, &reply->delay_ms);
     if (reply->delay_ms)
         snprintf(o->detail, sizeof(o->detail), "reply delayed %u ms", reply->delay_ms);
-    agent_job_free(job);
+    agent_job_free(&lj->job);
     return err;
 }
 
@@ -911,18 +942,47 @@ static uint8_t job_request_type(const struct agent_job *job)
     }
 }
 
-/* Ends a job's request with a failure reply and a log line. */
-static void job_fail(struct agent *ag, struct agent_conn *c, struct agent_job *job, const char *why,
-                     struct agent_reply *reply)
+/* What the log says the request was about: never the passphrase. */
+static const char *job_detail(struct agent_job *job)
+{
+    return is_lock_job(job) ? "(passphrase withheld)" : agent_sign_job(job)->detail;
+}
+
+/* The audit event for the end of a job's request. */
+static void audit_job(struct agent *ag, const struct agent_conn *c, struct agent_job *job, bool ok,
+                      const char *why)
+{
+    const struct agent_sign_job *sj;
+
+    if (is_lock_job(job)) {
+        audit_request(ag, c, job_request_type(job), ok, NULL, NULL, NULL, why);
+        return;
+    }
+    sj = agent_sign_job(job);
+    audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, ok, sj->subject, sj->comment, sj->dest_user, why);
+}
+
+/*
+ * Ends a job's request with a failure reply and a log line that says detail
+ * (NULL: job_detail()) and why. Consumes job.
+ */
+static void job_fail_as(struct agent *ag, struct agent_conn *c, struct agent_job *job,
+                        const char *detail, const char *why, struct agent_reply *reply)
 {
     uint8_t type = job_request_type(job);
 
     wire_writer_reset(&reply->msg);
     proto_put_status(&reply->msg, SSH_AGENT_FAILURE);
     log_info("conn %lu: %s(%u) %s -> FAILURE: %s", c->id, proto_type_name(type), (unsigned)type,
-             job->detail, why);
-    audit_request(ag, c, type, false, job->subject, job->comment, job->dest_user, why);
+             detail ? detail : job_detail(job), why);
+    audit_job(ag, c, job, false, why);
     agent_job_free(job);
+}
+
+static void job_fail(struct agent *ag, struct agent_conn *c, struct agent_job *job, const char *why,
+                     struct agent_reply *reply)
+{
+    job_fail_as(ag, c, job, NULL, why, reply);
 }
 
 void agent_job_refuse(struct agent *ag, struct agent_conn *c, struct agent_job *job,
@@ -935,6 +995,7 @@ void agent_job_refuse(struct agent *ag, struct agent_conn *c, struct agent_job *
 void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_job *job,
                          bool approved, struct agent_reply *reply)
 {
+    struct agent_sign_job *sj = agent_sign_job(job);
     const struct identity *id;
     struct outcome o;
     int err;
@@ -949,35 +1010,29 @@ void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_jo
         job_fail(ag, c, job, kw_strerror(KW_ERR_LOCKED), reply);
         return;
     }
-    if ((id = keystore_find(&ag->keys, job->blob, job->blob_len)) == NULL) {
+    if ((id = keystore_find(&ag->keys, sj->blob, sj->blob_len)) == NULL) {
         job_fail(ag, c, job, "key was removed while waiting for confirmation", reply);
         return;
     }
     memset(&o, 0, sizeof(o));
-    snprintf(o.detail, sizeof(o.detail), "%s", job->detail);
     /* It may have been re-added with a destination restriction meanwhile. */
-    if (check_destination(id, c, job->data, job->data_len, &o) != 0) {
+    if (check_destination(id, c, sj->data, sj->data_len, &o) != 0) {
         job_fail(ag, c, job, o.why, reply);
         return;
     }
-    /* The job may be consumed below; keep what the audit log needs. */
-    o.key = job->subject ? key_ref(job->subject) : NULL;
-    snprintf(o.comment, sizeof(o.comment), "%s", job->comment);
-    snprintf(o.dest_user, sizeof(o.dest_user), "%s", job->dest_user);
-    if ((err = sign_or_defer(ag, c, id, job, NULL, &reply->msg, &o, reply)) != 0) {
-        /* sign_or_defer consumed the job on the inline path only. */
-        wire_writer_reset(&reply->msg);
-        proto_put_status(&reply->msg, SSH_AGENT_FAILURE);
-        log_info("conn %lu: SIGN_REQUEST(%u) %s -> FAILURE: %s", c->id,
-                 (unsigned)SSH_AGENTC_SIGN_REQUEST, o.detail, kw_strerror(err));
-        audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, false, o.key, o.comment, o.dest_user,
-                      kw_strerror(err));
-    } else if (reply->job == NULL) {
-        log_debug("conn %lu: SIGN_REQUEST(%u) %s -> SIGN_RESPONSE (confirmed)", c->id,
-                  (unsigned)SSH_AGENTC_SIGN_REQUEST, o.detail);
-        audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, true, o.key, o.comment, o.dest_user, NULL);
+    if (sign_offloaded(ag, c, id->key)) {
+        become_sign_job(sj, id->key); /* the caller's again, to run and finish */
+        reply->job = job;
+        return;
     }
-    key_free(o.key);
+    if ((err = sign_inline(id->key, sj->data, sj->data_len, sj->flags, &reply->msg)) != 0) {
+        job_fail(ag, c, job, kw_strerror(err), reply);
+        return;
+    }
+    log_debug("conn %lu: SIGN_REQUEST(%u) %s -> SIGN_RESPONSE (confirmed)", c->id,
+              (unsigned)SSH_AGENTC_SIGN_REQUEST, sj->detail);
+    audit_job(ag, c, job, true, NULL);
+    agent_job_free(job);
 }
 
 void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *job,
@@ -985,18 +1040,21 @@ void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *
 {
     const char *why = NULL;
     uint8_t type = job_request_type(job);
+    char delayed[64];
     int err;
 
     agent_reply_free(reply);
-    if (job->kind == AGENT_JOB_LOCK || job->kind == AGENT_JOB_UNLOCK) {
-        if ((err = finish_lock(ag, job, &reply->msg, &why, &reply->delay_ms)) != 0) {
-            if (reply->delay_ms)
-                snprintf(job->detail, sizeof(job->detail), "reply delayed %u ms", reply->delay_ms);
-            job_fail(ag, c, job, why ? why : kw_strerror(err), reply);
+    if (is_lock_job(job)) {
+        err = finish_lock(ag, agent_lock_job(job), &reply->msg, &why, &reply->delay_ms);
+        if (err != 0) {
+            snprintf(delayed, sizeof(delayed), "reply delayed %u ms", reply->delay_ms);
+            job_fail_as(ag, c, job, reply->delay_ms ? delayed : NULL, why ? why : kw_strerror(err),
+                        reply);
             return;
         }
     } else {
-        const struct identity *id = keystore_find(&ag->keys, job->blob, job->blob_len);
+        struct agent_sign_job *sj = agent_sign_job(job);
+        const struct identity *id = keystore_find(&ag->keys, sj->blob, sj->blob_len);
 
         /*
          * As after a confirmation: the agent may have been locked, or the
@@ -1009,21 +1067,21 @@ void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *
             job_fail(ag, c, job, "agent was locked while signing", reply);
             return;
         }
-        if (id == NULL || id->key != job->key) {
+        if (id == NULL || id->key != sj->key) {
             job_fail(ag, c, job, "key was removed or expired while signing", reply);
             return;
         }
-        if (job->run_err != 0 || job->sig.error != 0) {
-            job_fail(ag, c, job, kw_strerror(job->run_err ? job->run_err : job->sig.error), reply);
+        if (sj->run_err != 0 || sj->sig.error != 0) {
+            job_fail(ag, c, job, kw_strerror(sj->run_err ? sj->run_err : sj->sig.error), reply);
             return;
         }
-        if (put_sign_response(&reply->msg, wire_writer_view(&job->sig)) != 0) {
+        if (put_sign_response(&reply->msg, wire_writer_view(&sj->sig)) != 0) {
             job_fail(ag, c, job, kw_strerror(KW_ERR_ALLOC), reply);
             return;
         }
     }
     log_debug("conn %lu: %s(%u) %s -> %s", c->id, proto_type_name(type), (unsigned)type,
-              job->detail, proto_type_name(reply->msg.buf[0]));
-    audit_request(ag, c, type, true, job->subject, job->comment, job->dest_user, NULL);
+              job_detail(job), proto_type_name(reply->msg.buf[0]));
+    audit_job(ag, c, job, true, NULL);
     agent_job_free(job);
 }

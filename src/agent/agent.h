@@ -60,6 +60,17 @@ struct agent {
  * agent_job_finish(), which write the reply. While a connection has a job
  * out, the transport reads no further request from it, so replies stay in
  * order; other connections are served meanwhile.
+ *
+ * Ownership: a job has exactly one owner at a time. A function given a
+ * job either borrows it (agent_job_run(), on a worker thread) or consumes
+ * it on every path, success or failure (agent_job_confirmed(),
+ * agent_job_refuse(), agent_job_finish(), agent_job_free()): the caller
+ * must not touch it afterwards. A job handed out in reply->job (by
+ * agent_handle(), or by agent_job_confirmed(), which may hand back the
+ * memory it was given, as a new job) belongs to whoever owns the reply;
+ * agent_reply_free() and the next agent_handle() free one left there. So
+ * the transport ends every job it is given by passing it to exactly one of
+ * the four that consume; agent.c's own helpers follow the same rule.
  */
 enum agent_job_kind {
     AGENT_JOB_CONFIRM = 1, /* run the askpass, then agent_job_confirmed() */
@@ -68,30 +79,68 @@ enum agent_job_kind {
     AGENT_JOB_UNLOCK,      /* likewise */
 };
 
+/*
+ * Every job starts with this header, and each kind's state is a struct of
+ * its own that begins with it: agent_sign_job() and agent_lock_job() turn a
+ * job into its kind's struct. The transport needs only kind, the prompt of
+ * a confirmation and whether a signature is fast.
+ */
 struct agent_job {
     enum agent_job_kind kind;
-    uint8_t *blob; /* the identity asked for, by public blob */
+};
+
+#define AGENT_JOB_PROMPT_SIZE 512
+
+/*
+ * AGENT_JOB_CONFIRM and AGENT_JOB_SIGN: a sign request carried past
+ * agent_handle(). A confirmation the user approves becomes, in place, the
+ * signature job for a worker (or is signed at once and ends). The struct
+ * and everything its pointers point to are one allocation (agent.c's
+ * sign_job_new()), so that offloading a signature costs one malloc and a
+ * lock job carries none of this.
+ */
+struct agent_sign_job {
+    struct agent_job job;
+    uint32_t flags;      /* the request's flags */
+    const uint8_t *blob; /* the identity asked for, by public blob */
     size_t blob_len;
-    uint8_t *data; /* what to sign */
+    uint8_t *data; /* what to sign; cleared when the job is freed */
     size_t data_len;
-    uint32_t flags;
-    struct key *key;        /* AGENT_JOB_SIGN: a reference to the signing key */
-    bool fast;              /* AGENT_JOB_SIGN: a fast key, offloaded to share the load */
-    char prompt[512];       /* AGENT_JOB_CONFIRM: the question for the askpass */
-    struct wire_writer sig; /* AGENT_JOB_SIGN: result of agent_job_run() */
-    uint8_t *pass;          /* AGENT_JOB_(UN)LOCK: the passphrase, cleared after use */
-    size_t pass_len;
+    char *prompt;           /* CONFIRM: the question for the askpass (AGENT_JOB_PROMPT_SIZE) */
+    struct key *key;        /* SIGN: a reference to the signing key */
+    int run_err;            /* SIGN: status of agent_job_run() */
+    bool fast;              /* SIGN: a fast key, offloaded to share the load */
+    struct wire_writer sig; /* SIGN: the signature agent_job_run() made */
+    struct key *subject;    /* the key asked for, for the audit log */
+    const char *detail;     /* what the request was about, for the log */
+    const char *comment;    /* for the audit log; "" if none */
+    const char *dest_user;  /* likewise: the user of the userauth request signed */
+};
+
+/* AGENT_JOB_LOCK and AGENT_JOB_UNLOCK: the passphrase's hash, made on a worker. */
+struct agent_lock_job {
+    struct agent_job job;
+    int run_err; /* status of agent_job_run() */
     uint8_t salt[LOCK_SALT_LEN];
-    uint8_t hash[LOCK_HASH_LEN]; /* AGENT_JOB_(UN)LOCK: result of agent_job_run() */
+    uint8_t hash[LOCK_HASH_LEN]; /* result of agent_job_run() */
     struct agent_lock *gate;     /* AGENT_JOB_UNLOCK: the lock whose turn it holds, */
     unsigned long ticket;        /* given back (lock_attempt_done()) when it ends */
     uint64_t started_ms;         /* AGENT_JOB_UNLOCK: when the attempt began */
-    int run_err;                 /* status of agent_job_run() */
-    char detail[192];            /* what the request was about, for the log */
-    struct key *subject;         /* the key asked for, for the audit log */
-    char comment[128];
-    char dest_user[256]; /* USERAUTH_MAX_USER */
+    size_t pass_len;
+    uint8_t pass[]; /* the passphrase, cleared once hashed */
 };
+
+/* The job's own struct: for AGENT_JOB_CONFIRM and AGENT_JOB_SIGN only. */
+static inline struct agent_sign_job *agent_sign_job(struct agent_job *job)
+{
+    return (struct agent_sign_job *)job; /* its first member */
+}
+
+/* The job's own struct: for AGENT_JOB_LOCK and AGENT_JOB_UNLOCK only. */
+static inline struct agent_lock_job *agent_lock_job(struct agent_job *job)
+{
+    return (struct agent_lock_job *)job; /* its first member */
+}
 
 struct agent_conn {
     unsigned long id; /* for log lines */
@@ -131,7 +180,7 @@ void agent_job_run(struct agent_job *job);
 /*
  * Loop side: the user answered a confirmation (approved) or could not be
  * asked (!approved). Writes the reply, or hands back a signing job in
- * reply->job. Consumes job.
+ * reply->job (made from the same memory). Consumes job.
  */
 void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_job *job,
                          bool approved, struct agent_reply *reply);
@@ -152,7 +201,7 @@ void agent_job_refuse(struct agent *ag, struct agent_conn *c, struct agent_job *
 void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *job,
                       struct agent_reply *reply);
 
-/* Frees a job that will not be finished (its connection went away). */
+/* Frees a job that will not be finished (its connection went away). Consumes job. */
 void agent_job_free(struct agent_job *job);
 
 /* Drops expired keys; returns the next expiry (monotonic ms) or 0 if none. */

@@ -24,7 +24,6 @@ void binding_set_clear(struct binding_set *bs)
 void binding_note_failure(struct binding_set *bs)
 {
     bs->attempted = true;
-    bs->failed = true;
 }
 
 enum binding_result binding_record(struct binding_set *bs, struct key *hostkey, const uint8_t *sid,
@@ -73,6 +72,5 @@ enum binding_result binding_record(struct binding_set *bs, struct key *hostkey, 
     *slot = i;
     return BINDING_RECORDED;
 refuse:
-    bs->failed = true;
     return BINDING_REFUSED;
 }

@@ -12,8 +12,11 @@
  *   - the same session id with the same key again: success, nothing new;
  *   - the same session id with another key: refused;
  *   - more than BINDING_MAX bindings: refused;
- *   - every attempt, successful or not, is remembered, so a connection whose
- *     binding failed is never mistaken for an unbound local one.
+ *   - every attempt, successful or not, is remembered (attempted), so a
+ *     connection whose binding failed is never mistaken for an unbound local
+ *     one: with an attempt and no binding recorded, no destination-constrained
+ *     key is usable on it (dest_permitted()). A failure after a binding was
+ *     recorded leaves the recorded bindings to decide, as in OpenSSH.
  * A refusal is an answer (EXTENSION_FAILURE), never a closed connection.
  */
 #ifndef KEYWARD_BINDING_H
@@ -45,7 +48,6 @@ struct binding_set {
     struct binding *slots;
     size_t count;
     bool attempted; /* any session-bind was received */
-    bool failed;    /* any session-bind was refused */
 };
 
 enum binding_result {
@@ -62,8 +64,9 @@ void binding_set_clear(struct binding_set *bs);
  * Applies the rules above to an already signature-checked binding. On
  * BINDING_RECORDED the set takes ownership of hostkey; otherwise the caller
  * keeps it. *why names the reason for a refusal. *slot is the slot used or
- * matched. If the slots cannot be allocated the binding is refused (and the
- * set marked failed, so that no destination-constrained key is usable).
+ * matched. If the slots cannot be allocated the binding is refused; as no
+ * binding can then have been recorded, the attempt alone keeps every
+ * destination-constrained key from being used.
  */
 enum binding_result binding_record(struct binding_set *bs, struct key *hostkey, const uint8_t *sid,
                                    size_t sid_len, bool forwarding, const char **why, size_t *slot);

@@ -35,12 +35,6 @@ void wire_reader_from_view(struct wire_reader *r, struct wire_view v)
     wire_reader_init(r, v.ptr, v.len);
 }
 
-void wire_reader_fail(struct wire_reader *r, int err)
-{
-    if (r->error == 0)
-        r->error = err;
-}
-
 size_t wire_remaining(const struct wire_reader *r)
 {
     return r->error ? 0 : r->len - r->pos;
@@ -161,11 +155,6 @@ bool wire_view_eq(struct wire_view v, const void *data, size_t len)
 bool wire_view_eq_str(struct wire_view v, const char *s)
 {
     return wire_view_eq(v, s, strlen(s));
-}
-
-bool wire_view_eq_view(struct wire_view a, struct wire_view b)
-{
-    return wire_view_eq(a, b.ptr, b.len);
 }
 
 void wire_writer_init(struct wire_writer *w)

@@ -61,14 +61,11 @@ struct wire_view wire_get_mpint_unsigned(struct wire_reader *r);
 struct wire_view wire_get_rest(struct wire_reader *r);
 
 size_t wire_remaining(const struct wire_reader *r);
-/* Records err unless an earlier error is already recorded. */
-void wire_reader_fail(struct wire_reader *r, int err);
 /* The sticky error, or KW_ERR_TRAILING if input is left over. */
 int wire_reader_finish(const struct wire_reader *r);
 
 bool wire_view_eq(struct wire_view v, const void *data, size_t len);
 bool wire_view_eq_str(struct wire_view v, const char *s);
-bool wire_view_eq_view(struct wire_view a, struct wire_view b);
 
 struct wire_writer {
     uint8_t *buf;

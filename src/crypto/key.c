@@ -419,21 +419,21 @@ static int rsa_private_der(const BIGNUM *const *parts, size_t nparts, struct wir
 }
 
 /*
- * RSA private key from n, e, d, p, q. The CRT values are derived here rather
- * than trusted from the client, so a bad iqmp cannot produce bad signatures.
+ * RSA private key from the public n and e and the private d, p, q (their
+ * magnitude bytes). The CRT values are derived here rather than trusted from
+ * the client, so a bad iqmp cannot produce bad signatures.
  */
-static int pkey_rsa_private(struct wire_view nv, struct wire_view ev, struct wire_view dv,
+static int pkey_rsa_private(const BIGNUM *n, const BIGNUM *e, struct wire_view dv,
                             struct wire_view pv, struct wire_view qv, EVP_PKEY **out)
 {
     struct wire_writer derw;
     BN_CTX *bnctx = NULL;
-    BIGNUM *n = NULL, *e = NULL, *d = NULL, *p = NULL, *q = NULL;
+    BIGNUM *d = NULL, *p = NULL, *q = NULL;
     BIGNUM *dmp1 = NULL, *dmq1 = NULL, *iqmp = NULL, *t = NULL, *u = NULL;
     int r = KW_ERR_ALLOC;
 
     wire_writer_init(&derw);
-    if ((bnctx = BN_CTX_secure_new()) == NULL || (n = bn_from_view(nv, false)) == NULL ||
-        (e = bn_from_view(ev, false)) == NULL || (d = bn_from_view(dv, true)) == NULL ||
+    if ((bnctx = BN_CTX_secure_new()) == NULL || (d = bn_from_view(dv, true)) == NULL ||
         (p = bn_from_view(pv, true)) == NULL || (q = bn_from_view(qv, true)) == NULL ||
         (dmp1 = BN_secure_new()) == NULL || (dmq1 = BN_secure_new()) == NULL ||
         (iqmp = BN_secure_new()) == NULL || (t = BN_secure_new()) == NULL ||
@@ -487,8 +487,6 @@ static int pkey_rsa_private(struct wire_view nv, struct wire_view ev, struct wir
     r = 0;
 out:
     wire_writer_free(&derw); /* zeroes the DER copy of the key */
-    BN_free(n);
-    BN_free(e);
     BN_clear_free(d);
     BN_clear_free(p);
     BN_clear_free(q);
@@ -568,34 +566,47 @@ static int plain_blob_of(const struct kind_info *ki, const EVP_PKEY *pkey, uint8
     return r;
 }
 
+/*
+ * ecdsa-sha2-nistpN's fields: string curve, string Q and, for a private key
+ * (with_d), mpint d. The same in a public blob and in ADD_IDENTITY.
+ */
+static int read_ecdsa_fields(const struct kind_info *ki, struct wire_reader *r, bool with_d,
+                             EVP_PKEY **out)
+{
+    struct wire_view curve, q, d = {NULL, 0};
+
+    curve = wire_get_string(r);
+    q = wire_get_string(r);
+    if (with_d)
+        d = wire_get_mpint_unsigned(r);
+    if (r->error)
+        return r->error;
+    if (!wire_view_eq_str(curve, ki->curve))
+        return KW_ERR_BAD_KEY;
+    return pkey_ec(ki, q, d, out);
+}
+
 /* Reads the public fields of a key of kind ki from r into a public EVP_PKEY. */
 static int read_public_fields(const struct kind_info *ki, struct wire_reader *r, EVP_PKEY **out)
 {
-    struct wire_view a, b, none = {NULL, 0};
+    struct wire_view pk, e, n;
 
     if (ki->kind == KEY_ED25519) {
-        a = wire_get_string(r);
+        pk = wire_get_string(r);
         if (r->error)
             return r->error;
-        if (a.len != ED25519_PK_LEN)
+        if (pk.len != ED25519_PK_LEN)
             return KW_ERR_BAD_KEY;
-        *out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, a.ptr, a.len);
+        *out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk.ptr, pk.len);
         return *out ? 0 : KW_ERR_BAD_KEY;
     }
-    if (is_ecdsa(ki->kind)) {
-        a = wire_get_string(r); /* curve */
-        b = wire_get_string(r); /* Q */
-        if (r->error)
-            return r->error;
-        if (!wire_view_eq_str(a, ki->curve))
-            return KW_ERR_BAD_KEY;
-        return pkey_ec(ki, b, none, out);
-    }
-    a = wire_get_mpint_unsigned(r); /* e */
-    b = wire_get_mpint_unsigned(r); /* n */
+    if (is_ecdsa(ki->kind))
+        return read_ecdsa_fields(ki, r, false, out);
+    e = wire_get_mpint_unsigned(r); /* the public encoding puts e first */
+    n = wire_get_mpint_unsigned(r);
     if (r->error)
         return r->error;
-    return pkey_rsa_public(b, a, out);
+    return pkey_rsa_public(n, e, out);
 }
 
 /* ---- certificates ---- */
@@ -703,7 +714,8 @@ int key_from_plain_blob(const uint8_t *blob, size_t len, struct key **out)
 
 /* ---- private keys ---- */
 
-static int private_ed25519(struct wire_view pk, struct wire_view sk, EVP_PKEY **out)
+/* Ed25519 private key from pk and OpenSSH's sk (seed || pk), checked against each other. */
+static int pkey_ed25519_private(struct wire_view pk, struct wire_view sk, EVP_PKEY **out)
 {
     uint8_t derived[ED25519_PK_LEN];
     size_t dlen = sizeof(derived);
@@ -738,15 +750,124 @@ out:
     return r;
 }
 
+/*
+ * The private fields of each key kind, after the type name and, for a
+ * certificate, after the certificate (see the table at the top). Each reads
+ * all its fields before checking any, so a truncated key fails with the
+ * reader's error whatever else is wrong with the fields it did get.
+ */
+
+/* ssh-ed25519, plain or certificate: string pk, string sk. */
+static int read_private_ed25519(struct wire_reader *r, EVP_PKEY **out)
+{
+    struct wire_view pk, sk;
+
+    pk = wire_get_string(r);
+    sk = wire_get_string(r);
+    if (r->error)
+        return r->error;
+    return pkey_ed25519_private(pk, sk, out);
+}
+
+/* An ECDSA certificate's private key: mpint d; Q is the certificate's. */
+static int read_private_ecdsa_cert(const struct kind_info *ki, const struct key *cert,
+                                   struct wire_reader *r, EVP_PKEY **out)
+{
+    uint8_t q[EC_POINT_MAX_LEN];
+    size_t q_len = sizeof(q);
+    struct wire_view d;
+
+    d = wire_get_mpint_unsigned(r);
+    if (r->error)
+        return r->error;
+    if (EVP_PKEY_get_octet_string_param(cert->pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, q,
+                                        sizeof(q), &q_len) != 1)
+        return KW_ERR_INTERNAL;
+    return pkey_ec(ki, (struct wire_view){q, q_len}, d, out);
+}
+
+/* The private part of both RSA forms: mpint d, mpint iqmp, mpint p, mpint q. */
+static void read_rsa_secrets(struct wire_reader *r, struct wire_view *d, struct wire_view *p,
+                             struct wire_view *q)
+{
+    *d = wire_get_mpint_unsigned(r);
+    (void)wire_get_mpint_unsigned(r); /* iqmp: recomputed, not trusted */
+    *p = wire_get_mpint_unsigned(r);
+    *q = wire_get_mpint_unsigned(r);
+}
+
+/* ssh-rsa: mpint n, mpint e, then the secrets. */
+static int read_private_rsa(struct wire_reader *r, EVP_PKEY **out)
+{
+    struct wire_view n_mag, e_mag, d, p, q;
+    BIGNUM *n = NULL, *e = NULL;
+    int err = KW_ERR_ALLOC;
+
+    n_mag = wire_get_mpint_unsigned(r);
+    e_mag = wire_get_mpint_unsigned(r);
+    read_rsa_secrets(r, &d, &p, &q);
+    if (r->error)
+        return r->error;
+    if ((n = bn_from_view(n_mag, false)) != NULL && (e = bn_from_view(e_mag, false)) != NULL)
+        err = pkey_rsa_private(n, e, d, p, q, out);
+    BN_free(n);
+    BN_free(e);
+    return err;
+}
+
+/* An RSA certificate's private key: the secrets only; n and e are the certificate's. */
+static int read_private_rsa_cert(const struct key *cert, struct wire_reader *r, EVP_PKEY **out)
+{
+    struct wire_view d, p, q;
+    BIGNUM *n = NULL, *e = NULL;
+    int err = KW_ERR_INTERNAL;
+
+    read_rsa_secrets(r, &d, &p, &q);
+    if (r->error)
+        return r->error;
+    if (EVP_PKEY_get_bn_param(cert->pkey, OSSL_PKEY_PARAM_RSA_N, &n) == 1 &&
+        EVP_PKEY_get_bn_param(cert->pkey, OSSL_PKEY_PARAM_RSA_E, &e) == 1)
+        err = pkey_rsa_private(n, e, d, p, q, out);
+    BN_free(n);
+    BN_free(e);
+    return err;
+}
+
+/* The private fields of a key of kind ki; cert is its certificate, or NULL for a plain key. */
+static int read_private_fields(const struct kind_info *ki, const struct key *cert,
+                               struct wire_reader *r, EVP_PKEY **out)
+{
+    if (ki->kind == KEY_ED25519)
+        return read_private_ed25519(r, out); /* the certificate's form sends pk again */
+    if (is_ecdsa(ki->kind))
+        return cert ? read_private_ecdsa_cert(ki, cert, r, out)
+                    : read_ecdsa_fields(ki, r, true, out);
+    return cert ? read_private_rsa_cert(cert, r, out) : read_private_rsa(r, out);
+}
+
+/* A certificate form's leading string cert: a certificate of kind ki, CA signature checked. */
+static int read_private_cert(const struct kind_info *ki, struct wire_reader *r, struct key **out)
+{
+    struct wire_view blob;
+    int err;
+
+    blob = wire_get_string(r);
+    if (r->error)
+        return r->error;
+    if ((err = key_from_blob(blob.ptr, blob.len, out)) != 0)
+        return err;
+    if ((*out)->kind != ki->kind || !(*out)->is_cert)
+        return KW_ERR_BAD_KEY;
+    return 0;
+}
+
 int key_from_private(struct wire_reader *r, struct key **out)
 {
-    struct wire_view name, certv, a, b, c, d, e, f, none = {NULL, 0};
+    struct wire_view name;
     const struct kind_info *ki;
     struct key *k = NULL, *cert = NULL;
-    uint8_t *plain = NULL;
-    size_t plain_len = 0;
     bool is_cert = false;
-    int err = 0;
+    int err;
 
     *out = NULL;
     name = wire_get_string(r);
@@ -758,119 +879,23 @@ int key_from_private(struct wire_reader *r, struct key **out)
         return KW_ERR_ALLOC;
     k->is_cert = is_cert;
     k->has_private = true;
-
-    if (is_cert) {
-        certv = wire_get_string(r);
-        if (r->error) {
-            err = r->error;
-            goto out;
-        }
-        if ((err = key_from_blob(certv.ptr, certv.len, &cert)) != 0)
-            goto out;
-        if (cert->kind != ki->kind || !cert->is_cert) {
-            err = KW_ERR_BAD_KEY;
-            goto out;
-        }
-    }
-
-    if (ki->kind == KEY_ED25519) {
-        a = wire_get_string(r); /* pk */
-        b = wire_get_string(r); /* sk */
-        err = r->error ? r->error : private_ed25519(a, b, &k->pkey);
-    } else if (is_ecdsa(ki->kind)) {
-        if (is_cert) {
-            /* Q comes from the certificate. */
-            uint8_t q[EC_POINT_MAX_LEN];
-            size_t qlen = sizeof(q);
-
-            d = wire_get_mpint_unsigned(r);
-            if (r->error)
-                err = r->error;
-            else if (EVP_PKEY_get_octet_string_param(cert->pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
-                                                     q, sizeof(q), &qlen) != 1)
-                err = KW_ERR_INTERNAL;
-            else
-                err = pkey_ec(ki, (struct wire_view){q, qlen}, d, &k->pkey);
-        } else {
-            a = wire_get_string(r); /* curve */
-            b = wire_get_string(r); /* Q */
-            d = wire_get_mpint_unsigned(r);
-            if (r->error)
-                err = r->error;
-            else if (!wire_view_eq_str(a, ki->curve))
-                err = KW_ERR_BAD_KEY;
-            else
-                err = pkey_ec(ki, b, d, &k->pkey);
-        }
+    if (is_cert && (err = read_private_cert(ki, r, &cert)) != 0)
+        goto out;
+    if ((err = read_private_fields(ki, cert, r, &k->pkey)) != 0)
+        goto out;
+    if ((err = plain_blob_of(ki, k->pkey, &k->plain_blob, &k->plain_blob_len)) != 0)
+        goto out;
+    if (!is_cert) {
+        k->blob = k->plain_blob;
+        k->blob_len = k->plain_blob_len;
+    } else if (!key_equal_public(k, cert)) {
+        err = KW_ERR_BAD_KEY; /* the private key must be the certificate's key */
     } else {
-        if (is_cert) {
-            struct wire_writer nw, ew;
-
-            c = wire_get_mpint_unsigned(r); /* d */
-            d = wire_get_mpint_unsigned(r); /* iqmp: recomputed, not trusted */
-            e = wire_get_mpint_unsigned(r); /* p */
-            f = wire_get_mpint_unsigned(r); /* q */
-            (void)d;
-            if (r->error) {
-                err = r->error;
-                goto out;
-            }
-            /* n and e come from the certificate. */
-            wire_writer_init(&nw);
-            wire_writer_init(&ew);
-            err = put_bn_param(&nw, cert->pkey, OSSL_PKEY_PARAM_RSA_N);
-            if (err == 0)
-                err = put_bn_param(&ew, cert->pkey, OSSL_PKEY_PARAM_RSA_E);
-            if (err == 0) {
-                struct wire_reader nr, er;
-                struct wire_view nv, ev;
-
-                wire_reader_from_view(&nr, wire_writer_view(&nw));
-                wire_reader_from_view(&er, wire_writer_view(&ew));
-                nv = wire_get_mpint_unsigned(&nr);
-                ev = wire_get_mpint_unsigned(&er);
-                err = nr.error ? nr.error : er.error;
-                if (err == 0)
-                    err = pkey_rsa_private(nv, ev, c, e, f, &k->pkey);
-            }
-            wire_writer_free(&nw);
-            wire_writer_free(&ew);
-        } else {
-            a = wire_get_mpint_unsigned(r); /* n */
-            b = wire_get_mpint_unsigned(r); /* e */
-            c = wire_get_mpint_unsigned(r); /* d */
-            d = wire_get_mpint_unsigned(r); /* iqmp: recomputed, not trusted */
-            e = wire_get_mpint_unsigned(r); /* p */
-            f = wire_get_mpint_unsigned(r); /* q */
-            (void)d;
-            err = r->error ? r->error : pkey_rsa_private(a, b, c, e, f, &k->pkey);
-        }
-    }
-    (void)none;
-    if (err != 0)
-        goto out;
-
-    if ((err = plain_blob_of(ki, k->pkey, &plain, &plain_len)) != 0)
-        goto out;
-    if (is_cert) {
-        /* The private key must be the certificate's key. */
-        if (plain_len != cert->plain_blob_len || memcmp(plain, cert->plain_blob, plain_len) != 0) {
-            err = KW_ERR_BAD_KEY;
-            goto out;
-        }
-        k->plain_blob = plain;
-        k->plain_blob_len = plain_len;
-        plain = NULL;
         k->cert = cert->cert; /* the certificate's fields now belong to k */
         cert->cert = NULL;
         err = copy_out((struct wire_view){cert->blob, cert->blob_len}, &k->blob, &k->blob_len);
-    } else {
-        k->blob = k->plain_blob = plain;
-        k->blob_len = k->plain_blob_len = plain_len;
-        plain = NULL;
     }
 out:
-    free(plain);
     key_free(cert);
     if (err != 0) {
         key_free(k);

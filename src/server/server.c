@@ -745,7 +745,7 @@ static void prompt_start(struct conn *c)
     uv_timer_init(srv->loop, &p->kill_timer);
     memset(&opts, 0, sizeof(opts));
     args[0] = (char *)program;
-    args[1] = c->job->prompt;
+    args[1] = agent_sign_job(c->job)->prompt;
     args[2] = NULL;
     stdio[0].flags = UV_IGNORE;
     stdio[1].flags = UV_IGNORE;
@@ -830,7 +830,7 @@ static void start_job(struct conn *c, struct agent_job *job)
     }
     c->refs++;
     c->srv->jobs++; /* finish_job() counts it out, on every path */
-    if (job->fast) {
+    if (job->kind == AGENT_JOB_SIGN && agent_sign_job(job)->fast) {
         c->lane_item.job = job;
         sign_lane_push(&c->srv->lane, &c->lane_item);
         return;

@@ -32,7 +32,7 @@ struct sign_lane_item {
 
 struct sign_lane;
 
-/* Loop thread: the item's job has run (job->run_err says how). */
+/* Loop thread: the item's job has run (its run_err says how). */
 typedef void (*sign_lane_done_cb)(struct sign_lane *lane, struct sign_lane_item *item);
 
 #define SIGN_LANE_MAX_RUNNERS 16
