@@ -3,6 +3,7 @@
  */
 #include "transport/listener.h"
 
+#include <stdlib.h>
 #include <string.h>
 #ifndef _WIN32
 #include <unistd.h>
@@ -67,6 +68,31 @@ void listener_close(struct listener *l)
     l->acceptor = NULL;
 }
 #else
+static void on_rejected_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/*
+ * Takes the waiting client and closes it at once: libuv watches the
+ * listening socket again only once the connection it holds is accepted,
+ * so one that is turned away must still be taken off it. Out of memory
+ * even for that, it stays held, and is taken with the next one.
+ */
+static void listener_reject(struct listener *l)
+{
+    uv_pipe_t *p;
+
+    if ((p = malloc(sizeof(*p))) == NULL)
+        return;
+    if (uv_pipe_init(l->loop, p, 0) != 0) {
+        free(p);
+        return;
+    }
+    (void)uv_accept((uv_stream_t *)&l->pipe, (uv_stream_t *)p);
+    uv_close((uv_handle_t *)p, on_rejected_closed);
+}
+
 static void on_connection(uv_stream_t *stream, int status)
 {
     struct listener *l = stream->data;
@@ -75,8 +101,12 @@ static void on_connection(uv_stream_t *stream, int status)
         log_error("accept: %s", uv_strerror(status));
         return;
     }
-    if (!l->closing)
-        l->cb(l);
+    if (l->closing)
+        return;
+    l->taken = false;
+    l->cb(l);
+    if (!l->taken && !l->closing)
+        listener_reject(l);
 }
 
 int listener_open_fd(struct listener *l, int fd)
@@ -111,8 +141,13 @@ int listener_open_path(struct listener *l, const char *path)
         log_error("%s", err);
         return r;
     }
-    if ((r = listener_open_fd(l, fd)) != 0 && !l->open)
-        close(fd); /* else the handle owns it, and closes it with itself */
+    if ((r = listener_open_fd(l, fd)) != 0) {
+        uv_os_fd_t held;
+
+        /* Unless the handle took it (and closes it with itself). */
+        if (!l->open || uv_fileno((uv_handle_t *)&l->pipe, &held) != 0)
+            close(fd);
+    }
     return r;
 }
 
@@ -120,6 +155,9 @@ int listener_accept(struct listener *l, struct frame_conn *fc)
 {
     int r;
 
+    if (l->taken)
+        return KW_ERR_INTERNAL;
+    l->taken = true;
     if ((r = uv_accept((uv_stream_t *)&l->pipe, (uv_stream_t *)frame_conn_pipe(fc))) != 0)
         return kw_err_from_uv(r);
     return 0;

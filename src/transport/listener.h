@@ -30,7 +30,7 @@ struct listener;
 
 /*
  * A client is waiting: call listener_accept() once, from here, or do not
- * (out of memory, shutting down) and it is turned away.
+ * (out of memory, shutting down) and it is turned away (closed).
  */
 typedef void (*listener_cb)(struct listener *l);
 
@@ -41,11 +41,11 @@ struct listener {
 #ifdef _WIN32
     struct platform_acceptor *acceptor;
     uv_os_fd_t pending; /* the connected instance offered to cb */
-    bool taken;         /* cb called listener_accept() */
 #else
     uv_pipe_t pipe;
     bool open; /* pipe initialised: it must be closed */
 #endif
+    bool taken; /* cb called listener_accept() */
     bool closing;
 };
 
