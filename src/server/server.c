@@ -68,7 +68,6 @@ struct conn {
     uv_timer_t delay_timer;
     struct server *srv;
     struct agent_conn state;
-    struct peer_info peer;
     unsigned long last_request;      /* srv->requests when this connection's last one came */
     struct agent_reply held;         /* a reply being held back (failed unlock) */
     struct agent_job *job;           /* a confirmation or signature under way */
@@ -915,15 +914,18 @@ static struct conn *conn_new(struct server *srv)
 /* A connected client: who is it? Then read its requests, or close it. */
 static void conn_start(struct conn *c)
 {
-    if (!platform_peer_allowed(frame_conn_pipe(&c->fc), &c->peer)) {
-        log_info("conn %lu: refused connection from %s: not our user", c->state.id, c->peer.desc);
+    /* Not kept in struct conn: what the audit log needs is copied into c->state. */
+    struct peer_info peer;
+
+    if (!platform_peer_allowed(frame_conn_pipe(&c->fc), &peer)) {
+        log_info("conn %lu: refused connection from %s: not our user", c->state.id, peer.desc);
         conn_close(c, "peer refused");
         return;
     }
-    log_debug("conn %lu: accepted from %s", c->state.id, c->peer.desc);
-    c->state.client.pid = c->peer.pid;
-    c->state.client.uid = c->peer.uid;
-    snprintf(c->state.client.exe, sizeof(c->state.client.exe), "%s", c->peer.exe);
+    log_debug("conn %lu: accepted from %s", c->state.id, peer.desc);
+    c->state.client.pid = peer.pid;
+    c->state.client.uid = peer.uid;
+    snprintf(c->state.client.exe, sizeof(c->state.client.exe), "%s", peer.exe);
     conn_update_reading(c);
 }
 

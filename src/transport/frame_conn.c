@@ -19,9 +19,16 @@ struct frame_write {
     uint8_t data[];
 };
 
-static uv_stream_t *fc_out(struct frame_conn *fc)
+/* Allocated: a shutdown is rare (the relay's), and every connection would carry it. */
+struct frame_shutdown {
+    uv_shutdown_t req;
+    struct frame_conn *fc;
+    frame_conn_shutdown_cb cb;
+};
+
+static uv_stream_t *fc_out(const struct frame_conn *fc)
 {
-    return (uv_stream_t *)(fc->split ? &fc->out_pipe : &fc->pipe);
+    return (uv_stream_t *)(fc->out != NULL ? fc->out : &fc->pipe);
 }
 
 /* The libuv code as ours, its phrase kept for the owner's log line. */
@@ -71,19 +78,26 @@ uv_pipe_t *frame_conn_pipe(struct frame_conn *fc)
 
 int frame_conn_open_stdio(struct frame_conn *fc)
 {
+    uv_pipe_t *out;
     int r;
 
-    if ((r = uv_pipe_init(fc->pipe.loop, &fc->out_pipe, 0)) != 0)
+    if (fc->out != NULL)
+        return KW_ERR_INTERNAL;
+    if ((out = malloc(sizeof(*out))) == NULL)
+        return KW_ERR_ALLOC;
+    if ((r = uv_pipe_init(fc->pipe.loop, out, 0)) != 0) {
+        free(out);
         return fc_fail(fc, r);
-    fc->out_pipe.data = fc;
+    }
+    out->data = fc;
+    fc->out = out;
     fc->handles++;
-    fc->split = true;
 #ifdef _WIN32
     /* libuv cannot take every kind of stdio as it is (platform.h). */
-    r = platform_stdio_open(&fc->pipe, &fc->out_pipe);
+    r = platform_stdio_open(&fc->pipe, fc->out);
 #else
     if ((r = uv_pipe_open(&fc->pipe, 0)) == 0)
-        r = uv_pipe_open(&fc->out_pipe, 1);
+        r = uv_pipe_open(fc->out, 1);
 #endif
     return r != 0 ? fc_fail(fc, r) : 0;
 }
@@ -197,9 +211,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 bool frame_conn_backlogged(const struct frame_conn *fc)
 {
-    const uv_stream_t *out = (const uv_stream_t *)(fc->split ? &fc->out_pipe : &fc->pipe);
-
-    return uv_stream_get_write_queue_size(out) > FRAME_WRITE_BACKLOG;
+    return uv_stream_get_write_queue_size(fc_out(fc)) > FRAME_WRITE_BACKLOG;
 }
 
 void frame_conn_throttle(struct frame_conn *fc, const struct frame_conn *by)
@@ -299,22 +311,30 @@ int frame_conn_send_raw(struct frame_conn *fc, const uint8_t *frames, size_t len
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    struct frame_conn *fc = req->data;
+    struct frame_shutdown *sd = (struct frame_shutdown *)req;
+    struct frame_conn *fc = sd->fc;
+    frame_conn_shutdown_cb cb = sd->cb;
 
+    free(sd);
     fc->shutting = false;
-    fc->shutdown_cb(fc, status != 0 ? fc_fail(fc, status) : 0);
+    cb(fc, status != 0 ? fc_fail(fc, status) : 0);
 }
 
 int frame_conn_shutdown(struct frame_conn *fc, frame_conn_shutdown_cb cb)
 {
+    struct frame_shutdown *sd;
     int r;
 
     if (fc->closing || fc->shutting)
         return KW_ERR_INTERNAL;
-    fc->shutdown.data = fc;
-    fc->shutdown_cb = cb;
-    if ((r = uv_shutdown(&fc->shutdown, fc_out(fc), on_shutdown)) != 0)
+    if ((sd = malloc(sizeof(*sd))) == NULL)
+        return KW_ERR_ALLOC;
+    sd->fc = fc;
+    sd->cb = cb;
+    if ((r = uv_shutdown(&sd->req, fc_out(fc), on_shutdown)) != 0) {
+        free(sd);
         return fc_fail(fc, r);
+    }
     fc->shutting = true;
     return 0;
 }
@@ -334,6 +354,8 @@ static void on_handle_closed(uv_handle_t *h)
         fc->buf = NULL;
     }
     fc->len = fc->cap = fc->dirty = 0;
+    free(fc->out); /* its handle is closed too: handles is 0 */
+    fc->out = NULL;
     if (fc->close_cb != NULL)
         fc->close_cb(fc);
 }
@@ -346,6 +368,6 @@ void frame_conn_close(struct frame_conn *fc, frame_conn_close_cb cb)
     fc->reading = false;
     fc->close_cb = cb;
     uv_close((uv_handle_t *)&fc->pipe, on_handle_closed);
-    if (fc->split)
-        uv_close((uv_handle_t *)&fc->out_pipe, on_handle_closed);
+    if (fc->out != NULL)
+        uv_close((uv_handle_t *)fc->out, on_handle_closed);
 }

@@ -98,10 +98,12 @@ typedef void (*frame_conn_shutdown_cb)(struct frame_conn *fc, int err);
 struct frame_conn {
     void *data; /* the owner's */
     const struct frame_conn_callbacks *cb;
-    uv_pipe_t pipe;     /* read, and written unless split */
-    uv_pipe_t out_pipe; /* stdout when opened on stdin/stdout */
-    uv_shutdown_t shutdown;
-    frame_conn_shutdown_cb shutdown_cb;
+    /*
+     * Only what every connection needs is here: ten thousand idle ones
+     * cost this struct each (in their owner's), and no buffer.
+     */
+    uv_pipe_t pipe; /* read, and written unless out is set */
+    uv_pipe_t *out; /* stdout when opened on stdin/stdout (allocated), else NULL */
     frame_conn_close_cb close_cb;
     const struct frame_conn *throttle; /* whose write backlog stops our reading */
     uint8_t *buf;                      /* received, not yet consumed; NULL when nothing is */
@@ -112,7 +114,6 @@ struct frame_conn {
     int handles; /* open libuv handles */
     enum frame_read_mode mode;
     const char *why; /* libuv's phrase for the last failure, for logs */
-    bool split;      /* out_pipe is in use */
     bool reading;
     bool ended; /* end of stream or an error: never read again */
     bool shutting;
