@@ -1011,7 +1011,7 @@ void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
                        srv->cores - 1 < srv->workers ? srv->cores - 1 : srv->workers, on_lane_done);
     if (r != 0)
         log_error("cannot set up worker threads for fast signatures, signing them inline: %s",
-                  uv_strerror(r));
+                  kw_strerror(r));
     srv->lane_ready = r == 0;
 #ifdef __linux__
     srv->lane.on_worker_thread = worker_lower_priority;
