@@ -123,10 +123,12 @@ void frame_conn_consume(struct frame_conn *fc, size_t n)
 {
     if (n > fc->len)
         n = fc->len;
-    /* Requests can carry private keys: the bytes go, and so does any copy. */
-    kw_memzero(fc->buf, n);
-    memmove(fc->buf, fc->buf + n, fc->len - n);
-    fc->len -= n;
+    if (n > 0) {
+        /* Requests can carry private keys: the bytes go, and so does any copy. */
+        kw_memzero(fc->buf, n);
+        memmove(fc->buf, fc->buf + n, fc->len - n);
+        fc->len -= n;
+    }
     fc_drop_idle_buffer(fc);
 }
 
@@ -286,7 +288,8 @@ static int fc_write(struct frame_conn *fc, bool header, const uint8_t *data, siz
     w->len = total;
     if (header)
         wire_poke_u32(w->data, (uint32_t)len);
-    memcpy(w->data + (header ? FRAME_HEADER : 0), data, len);
+    if (len > 0) /* an empty body may come as NULL */
+        memcpy(w->data + (header ? FRAME_HEADER : 0), data, len);
     buf = uv_buf_init((char *)w->data, (unsigned int)total);
     if ((r = uv_write(&w->req, fc_out(fc), &buf, 1, on_write)) != 0) {
         kw_memzero(w->data, total);

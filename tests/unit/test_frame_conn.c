@@ -548,6 +548,12 @@ static void test_send_raw(void)
     CHECK_EQ(read(peer, got, sizeof(got)), (ssize_t)n);
     CHECK(memcmp(got, wire, n) == 0);
     CHECK_EQ(o.sent, 1);
+    /* An empty body (a NULL one) is a frame of length 0. */
+    CHECK_EQ(frame_conn_send(&o.fc, NULL, 0), 0);
+    spin();
+    CHECK_EQ(read(peer, got, sizeof(got)), FRAME_HEADER);
+    CHECK_EQ(wire_peek_u32(got), 0);
+    CHECK_EQ(o.sent, 2);
     owner_close(&o, peer);
 }
 
