@@ -28,14 +28,9 @@
 #include "base/wire.h"
 #include "platform/platform.h"
 #include "proto/msg.h"
+#include "transport/frame_conn.h"
+#include "transport/listener.h"
 
-/* A frame is a u32 length and then that many bytes. */
-#define FRAME_HEADER 4
-#define READ_CHUNK   4096
-/* Stop reading one side while writes to the other have backed up this far. */
-#define WRITE_BACKLOG_LIMIT (1024 * 1024)
-/* A buffer grown for a large frame is given back once it is empty. */
-#define IDLE_BUFFER_MAX (16 * 1024)
 /*
  * A client that stops sending (EOF) still gets the replies to requests it
  * sent before; this bounds the wait for an upstream that never answers
@@ -59,27 +54,19 @@
 #else
 #define UPSTREAM_BUSY "its listen backlog is full"
 #endif
-/* Windows named pipe instances kept listening, as the agent keeps them. */
-#define RELAY_PIPE_INSTANCES 16
 
 struct relay_side {
     struct relay_conn *conn;
-    const char *name;   /* "client" or "upstream", for logs */
-    uv_pipe_t pipe;     /* the connection; stdin when stdio */
-    uv_pipe_t out_pipe; /* stdout when stdio, else unused */
-    uv_shutdown_t shutdown;
+    const char *name;     /* "client" or "upstream", for logs */
+    struct frame_conn fc; /* the connection (stdin/stdout when stdio), and what came from it */
     bool stdio;
-    bool open;      /* handles initialised: they must be closed */
+    bool open;      /* fc initialised: it must be closed */
     bool connected; /* may be read and written */
-    bool reading;
     /*
      * Nothing more is read from this side: its peer ended its stream, or
      * (the client) sent a frame over the limit.
      */
     bool eof;
-    uint8_t *buf; /* received from this side, not yet forwarded */
-    size_t len;
-    size_t cap;
 };
 
 struct relay_conn {
@@ -93,7 +80,7 @@ struct relay_conn {
     uint64_t connect_deadline; /* give up retrying a busy upstream at this time */
     unsigned retry_ms;         /* the next wait before retrying it */
     unsigned long outstanding; /* requests forwarded, replies not yet back */
-    int handles;               /* side handles not yet closed */
+    int handles;               /* sides not yet closed */
     int refs;                  /* handles and requests that refer to this */
     bool draining;             /* the client sent EOF; its last replies are due */
     bool upstream_shut;        /* the client's end of stream is passed on upstream */
@@ -102,27 +89,14 @@ struct relay_conn {
     bool closing;
 };
 
-struct relay_write {
-    uv_write_t req;
-    struct relay_side *to;
-    size_t len;
-    uint8_t data[];
-};
-
 static void conn_pump(struct relay_conn *c);
 static void conn_update_reading(struct relay_conn *c);
+static void side_failed(struct relay_side *s, const char *what, const char *detail);
+static void upstream_closed(struct relay_conn *c, bool reset);
+static void conn_close(struct relay_conn *c, const char *why);
+static bool side_has_frame(const struct relay_side *s);
 
 /* ---- sides ---- */
-
-static uv_stream_t *side_in(struct relay_side *s)
-{
-    return (uv_stream_t *)&s->pipe;
-}
-
-static uv_stream_t *side_out(struct relay_side *s)
-{
-    return (uv_stream_t *)(s->stdio ? &s->out_pipe : &s->pipe);
-}
 
 static bool side_is_client(const struct relay_side *s)
 {
@@ -134,73 +108,123 @@ static struct relay_side *side_other(struct relay_side *s)
     return side_is_client(s) ? &s->conn->upstream : &s->conn->client;
 }
 
-static void side_init_handle(struct relay_side *s, uv_pipe_t *p)
+/* Bytes from this side: forward what is whole. */
+static void on_side_read(struct frame_conn *fc)
 {
-    uv_pipe_init(s->conn->relay->loop, p, 0);
-    p->data = s;
-    s->open = true;
-    s->conn->handles++;
-    s->conn->refs++;
+    struct relay_side *s = fc->data;
+
+    if (!s->conn->closing)
+        conn_pump(s->conn);
+}
+
+static void on_side_eof(struct frame_conn *fc)
+{
+    struct relay_side *s = fc->data;
+    struct relay_conn *c = s->conn;
+
+    if (c->closing)
+        return;
+    if (!side_is_client(s)) {
+        upstream_closed(c, false);
+        return;
+    }
+#ifdef _WIN32
+    /* A named pipe has no half-close: this client is gone, replies or not. */
+    if (!s->stdio) {
+        conn_close(c, "client closed");
+        return;
+    }
+#endif
+    /* The client stopped sending; what it sent before is still answered. */
+    s->eof = true;
+    if (c->outstanding > 0 || side_has_frame(s))
+        log_debug("conn %lu: client stopped sending; its last requests are still answered", c->id);
+    conn_pump(c);
 }
 
 /*
- * Makes this side the process's stdin and stdout. libuv leaves file
- * descriptors 0-2 open when their handles close, so the process's peer
- * sees the end of the stream when the process exits. On Windows libuv
- * cannot take every kind of stdio as it is; the platform layer puts a
- * private pipe pair in between (platform_stdio_open()).
+ * A read or a write failed. A reset from the upstream (the agent died with
+ * bytes of ours unread) means the same as its orderly close here.
+ */
+static void on_side_error(struct frame_conn *fc, const struct frame_conn_error *e)
+{
+    struct relay_side *s = fc->data;
+
+    if (s->conn->closing)
+        return;
+    if (!side_is_client(s) && !e->writing && e->reset)
+        upstream_closed(s->conn, true);
+    else
+        side_failed(s, e->writing ? "write failed" : "read failed", e->detail);
+}
+
+/* A write to this side is out: the other side may have been held back by it. */
+static void on_side_sent(struct frame_conn *fc)
+{
+    struct relay_side *s = fc->data;
+
+    if (!s->conn->closing)
+        conn_update_reading(s->conn);
+}
+
+static const struct frame_conn_callbacks side_callbacks = {
+    .on_read = on_side_read,
+    .on_eof = on_side_eof,
+    .on_error = on_side_error,
+    .on_sent = on_side_sent,
+};
+
+static int side_init(struct relay_side *s)
+{
+    int r;
+
+    if ((r = frame_conn_init(s->conn->relay->loop, &s->fc, &side_callbacks, s)) != 0)
+        return r;
+    /* A side is read only while writes to the other have not backed up. */
+    frame_conn_throttle(&s->fc, &side_other(s)->fc);
+    s->open = true;
+    s->conn->handles++;
+    s->conn->refs++;
+    return 0;
+}
+
+/*
+ * Makes this side the process's stdin and stdout (frame_conn_open_stdio();
+ * on Windows through the platform layer's private pipe pair).
  */
 static int side_open_stdio(struct relay_side *s)
 {
     int r;
 
     s->stdio = true;
-    side_init_handle(s, &s->pipe);
-    side_init_handle(s, &s->out_pipe);
-#ifdef _WIN32
-    if ((r = platform_stdio_open(&s->pipe, &s->out_pipe)) != 0)
+    if ((r = side_init(s)) != 0 || (r = frame_conn_open_stdio(&s->fc)) != 0)
         return r;
-#else
-    if ((r = uv_pipe_open(&s->pipe, 0)) != 0 || (r = uv_pipe_open(&s->out_pipe, 1)) != 0)
-        return r;
-#endif
     s->connected = true;
     return 0;
 }
 
-/* The frame at the start of the buffer is complete (and waits to go on). */
+/* The frame at the start of what came from this side is complete (and waits to go on). */
 static bool side_has_frame(const struct relay_side *s)
 {
-    return s->len >= FRAME_HEADER && s->len - FRAME_HEADER >= wire_peek_u32(s->buf);
-}
+    struct frame f;
 
-static void side_free_buffer(struct relay_side *s)
-{
-    if (s->buf == NULL)
-        return;
-    /* Requests can carry private keys (ssh-add): leave no copy behind. */
-    kw_memzero(s->buf, s->cap);
-    free(s->buf);
-    s->buf = NULL;
-    s->len = s->cap = 0;
+    return frame_conn_frame(&s->fc, &f) == FRAME_READY;
 }
 
 /* ---- connection lifetime ---- */
 
+/* The sides' buffers went, cleared, when they closed (frame_conn_close()). */
 static void conn_free(struct relay_conn *c)
 {
     struct relay *r = c->relay;
     bool ends_relay = c->ends_relay;
 
-    side_free_buffer(&c->client);
-    side_free_buffer(&c->upstream);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
         r->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    r->live_conns--;
     free(c);
     if (ends_relay)
         relay_close(r);
@@ -224,9 +248,9 @@ static void conn_close_timer_if_done(struct relay_conn *c)
         uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 }
 
-static void on_side_handle_closed(uv_handle_t *h)
+static void on_side_closed(struct frame_conn *fc)
 {
-    struct relay_side *s = h->data;
+    struct relay_side *s = fc->data;
     struct relay_conn *c = s->conn;
 
     c->handles--;
@@ -237,19 +261,15 @@ static void on_side_handle_closed(uv_handle_t *h)
 static void side_close_handles(struct relay_side *s)
 {
     s->connected = false;
-    s->reading = false;
     if (!s->open)
         return;
-    if (!uv_is_closing((uv_handle_t *)&s->pipe))
-        uv_close((uv_handle_t *)&s->pipe, on_side_handle_closed);
-    if (s->stdio && !uv_is_closing((uv_handle_t *)&s->out_pipe))
-        uv_close((uv_handle_t *)&s->out_pipe, on_side_handle_closed);
+    frame_conn_close(&s->fc, on_side_closed);
 }
 
-static void on_client_flushed(uv_shutdown_t *req, int status)
+static void on_client_flushed(struct frame_conn *fc, int err)
 {
-    (void)status; /* flushed or not, the client is closed now */
-    side_close_handles(req->data);
+    (void)err; /* flushed or not, the client is closed now */
+    side_close_handles(fc->data);
 }
 
 static void on_linger_timeout(uv_timer_t *t)
@@ -269,16 +289,14 @@ static void conn_close(struct relay_conn *c, const char *why)
         return;
     c->closing = true;
     log_debug("conn %lu: closed (%s)", c->id, why);
-    if (cl->reading)
-        uv_read_stop(side_in(cl));
-    cl->reading = false;
+    if (cl->open)
+        (void)frame_conn_read(&cl->fc, FRAME_READ_OFF);
     side_close_handles(&c->upstream);
     /*
      * Replies already forwarded may still sit in the client's write queue;
-     * uv_shutdown() calls back once they are written (or cannot be).
+     * the shutdown calls back once they are written (or cannot be).
      */
-    cl->shutdown.data = cl;
-    if (cl->connected && uv_shutdown(&cl->shutdown, side_out(cl), on_client_flushed) == 0)
+    if (cl->connected && frame_conn_shutdown(&cl->fc, on_client_flushed) == 0)
         uv_timer_start(&c->timer, on_linger_timeout, LINGER_TIMEOUT_MS, 0);
     else
         side_close_handles(cl);
@@ -290,12 +308,12 @@ static void conn_close(struct relay_conn *c, const char *why)
  * its connection: a new upstream connection would carry none of the
  * client's session bindings, so re-binding silently is never right.
  */
-static void side_failed(struct relay_side *s, const char *what, int uverr)
+static void side_failed(struct relay_side *s, const char *what, const char *detail)
 {
     struct relay_conn *c = s->conn;
     char why[128];
 
-    snprintf(why, sizeof(why), "%s %s: %s", s->name, what, uv_strerror(uverr));
+    snprintf(why, sizeof(why), "%s %s: %s", s->name, what, detail != NULL ? detail : "?");
     if (side_is_client(s)) {
         log_debug("conn %lu: %s", c->id, why);
     } else {
@@ -329,9 +347,9 @@ static void conn_check_drained(struct relay_conn *c)
     if (c->closing || !c->client.eof)
         return;
     if (c->outstanding == 0 && !side_has_frame(&c->client)) {
-        if (c->client.len > 0)
+        if (c->client.fc.len > 0)
             log_debug("conn %lu: dropping %lu bytes of an incomplete request", c->id,
-                      (unsigned long)c->client.len);
+                      (unsigned long)c->client.fc.len);
         conn_close(c, conn_end_reason(c));
         return;
     }
@@ -344,66 +362,37 @@ static void conn_check_drained(struct relay_conn *c)
 
 /* ---- writing ---- */
 
-static void on_write(uv_write_t *req, int status)
-{
-    struct relay_write *wr = (struct relay_write *)req;
-    struct relay_side *to = wr->to;
-    struct relay_conn *c = to->conn;
-
-    kw_memzero(wr->data, wr->len);
-    free(wr);
-    if (c->closing)
-        return;
-    if (status != 0) {
-        side_failed(to, "write failed", status);
-        return;
-    }
-    conn_update_reading(c); /* the other side may have been held back */
-}
-
 /* Queues a copy of whole frames to a side. 0, or an error: the connection is closing. */
-static int side_write(struct relay_side *to, const uint8_t *frame, size_t len)
+static int side_write(struct relay_side *to, const uint8_t *frames, size_t len)
 {
-    struct relay_write *wr;
-    uv_buf_t buf;
     int r;
 
-    if ((wr = malloc(sizeof(*wr) + len)) == NULL) {
+    if ((r = frame_conn_send_raw(&to->fc, frames, len)) == KW_ERR_ALLOC) {
         log_error("conn %lu: out of memory", to->conn->id);
         conn_close(to->conn, "out of memory");
-        return KW_ERR_ALLOC;
+    } else if (r != 0) {
+        side_failed(to, "write failed", to->fc.why);
     }
-    wr->to = to;
-    wr->len = len;
-    memcpy(wr->data, frame, len);
-    buf = uv_buf_init((char *)wr->data, (unsigned int)len);
-    if ((r = uv_write(&wr->req, side_out(to), &buf, 1, on_write)) != 0) {
-        kw_memzero(wr->data, len);
-        free(wr);
-        side_failed(to, "write failed", r);
-        return KW_ERR_SYSTEM;
-    }
-    return 0;
+    return r;
 }
 
 /* ---- framing ---- */
 
 /* With -d: one line per frame naming its type, never its contents. */
-static void log_frame(struct relay_conn *c, const struct relay_side *from, const uint8_t *frame,
-                      uint32_t body)
+static void log_frame(struct relay_conn *c, const struct relay_side *from, const struct frame *f)
 {
-    const uint8_t *msg = frame + FRAME_HEADER;
+    const uint8_t *msg = f->body;
     const char *dir = side_is_client(from) ? "request" : "reply";
     struct wire_reader r;
     struct wire_view name;
     char ext[80];
 
-    if (body == 0) {
+    if (f->len == 0) {
         log_debug("conn %lu: %s (empty frame)", c->id, dir);
         return;
     }
     if (side_is_client(from) && msg[0] == SSH_AGENTC_EXTENSION) {
-        wire_reader_init(&r, msg + 1, body - 1);
+        wire_reader_init(&r, msg + 1, f->len - 1);
         name = wire_get_string(&r);
         log_debug("conn %lu: request %s(%u) %s", c->id, proto_type_name(msg[0]), msg[0],
                   r.error != 0 ? "(no extension name)"
@@ -421,15 +410,15 @@ static void log_frame(struct relay_conn *c, const struct relay_side *from, const
  */
 static bool forward(struct relay_conn *c, struct relay_side *from, struct relay_side *to)
 {
-    size_t off = 0, frames = 0, frame;
-    uint32_t body;
+    size_t off = 0, frames = 0;
+    enum frame_status st;
+    struct frame f;
 
-    while (from->len - off >= FRAME_HEADER) {
-        body = wire_peek_u32(from->buf + off);
-        if (body > WIRE_MAX_MESSAGE) {
+    while ((st = frame_conn_frame_at(&from->fc, off, &f)) != FRAME_NONE) {
+        if (st == FRAME_OVERSIZED) {
             /* Checked before anything else: even before the upstream is there. */
             log_info("conn %lu: %s sent a frame of %lu bytes, over the %u byte limit", c->id,
-                     from->name, (unsigned long)body, (unsigned)WIRE_MAX_MESSAGE);
+                     from->name, (unsigned long)f.len, (unsigned)WIRE_MAX_MESSAGE);
             c->relay->failed = true;
             if (!side_is_client(from)) {
                 conn_close(c, "oversized frame");
@@ -443,44 +432,36 @@ static bool forward(struct relay_conn *c, struct relay_side *from, struct relay_
              * is not half-closed: the agent would take that for a client
              * that has gone, and drop a pending confirmation.
              */
-            kw_memzero(from->buf + off, from->len - off);
-            from->len = off;
+            frame_conn_discard(&from->fc, off);
             from->eof = true;
             c->oversized = true;
             break;
         }
-        frame = FRAME_HEADER + (size_t)body;
-        if (from->len - off < frame)
-            break; /* the rest of the frame is still to come */
         if (to->connected && log_enabled(LOG_LEVEL_DEBUG))
-            log_frame(c, from, from->buf + off, body);
-        off += frame;
+            log_frame(c, from, &f);
+        off += f.size;
         frames++;
     }
     if (off > 0 && to->connected) { /* else they wait for the upstream */
-        if (side_write(to, from->buf, off) != 0)
+        if (side_write(to, from->fc.buf, off) != 0)
             return false;
-        kw_memzero(from->buf, off);
-        memmove(from->buf, from->buf + off, from->len - off);
-        from->len -= off;
+        frame_conn_consume(&from->fc, off); /* cleared; the buffer is freed once empty */
         if (side_is_client(from))
             c->outstanding += frames;
         else
             c->outstanding -= frames < c->outstanding ? frames : c->outstanding;
     }
-    if (from->len == 0 && from->cap > IDLE_BUFFER_MAX)
-        side_free_buffer(from);
     return true;
 }
 
-static void on_upstream_shut(uv_shutdown_t *req, int status)
+static void on_upstream_shut(struct frame_conn *fc, int err)
 {
-    struct relay_side *up = req->data;
+    struct relay_side *up = fc->data;
 
     /* A pipe (stdout as the upstream) cannot be half-closed: wait for the replies as before. */
-    if (status != 0 && status != UV_ECANCELED && !up->conn->closing)
+    if (err != 0 && !up->conn->closing)
         log_debug("conn %lu: cannot pass the client's end of stream upstream: %s", up->conn->id,
-                  uv_strerror(status));
+                  fc->why);
 }
 
 /*
@@ -495,16 +476,14 @@ static void on_upstream_shut(uv_shutdown_t *req, int status)
 static void conn_pass_eof(struct relay_conn *c)
 {
     struct relay_side *up = &c->upstream;
-    int r;
 
     if (c->closing || c->upstream_shut || !c->client.eof || c->oversized || !up->connected ||
         side_has_frame(&c->client))
         return;
     c->upstream_shut = true;
-    up->shutdown.data = up;
-    if ((r = uv_shutdown(&up->shutdown, side_out(up), on_upstream_shut)) != 0)
+    if (frame_conn_shutdown(&up->fc, on_upstream_shut) != 0)
         log_debug("conn %lu: cannot pass the client's end of stream upstream: %s", c->id,
-                  uv_strerror(r));
+                  up->fc.why);
 }
 
 static void conn_pump(struct relay_conn *c)
@@ -519,36 +498,6 @@ static void conn_pump(struct relay_conn *c)
 
 /* ---- reading ---- */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    struct relay_side *s = h->data;
-    size_t want = s->len + READ_CHUNK, ncap;
-    uint8_t *nbuf;
-
-    (void)suggested;
-    if (want > s->cap) {
-        /*
-         * Never beyond one maximal frame plus a read's worth: an oversized
-         * header closes the connection as soon as it is read.
-         */
-        ncap = s->cap ? s->cap : READ_CHUNK;
-        while (ncap < want)
-            ncap *= 2;
-        if ((nbuf = malloc(ncap)) == NULL) {
-            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
-            return;
-        }
-        if (s->buf != NULL) {
-            memcpy(nbuf, s->buf, s->len);
-            kw_memzero(s->buf, s->cap);
-            free(s->buf);
-        }
-        s->buf = nbuf;
-        s->cap = ncap;
-    }
-    *buf = uv_buf_init((char *)s->buf + s->len, (unsigned int)(s->cap - s->len));
-}
-
 /*
  * The upstream went away: the client goes too. A reset (the agent died
  * with bytes of ours unread) means the same as an orderly close here.
@@ -556,7 +505,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void upstream_closed(struct relay_conn *c, bool reset)
 {
     const char *how = reset ? " (connection reset)" : "";
-    const char *mid = c->upstream.len > 0 ? " in the middle of a reply" : "";
+    const char *mid = c->upstream.fc.len > 0 ? " in the middle of a reply" : "";
 
     c->upstream.eof = true;
     if (c->client.eof) {
@@ -571,63 +520,20 @@ static void upstream_closed(struct relay_conn *c, bool reset)
     conn_close(c, "upstream closed");
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    struct relay_side *s = stream->data;
-    struct relay_conn *c = s->conn;
-
-    (void)buf;
-    if (nread == 0 || c->closing)
-        return;
-    if (nread < 0)
-        s->reading = false; /* libuv stops reading at EOF and errors */
-    if (!side_is_client(s) && (nread == UV_EOF || nread == UV_ECONNRESET)) {
-        upstream_closed(c, nread == UV_ECONNRESET);
-    } else if (nread == UV_EOF) {
-#ifdef _WIN32
-        /* A named pipe has no half-close: this client is gone, replies or not. */
-        if (!s->stdio) {
-            conn_close(c, "client closed");
-            return;
-        }
-#endif
-        /* The client stopped sending; what it sent before is still answered. */
-        s->eof = true;
-        if (c->outstanding > 0 || side_has_frame(s))
-            log_debug("conn %lu: client stopped sending; its last requests are still answered",
-                      c->id);
-        conn_pump(c);
-    } else if (nread < 0) {
-        side_failed(s, "read failed", (int)nread);
-    } else {
-        s->len += (size_t)nread;
-        conn_pump(c);
-    }
-}
-
 /*
  * Reads a side only while what it sends can go somewhere: not while a
  * whole frame from it waits for the upstream to connect, nor while the
- * other side's write queue is backed up (a peer that does not read).
+ * other side's write queue is backed up (a peer that does not read; see
+ * frame_conn_throttle() in side_init()).
  */
 static void side_update_reading(struct relay_side *s)
 {
-    struct relay_side *o = side_other(s);
-    bool want =
-        !s->conn->closing && s->connected && !s->eof && !side_has_frame(s) &&
-        !(o->connected && uv_stream_get_write_queue_size(side_out(o)) > WRITE_BACKLOG_LIMIT);
-    int r;
+    bool want = !s->conn->closing && s->connected && !s->eof && !side_has_frame(s);
 
-    if (want && !s->reading) {
-        if ((r = uv_read_start(side_in(s), on_alloc, on_read)) != 0) {
-            side_failed(s, "read failed", r);
-            return;
-        }
-        s->reading = true;
-    } else if (!want && s->reading) {
-        uv_read_stop(side_in(s));
-        s->reading = false;
-    }
+    if (!s->open)
+        return;
+    if (frame_conn_read(&s->fc, want ? FRAME_READ_ON : FRAME_READ_OFF) != 0)
+        side_failed(s, "read failed", s->fc.why);
 }
 
 static void conn_update_reading(struct relay_conn *c)
@@ -650,7 +556,6 @@ static struct relay_conn *conn_new(struct relay *r)
     if (r->conns != NULL)
         r->conns->prev = c;
     r->conns = c;
-    r->live_conns++;
     c->client.conn = c;
     c->client.name = "client";
     c->upstream.conn = c;
@@ -672,9 +577,9 @@ static void on_connect_retry(uv_timer_t *t)
 }
 
 /* The busy upstream's socket is gone; wait, then try with a new one. */
-static void on_retry_handle_closed(uv_handle_t *h)
+static void on_retry_side_closed(struct frame_conn *fc)
 {
-    struct relay_side *s = h->data;
+    struct relay_side *s = fc->data;
     struct relay_conn *c = s->conn;
 
     c->handles--;
@@ -689,7 +594,7 @@ static void on_retry_handle_closed(uv_handle_t *h)
     conn_release(c);
 }
 
-/* The upstream connection attempt is over: go on, retry or give up. */
+/* The upstream connection attempt is over (status: libuv's): go on, retry or give up. */
 static void upstream_connect_done(struct relay_conn *c, int status)
 {
     uv_loop_t *loop = c->relay->loop;
@@ -705,7 +610,7 @@ static void upstream_connect_done(struct relay_conn *c, int status)
          */
         if (c->retry_ms == CONNECT_RETRY_FIRST_MS)
             log_debug("conn %lu: upstream busy (%s); retrying", c->id, UPSTREAM_BUSY);
-        uv_close((uv_handle_t *)&c->upstream.pipe, on_retry_handle_closed);
+        frame_conn_close(&c->upstream.fc, on_retry_side_closed);
     } else if (status != 0) {
         log_info("conn %lu: cannot reach the upstream agent at %s: %s", c->id, c->relay->upstream,
                  uv_strerror(status));
@@ -728,9 +633,9 @@ static void conn_connect_upstream(struct relay_conn *c)
 {
     int status;
 
-    side_init_handle(&c->upstream, &c->upstream.pipe);
-    c->refs++; /* released by upstream_connect_done() */
-    status = platform_pipe_connect(&c->upstream.pipe, c->relay->upstream);
+    (void)side_init(&c->upstream); /* cannot fail for a pipe */
+    c->refs++;                     /* released by upstream_connect_done() */
+    status = platform_pipe_connect(frame_conn_pipe(&c->upstream.fc), c->relay->upstream);
     upstream_connect_done(c, status);
 }
 #else
@@ -741,10 +646,11 @@ static void on_upstream_connected(uv_connect_t *req, int status)
 
 static void conn_connect_upstream(struct relay_conn *c)
 {
-    side_init_handle(&c->upstream, &c->upstream.pipe);
+    (void)side_init(&c->upstream); /* cannot fail for a pipe */
     c->connect.data = c;
     c->refs++; /* released by upstream_connect_done(), which libuv always leads to */
-    uv_pipe_connect(&c->connect, &c->upstream.pipe, c->relay->upstream, on_upstream_connected);
+    uv_pipe_connect(&c->connect, frame_conn_pipe(&c->upstream.fc), c->relay->upstream,
+                    on_upstream_connected);
 }
 #endif
 
@@ -752,12 +658,11 @@ static void conn_connect_upstream(struct relay_conn *c)
 static void conn_start_upstream(struct relay_conn *c)
 {
     struct relay *r = c->relay;
-    int err;
 
     if (r->upstream == NULL) {
-        if ((err = side_open_stdio(&c->upstream)) != 0) {
+        if (side_open_stdio(&c->upstream) != 0) {
             log_error("conn %lu: cannot use stdin/stdout as the upstream: %s", c->id,
-                      uv_strerror(err));
+                      c->upstream.fc.why);
             r->failed = true;
             conn_close(c, "upstream unusable");
         }
@@ -776,7 +681,7 @@ static void conn_accepted(struct relay_conn *c)
     struct peer_info peer;
 
     /* The agent's own policy: our uid or root (Windows: our user SID). */
-    if (!platform_peer_allowed(&c->client.pipe, &peer)) {
+    if (!platform_peer_allowed(frame_conn_pipe(&c->client.fc), &peer)) {
         log_info("conn %lu: refused connection from %s: not our user", c->id, peer.desc);
         conn_close(c, "peer refused");
         return;
@@ -802,49 +707,25 @@ static void conn_accepted(struct relay_conn *c)
     conn_update_reading(c);
 }
 
-#ifdef _WIN32
-/* A pipe instance the acceptor (src/platform/win32.c) saw a client connect to. */
-static bool on_pipe_connected(void *arg, uv_os_fd_t pipe)
+/* A client is waiting on LISTEN (a socket, or a pipe instance on Windows). */
+static void on_listener_conn(struct listener *l)
 {
-    struct relay *r = arg;
+    struct relay *r = l->data;
     struct relay_conn *c;
 
     if (r->closing)
-        return false;
-    if ((c = conn_new(r)) == NULL) {
-        log_error("accept: out of memory");
-        return false;
-    }
-    side_init_handle(&c->client, &c->client.pipe);
-    if (platform_pipe_adopt(&c->client.pipe, pipe) != 0) {
-        conn_close(c, "accept failed");
-        return true; /* adopted or closed: the handle is gone either way */
-    }
-    conn_accepted(c);
-    return true;
-}
-#else
-static void on_connection(uv_stream_t *listener, int status)
-{
-    struct relay *r = listener->data;
-    struct relay_conn *c;
-
-    if (status != 0) {
-        log_error("accept: %s", uv_strerror(status));
         return;
-    }
     if ((c = conn_new(r)) == NULL) {
         log_error("accept: out of memory");
         return;
     }
-    side_init_handle(&c->client, &c->client.pipe);
-    if (uv_accept(listener, side_in(&c->client)) != 0) {
+    (void)side_init(&c->client); /* cannot fail for a pipe */
+    if (listener_accept(l, &c->client.fc) != 0) {
         conn_close(c, "accept failed");
         return;
     }
     conn_accepted(c);
 }
-#endif
 
 /* ---- the relay ---- */
 
@@ -855,8 +736,7 @@ void relay_init(struct relay *r, uv_loop_t *loop, const char *upstream)
     r->upstream = upstream;
     /* A relay to stdin/stdout has one upstream connection to give away. */
     r->single = upstream == NULL;
-    uv_pipe_init(loop, &r->listener, 0);
-    r->listener.data = r;
+    listener_init(&r->listener, loop, on_listener_conn, r);
 }
 
 static const char *handle_kind(uv_handle_type t)
@@ -900,52 +780,21 @@ int relay_check_stdio(char *err, size_t errsize)
 }
 
 #ifndef _WIN32
-static int start_listening(struct relay *r)
-{
-    int e;
-
-    if ((e = uv_listen((uv_stream_t *)&r->listener, SOMAXCONN, on_connection)) != 0) {
-        log_error("listen: %s", uv_strerror(e));
-        return KW_ERR_SYSTEM;
-    }
-    r->listening = true;
-    return 0;
-}
-
 int relay_listen_fd(struct relay *r, int fd)
 {
-    int e;
-
-    if ((e = uv_pipe_open(&r->listener, fd)) != 0) {
-        log_error("cannot use listening socket: %s", uv_strerror(e));
-        return KW_ERR_SYSTEM;
-    }
-    return start_listening(r);
+    return listener_open_fd(&r->listener, fd);
 }
-
 #else
 int relay_listen_name(struct relay *r, const char *name)
 {
-    int e;
-
-    /*
-     * Not uv_pipe_bind()/uv_listen(): libuv would create the instances
-     * with the default security descriptor and without
-     * PIPE_REJECT_REMOTE_CLIENTS. The agent's acceptor creates them with
-     * both, and keeps spare ones for bursts of short-lived clients.
-     */
-    if ((e = platform_acceptor_start(r->loop, name, RELAY_PIPE_INSTANCES, on_pipe_connected, r,
-                                     &r->acceptor)) != 0)
-        return e;
-    r->listening = true;
-    return 0;
+    return listener_open_pipe(&r->listener, name);
 }
 #endif
 
 int relay_serve_stdio(struct relay *r)
 {
     struct relay_conn *c;
-    int e;
+    int err;
 
     r->single = r->claimed = true;
     if ((c = conn_new(r)) == NULL) {
@@ -954,10 +803,11 @@ int relay_serve_stdio(struct relay *r)
     }
     c->ends_relay = true;
     /* No peer check: stdin/stdout belong to whoever started the relay. */
-    if ((e = side_open_stdio(&c->client)) != 0) {
-        log_error("cannot use stdin/stdout: %s", uv_strerror(e));
+    if ((err = side_open_stdio(&c->client)) != 0) {
+        log_error("cannot use stdin/stdout: %s",
+                  c->client.fc.why ? c->client.fc.why : kw_strerror(err));
         conn_close(c, "stdin/stdout unusable");
-        return KW_ERR_SYSTEM;
+        return err;
     }
     log_debug("conn %lu: serving stdin/stdout", c->id);
     conn_start_upstream(c);
@@ -975,10 +825,5 @@ void relay_close(struct relay *r)
     /* conn_close() frees nothing before its callbacks run: the list stays valid. */
     for (c = r->conns; c != NULL; c = c->next)
         conn_close(c, "relay shutting down");
-#ifdef _WIN32
-    platform_acceptor_stop(r->acceptor);
-    r->acceptor = NULL;
-#endif
-    if (!uv_is_closing((uv_handle_t *)&r->listener))
-        uv_close((uv_handle_t *)&r->listener, NULL);
+    listener_close(&r->listener);
 }

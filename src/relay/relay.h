@@ -40,18 +40,16 @@
 
 #include <uv.h>
 
-struct relay_conn;        /* a client and its upstream; private to relay.c */
-struct platform_acceptor; /* Windows: see platform/platform.h */
+#include "transport/listener.h"
+
+struct relay_conn; /* a client and its upstream; private to relay.c */
 
 struct relay {
     uv_loop_t *loop;
-    const char *upstream;               /* socket path or pipe name; NULL: stdin/stdout */
-    uv_pipe_t listener;                 /* Unix: the listening socket */
-    struct platform_acceptor *acceptor; /* Windows: creates LISTEN's pipe instances */
-    struct relay_conn *conns;           /* every open connection, for shutdown */
+    const char *upstream;     /* socket path or pipe name; NULL: stdin/stdout */
+    struct listener listener; /* LISTEN: a socket, or the pipe's instances on Windows */
+    struct relay_conn *conns; /* every open connection, for shutdown */
     unsigned long next_conn_id;
-    unsigned long live_conns;
-    bool listening;
     bool single;  /* one client only (stdio on a side); the relay ends with it */
     bool claimed; /* single: that client has come */
     bool closing;
@@ -76,6 +74,7 @@ int relay_check_stdio(char *err, size_t errsize);
 /*
  * Serves clients arriving on an already listening Unix socket (the front
  * end creates it, so that it can refuse an existing path and set its mode).
+ * Returns 0 or a KW_ERR_* code; the reason is logged.
  */
 int relay_listen_fd(struct relay *r, int fd);
 #else

@@ -20,16 +20,9 @@
 #include "base/memzero.h"
 #include "base/wire.h"
 #include "platform/platform.h"
+#include "transport/frame_conn.h"
+#include "transport/listener.h"
 
-/* A frame is a u32 length and then that many bytes. */
-#define FRAME_HEADER 4
-#define READ_CHUNK   4096
-/* Stop reading from a client that does not read its replies. */
-#define WRITE_BACKLOG_LIMIT (1024 * 1024)
-#ifdef _WIN32
-/* Named pipe instances kept waiting for clients (libuv's default was 4). */
-#define SERVER_PIPE_INSTANCES 16
-#endif
 /* libuv's worker threads when UV_THREADPOOL_SIZE does not say, and at most. */
 #define THREADPOOL_DEFAULT 4
 #define THREADPOOL_MAX     1024
@@ -70,23 +63,18 @@ struct prompt {
 };
 
 struct conn {
-    uv_pipe_t pipe;
+    struct frame_conn fc;     /* the client's pipe, its received bytes and queued replies */
     struct conn *prev, *next; /* in srv->conns */
     uv_timer_t delay_timer;
     struct server *srv;
     struct agent_conn state;
-    struct peer_info peer;
-    uint8_t *buf; /* received, not yet handled bytes; NULL when there are none */
-    size_t len;
-    size_t cap;
-    size_t dirty;                 /* bytes of buf that ever held data: what freeing it must clear */
-    unsigned long last_request;   /* srv->requests when this connection's last one came */
-    struct agent_reply held;      /* a reply being held back (failed unlock) */
-    struct agent_job *job;        /* a confirmation or signature under way */
-    struct prompt *prompt;        /* the askpass asking about job, while it runs */
-    struct conn_link ready;       /* in srv->ready: requests buffered, waiting for a turn */
-    struct conn_link prompt_wait; /* in srv->prompt_wait: job waits for a prompt slot */
-    uv_work_t work;               /* queued while job is a slow signature or a hash */
+    unsigned long last_request;      /* srv->requests when this connection's last one came */
+    struct agent_reply held;         /* a reply being held back (failed unlock) */
+    struct agent_job *job;           /* a confirmation or signature under way */
+    struct prompt *prompt;           /* the askpass asking about job, while it runs */
+    struct conn_link ready;          /* in srv->ready: requests buffered, waiting for a turn */
+    struct conn_link prompt_wait;    /* in srv->prompt_wait: job waits for a prompt slot */
+    uv_work_t work;                  /* queued while job is a slow signature or a hash */
     struct sign_lane_item lane_item; /* queued while job is a fast signature */
     bool busy;                       /* a held reply or a job: read no further request yet */
     bool processing;                 /* inside conn_process(): do not re-enter it */
@@ -106,25 +94,15 @@ struct conn {
      */
     bool peer_gone;
     const char *done_why; /* why reading stopped, for the log */
-    unsigned writes_pending;
-    bool reading;
     bool closing;
     /* Handles and queued work that still refer to this struct. */
     int refs;
-};
-
-struct write_req {
-    uv_write_t req;
-    struct conn *conn;
-    size_t len;
-    uint8_t data[];
 };
 
 static void conn_process(struct conn *c);
 static void conn_update_reading(struct conn *c);
 static void prompt_abandon(struct prompt *p);
 static void on_resume(uv_idle_t *h);
-static bool conn_backlogged(struct conn *c);
 
 /* ---- queues of connections ---- */
 
@@ -175,12 +153,14 @@ static struct conn *queue_pop(struct conn_queue *q, size_t link_off)
 /* A complete frame (or an oversized one's header) is waiting in the buffer. */
 static bool conn_has_frame(const struct conn *c)
 {
-    uint32_t body;
+    struct frame f;
 
-    if (c->len < FRAME_HEADER)
-        return false;
-    body = wire_peek_u32(c->buf);
-    return body > WIRE_MAX_MESSAGE || c->len - FRAME_HEADER >= body;
+    return frame_conn_frame(&c->fc, &f) != FRAME_NONE;
+}
+
+static bool conn_backlogged(const struct conn *c)
+{
+    return frame_conn_backlogged(&c->fc);
 }
 
 /* Gives the connection another turn at its buffered requests, soon. */
@@ -195,32 +175,11 @@ static void conn_defer(struct conn *c)
         uv_idle_start(&srv->resume, on_resume);
 }
 
-/*
- * Frees the receive buffer once everything in it was handled: an idle
- * connection then costs no buffer, which is most of what ten thousand open
- * connections cost while they are served. Requests can carry private keys,
- * and handled frames leave copies behind (memmove), so every byte that
- * ever held data is cleared first. The next read allocates a new one.
- */
-static void conn_drop_buffer(struct conn *c)
-{
-    if (c->buf == NULL || c->len != 0)
-        return;
-    kw_memzero(c->buf, c->dirty);
-    free(c->buf);
-    c->buf = NULL;
-    c->cap = 0;
-    c->dirty = 0;
-}
-
 /* ---- connection lifetime ---- */
 
+/* The receive buffer is gone with the frame_conn (cleared, in its close). */
 static void conn_free(struct conn *c)
 {
-    if (c->buf != NULL) {
-        kw_memzero(c->buf, c->cap);
-        free(c->buf);
-    }
     agent_reply_free(&c->held);
     agent_job_free(c->job);
     agent_conn_cleanup(&c->state);
@@ -230,7 +189,6 @@ static void conn_free(struct conn *c)
         c->srv->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    c->srv->live_conns--;
     free(c);
 }
 
@@ -243,6 +201,11 @@ static void conn_release(struct conn *c)
 static void on_conn_handle_closed(uv_handle_t *h)
 {
     conn_release(h->data);
+}
+
+static void on_conn_fc_closed(struct frame_conn *fc)
+{
+    conn_release(fc->data);
 }
 
 static void conn_close(struct conn *c, const char *why)
@@ -258,7 +221,7 @@ static void conn_close(struct conn *c, const char *why)
         prompt_abandon(c->prompt);
         c->prompt = NULL;
     }
-    uv_close((uv_handle_t *)&c->pipe, on_conn_handle_closed);
+    frame_conn_close(&c->fc, on_conn_fc_closed);
     uv_close((uv_handle_t *)&c->delay_timer, on_conn_handle_closed);
 }
 
@@ -270,7 +233,8 @@ static void conn_close(struct conn *c, const char *why)
  */
 static void conn_finish_if_done(struct conn *c)
 {
-    if (c->peer_done && !c->closing && !c->busy && c->writes_pending == 0 && !conn_has_frame(c))
+    if (c->peer_done && !c->closing && !c->busy && frame_conn_writes_pending(&c->fc) == 0 &&
+        !conn_has_frame(c))
         conn_close(c, c->done_why ? c->done_why : "end of stream");
 }
 
@@ -300,19 +264,11 @@ static void conn_peer_gone(struct conn *c, const char *why)
     conn_finish_if_done(c);
 }
 
-static void on_write(uv_write_t *req, int status)
+/* A reply is written out. */
+static void on_conn_sent(struct frame_conn *fc)
 {
-    struct write_req *wr = (struct write_req *)req;
-    struct conn *c = wr->conn;
+    struct conn *c = fc->data;
 
-    free(wr);
-    c->writes_pending--;
-    if (c->closing)
-        return;
-    if (status != 0) {
-        conn_peer_gone(c, uv_strerror(status));
-        return;
-    }
     /* Requests left while the client was not reading its replies. */
     if (!c->busy && !conn_backlogged(c) && conn_has_frame(c))
         conn_defer(c);
@@ -323,105 +279,61 @@ static void on_write(uv_write_t *req, int status)
 
 static void conn_send(struct conn *c, const struct wire_writer *msg)
 {
-    struct write_req *wr;
-    uv_buf_t buf;
     int r;
 
     if (c->peer_gone)
         return; /* nobody to read it */
-    if ((wr = malloc(sizeof(*wr) + FRAME_HEADER + msg->len)) == NULL) {
+    if ((r = frame_conn_send(&c->fc, msg->buf, msg->len)) == KW_ERR_ALLOC)
         conn_close(c, "out of memory");
-        return;
-    }
-    wr->conn = c;
-    wr->len = FRAME_HEADER + msg->len;
-    wire_poke_u32(wr->data, (uint32_t)msg->len);
-    memcpy(wr->data + FRAME_HEADER, msg->buf, msg->len);
-    buf = uv_buf_init((char *)wr->data, (unsigned int)wr->len);
-    if ((r = uv_write(&wr->req, (uv_stream_t *)&c->pipe, &buf, 1, on_write)) != 0) {
-        free(wr);
-        conn_peer_gone(c, uv_strerror(r));
-        return;
-    }
-    c->writes_pending++;
+    else if (r != 0)
+        conn_peer_gone(c, c->fc.why);
 }
 
 /* ---- reading and framing ---- */
 
-static bool conn_backlogged(struct conn *c)
+/* New bytes from the client. */
+static void on_conn_read(struct frame_conn *fc)
 {
-    return uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > WRITE_BACKLOG_LIMIT;
-}
+    struct conn *c = fc->data;
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    struct conn *c = h->data;
-    size_t want = c->len + READ_CHUNK, ncap;
-    uint8_t *nbuf;
-
-    (void)suggested;
-    if (want > c->cap) {
-        /* Never beyond one maximal frame plus a read's worth of the next. */
-        ncap = c->cap ? c->cap : READ_CHUNK;
-        while (ncap < want)
-            ncap *= 2;
-        if ((nbuf = malloc(ncap)) == NULL) {
-            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
-            return;
-        }
-        if (c->buf != NULL) {
-            memcpy(nbuf, c->buf, c->len);
-            /* Requests can carry private keys: leave no copy behind. */
-            kw_memzero(c->buf, c->cap);
-            free(c->buf);
-        }
-        c->buf = nbuf;
-        c->cap = ncap;
-        c->dirty = c->len;
-    }
-    *buf = uv_buf_init((char *)c->buf + c->len, (unsigned int)(c->cap - c->len));
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    struct conn *c = stream->data;
-
-    (void)buf;
-    if (c->closing)
-        return;
-    if (nread == 0) {
-        conn_drop_buffer(c); /* nothing came: do not keep the one allocated for it */
-        return;
-    }
-    if (nread < 0) {
-        conn_drop_buffer(c);
-        /*
-         * End of stream: the client may only have shut its sending side
-         * (printf ... | socat) and still be reading. Answer what it sent,
-         * then close. Only a pending confirmation ends at once: nobody may
-         * be left to see the prompt.
-         */
-        if (nread == UV_EOF && !(c->busy && c->job != NULL && c->job->kind == AGENT_JOB_CONFIRM)) {
-            c->peer_done = true;
-            c->done_why = "end of stream";
-            conn_update_reading(c);
-            conn_finish_if_done(c);
-            return;
-        }
-        if (nread == UV_EOF)
-            conn_close(c, "end of stream");
-        else
-            conn_peer_gone(c, uv_strerror((int)nread));
-        return;
-    }
-    c->len += (size_t)nread;
-    if (c->len > c->dirty)
-        c->dirty = c->len;
     if (c->busy || c->ready.queued)
         conn_update_reading(c); /* buffer only; handled when the job is done or at its turn */
     else
         conn_process(c);
 }
+
+/*
+ * End of stream: the client may only have shut its sending side (printf
+ * ... | socat) and still be reading. Answer what it sent, then close. Only
+ * a pending confirmation ends at once: nobody may be left to see the
+ * prompt.
+ */
+static void on_conn_eof(struct frame_conn *fc)
+{
+    struct conn *c = fc->data;
+
+    if (c->busy && c->job != NULL && c->job->kind == AGENT_JOB_CONFIRM) {
+        conn_close(c, "end of stream");
+        return;
+    }
+    c->peer_done = true;
+    c->done_why = "end of stream";
+    conn_update_reading(c);
+    conn_finish_if_done(c);
+}
+
+/* Reading or writing failed: the client is gone (conn_peer_gone()). */
+static void on_conn_error(struct frame_conn *fc, const struct frame_conn_error *e)
+{
+    conn_peer_gone(fc->data, e->detail);
+}
+
+static const struct frame_conn_callbacks conn_callbacks = {
+    .on_read = on_conn_read,
+    .on_eof = on_conn_eof,
+    .on_error = on_conn_error,
+    .on_sent = on_conn_sent,
+};
 
 /* A held reply's delay is over, or a request waiting its turn may be offered again. */
 static void on_delay_done(uv_timer_t *t)
@@ -885,16 +797,13 @@ static void conn_update_reading(struct conn *c)
      * and nothing is left waiting for it.
      */
     bool waiting = c->busy || c->ready.queued;
-    bool room = !waiting || c->len < FRAME_HEADER + WIRE_MAX_MESSAGE;
-    bool want = !c->closing && !c->peer_done && room && !conn_backlogged(c);
 
-    if (want && !c->reading) {
-        if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) == 0)
-            c->reading = true;
-    } else if (!want && c->reading) {
-        uv_read_stop((uv_stream_t *)&c->pipe);
-        c->reading = false;
-    }
+    if (c->closing)
+        return;
+    /* A failure to start is noticed as before: the client's requests simply wait. */
+    (void)frame_conn_read(&c->fc, c->peer_done ? FRAME_READ_OFF
+                                  : waiting    ? FRAME_READ_HOLD
+                                               : FRAME_READ_ON);
 }
 
 /*
@@ -909,36 +818,30 @@ static void conn_process(struct conn *c)
     struct agent_reply reply;
     uint64_t started = uv_hrtime();
     unsigned handled = 0;
-    size_t frame;
-    uint32_t body;
+    enum frame_status st;
+    struct frame f;
 
     agent_reply_init(&reply);
     c->processing = true;
-    while (!c->closing && !c->busy && c->len >= FRAME_HEADER) {
+    while (!c->closing && !c->busy && (st = frame_conn_frame(&c->fc, &f)) != FRAME_NONE) {
         if (handled > 0 && (handled >= BATCH_FRAMES || uv_hrtime() - started >= BATCH_NS)) {
-            if (conn_has_frame(c))
-                conn_defer(c);
+            conn_defer(c);
             break;
         }
         if (conn_backlogged(c))
             break;
-        body = wire_peek_u32(c->buf);
-        if (body > WIRE_MAX_MESSAGE) {
-            log_info("conn %lu: frame of %u bytes is over the %u byte limit", c->state.id, body,
+        if (st == FRAME_OVERSIZED) {
+            log_info("conn %lu: frame of %u bytes is over the %u byte limit", c->state.id, f.len,
                      (unsigned)WIRE_MAX_MESSAGE);
             /* The framing is lost: read nothing more, send what is queued, close. */
-            kw_memzero(c->buf, c->len);
-            c->len = 0;
+            frame_conn_discard(&c->fc, 0);
             c->peer_done = true;
             c->done_why = "oversized frame";
             break;
         }
-        frame = FRAME_HEADER + (size_t)body;
-        if (c->len < frame)
-            break; /* wait for the rest */
         handled++;
         uv_update_time(srv->loop);
-        agent_handle(srv->agent, &c->state, uv_now(srv->loop), c->buf + FRAME_HEADER, body, &reply);
+        agent_handle(srv->agent, &c->state, uv_now(srv->loop), f.body, f.len, &reply);
         if (reply.retry_ms > 0) {
             /*
              * Not handled: an unlock attempt waits for its agent-wide turn.
@@ -953,9 +856,7 @@ static void conn_process(struct conn *c)
         }
         /* Counted after handling: offload_fast_signature() compares with the last one. */
         c->last_request = ++srv->requests;
-        kw_memzero(c->buf, frame);
-        memmove(c->buf, c->buf + frame, c->len - frame);
-        c->len -= frame;
+        frame_conn_consume(&c->fc, f.size); /* cleared; the buffer is freed once empty */
         server_schedule_expiry(srv);
         if (reply.job != NULL || reply.delay_ms > 0) {
             /* Sets busy until the job or delay is over, which ends this loop. */
@@ -966,7 +867,6 @@ static void conn_process(struct conn *c)
     }
     c->processing = false;
     agent_reply_free(&reply);
-    conn_drop_buffer(c);
     conn_finish_if_done(c);
     if (c->closing)
         return;
@@ -1000,75 +900,53 @@ static struct conn *conn_new(struct server *srv)
     if (srv->conns != NULL)
         srv->conns->prev = c;
     srv->conns = c;
-    srv->live_conns++;
     agent_conn_init(&c->state, ++srv->next_conn_id);
     /* Requests served before this connection came say nothing of now. */
     c->last_request = srv->requests;
     agent_reply_init(&c->held);
-    uv_pipe_init(srv->loop, &c->pipe, 0);
+    (void)frame_conn_init(srv->loop, &c->fc, &conn_callbacks, c); /* cannot fail for a pipe */
     uv_timer_init(srv->loop, &c->delay_timer);
-    c->pipe.data = c;
     c->delay_timer.data = c;
-    c->refs = 2; /* the pipe and the timer */
+    c->refs = 2; /* the frame_conn and the timer */
     return c;
 }
 
 /* A connected client: who is it? Then read its requests, or close it. */
 static void conn_start(struct conn *c)
 {
-    if (!platform_peer_allowed(&c->pipe, &c->peer)) {
-        log_info("conn %lu: refused connection from %s: not our user", c->state.id, c->peer.desc);
+    /* Not kept in struct conn: what the audit log needs is copied into c->state. */
+    struct peer_info peer;
+
+    if (!platform_peer_allowed(frame_conn_pipe(&c->fc), &peer)) {
+        log_info("conn %lu: refused connection from %s: not our user", c->state.id, peer.desc);
         conn_close(c, "peer refused");
         return;
     }
-    log_debug("conn %lu: accepted from %s", c->state.id, c->peer.desc);
-    c->state.client.pid = c->peer.pid;
-    c->state.client.uid = c->peer.uid;
-    snprintf(c->state.client.exe, sizeof(c->state.client.exe), "%s", c->peer.exe);
+    log_debug("conn %lu: accepted from %s", c->state.id, peer.desc);
+    c->state.client.pid = peer.pid;
+    c->state.client.uid = peer.uid;
+    snprintf(c->state.client.exe, sizeof(c->state.client.exe), "%s", peer.exe);
     conn_update_reading(c);
 }
 
-#ifdef _WIN32
-/* A pipe instance the acceptor (src/platform/win32.c) saw a client connect to. */
-static bool on_pipe_connected(void *arg, uv_os_fd_t pipe)
+/* A client is waiting on the listener (a socket, or a pipe instance on Windows). */
+static void on_listener_conn(struct listener *l)
 {
-    struct server *srv = arg;
+    struct server *srv = l->data;
     struct conn *c;
 
     if (srv->closing)
-        return false;
-    if ((c = conn_new(srv)) == NULL) {
-        log_error("accept: out of memory");
-        return false;
-    }
-    if (platform_pipe_adopt(&c->pipe, pipe) != 0) {
-        conn_close(c, "accept failed");
-        return true;
-    }
-    conn_start(c);
-    return true;
-}
-#else
-static void on_connection(uv_stream_t *listener, int status)
-{
-    struct server *srv = listener->data;
-    struct conn *c;
-
-    if (status != 0) {
-        log_error("accept: %s", uv_strerror(status));
         return;
-    }
     if ((c = conn_new(srv)) == NULL) {
         log_error("accept: out of memory");
         return;
     }
-    if (uv_accept(listener, (uv_stream_t *)&c->pipe) != 0) {
+    if (listener_accept(l, &c->fc) != 0) {
         conn_close(c, "accept failed");
         return;
     }
     conn_start(c);
 }
-#endif
 
 /* ---- server ---- */
 
@@ -1121,10 +999,7 @@ void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
     srv->agent = agent;
-#ifndef _WIN32
-    uv_pipe_init(loop, &srv->listener, 0);
-    srv->listener.data = srv;
-#endif
+    listener_init(&srv->listener, loop, on_listener_conn, srv);
     srv->workers = threadpool_size();
     srv->cores = uv_available_parallelism();
     if (srv->cores < 1)
@@ -1136,7 +1011,7 @@ void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
                        srv->cores - 1 < srv->workers ? srv->cores - 1 : srv->workers, on_lane_done);
     if (r != 0)
         log_error("cannot set up worker threads for fast signatures, signing them inline: %s",
-                  uv_strerror(r));
+                  kw_strerror(r));
     srv->lane_ready = r == 0;
 #ifdef __linux__
     srv->lane.on_worker_thread = worker_lower_priority;
@@ -1154,54 +1029,20 @@ int server_listen_name(struct server *srv, const char *name)
 {
     int r;
 
-    /*
-     * Not uv_pipe_bind()/uv_listen(): libuv would create the instances
-     * with the default security descriptor and without
-     * PIPE_REJECT_REMOTE_CLIENTS. Several instances wait at once, so a
-     * burst of short-lived clients (ssh.exe opens one connection per use)
-     * rarely finds every instance busy.
-     */
-    if ((r = platform_acceptor_start(srv->loop, name, SERVER_PIPE_INSTANCES, on_pipe_connected, srv,
-                                     &srv->acceptor)) != 0)
+    if ((r = listener_open_pipe(&srv->listener, name)) != 0)
         return r;
-    srv->listening = true;
     server_schedule_expiry(srv);
     return 0;
 }
 #else
-static int start_listening(struct server *srv)
-{
-    int r;
-
-    if ((r = uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN, on_connection)) != 0) {
-        log_error("listen: %s", uv_strerror(r));
-        return r;
-    }
-    srv->listening = true;
-    server_schedule_expiry(srv);
-    return 0;
-}
-
 int server_listen_fd(struct server *srv, int fd)
 {
     int r;
 
-    if ((r = uv_pipe_open(&srv->listener, fd)) != 0) {
-        log_error("cannot use listening socket: %s", uv_strerror(r));
+    if ((r = listener_open_fd(&srv->listener, fd)) != 0)
         return r;
-    }
-    return start_listening(srv);
-}
-
-int server_listen_name(struct server *srv, const char *name)
-{
-    int r;
-
-    if ((r = uv_pipe_bind(&srv->listener, name)) != 0) {
-        log_error("cannot bind %s: %s", name, uv_strerror(r));
-        return KW_ERR_SYSTEM;
-    }
-    return start_listening(srv) == 0 ? 0 : KW_ERR_SYSTEM;
+    server_schedule_expiry(srv);
+    return 0;
 }
 #endif
 
@@ -1214,13 +1055,7 @@ void server_close(struct server *srv)
     srv->closing = true;
     for (c = srv->conns; c != NULL; c = c->next)
         conn_close(c, "agent shutting down");
-#ifdef _WIN32
-    platform_acceptor_stop(srv->acceptor);
-    srv->acceptor = NULL;
-#else
-    if (!uv_is_closing((uv_handle_t *)&srv->listener))
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-#endif
+    listener_close(&srv->listener);
     if (!uv_is_closing((uv_handle_t *)&srv->expiry_timer))
         uv_close((uv_handle_t *)&srv->expiry_timer, NULL);
     if (!uv_is_closing((uv_handle_t *)&srv->resume))

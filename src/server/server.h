@@ -18,9 +18,9 @@
 
 #include "agent/agent.h"
 #include "server/sign_lane.h"
+#include "transport/listener.h"
 
-struct conn;              /* one client connection; private to server.c */
-struct platform_acceptor; /* Windows: see platform/platform.h */
+struct conn; /* one client connection; private to server.c */
 
 /*
  * Confirmation prompts (askpass processes) up at once, agent-wide. A
@@ -43,14 +43,9 @@ struct conn_queue {
 struct server {
     uv_loop_t *loop;
     struct agent *agent;
-#ifdef _WIN32
-    struct platform_acceptor *acceptor; /* creates the pipe's instances; see platform.h */
-#else
-    uv_pipe_t listener;
-#endif
+    struct listener listener; /* a socket, or the pipe's instances on Windows */
     uv_timer_t expiry_timer;
     unsigned long next_conn_id;
-    unsigned long live_conns;
     /*
      * For handing fast signatures to the workers only when that gains
      * something (agent.offload_fast): requests handled so far, signatures
@@ -77,23 +72,27 @@ struct server {
     unsigned prompts;
     struct conn_queue prompt_wait;
     bool pumping; /* inside prompts_pump() */
-    bool listening;
     bool closing;
 };
 
 void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent);
 
 #ifndef _WIN32
-/* Serves connections on an already listening Unix socket. */
-int server_listen_fd(struct server *srv, int fd);
-#endif
 /*
- * Serves a named pipe (Windows: through platform_acceptor_start(), whose
- * instances only our user and SYSTEM may open, and no remote client) or
- * binds a socket path. Returns 0 or a KW_ERR_* code (KW_ERR_DENIED: another
- * server holds the pipe); the reason is logged.
+ * Serves connections on an already listening Unix socket (made by
+ * platform_listen_unix(), or passed by the service manager). Returns 0 or
+ * a KW_ERR_* code; the reason is logged.
+ */
+int server_listen_fd(struct server *srv, int fd);
+#else
+/*
+ * Serves a named pipe through listener_open_pipe(), whose instances only
+ * our user and SYSTEM may open, and no remote client. Returns 0 or a
+ * KW_ERR_* code (KW_ERR_DENIED: another server holds the pipe); the reason
+ * is logged.
  */
 int server_listen_name(struct server *srv, const char *name);
+#endif
 
 /*
  * Runs the loop until it has nothing left to do (after server_close() and

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "platform/uv_err.h"
+
 static void lane_start_runner(struct sign_lane *lane);
 
 /* Worker thread: takes the next waiting item, or NULL when there is none. */
@@ -158,10 +160,10 @@ int sign_lane_init(struct sign_lane *lane, uv_loop_t *loop, unsigned max_runners
     lane->waiting_tail = &lane->waiting;
     lane->done_tail = &lane->done;
     if ((r = uv_mutex_init(&lane->lock)) != 0)
-        return r;
+        return kw_err_from_uv(r);
     if ((r = uv_async_init(loop, &lane->wake, on_lane_wake)) != 0) {
         uv_mutex_destroy(&lane->lock);
-        return r;
+        return kw_err_from_uv(r);
     }
     lane->wake.data = lane;
     /* Only runners keep the loop alive; an idle lane must not. */

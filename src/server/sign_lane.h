@@ -66,7 +66,7 @@ struct sign_lane {
 
 /*
  * max_runners: how many worker threads may sign at once (at least 1, at
- * most SIGN_LANE_MAX_RUNNERS). Returns 0 or a libuv error.
+ * most SIGN_LANE_MAX_RUNNERS). Returns 0 or a KW_ERR_* code (errno set).
  */
 int sign_lane_init(struct sign_lane *lane, uv_loop_t *loop, unsigned max_runners,
                    sign_lane_done_cb done_cb);
