@@ -4,6 +4,7 @@
 #   make repro  the seed report end to end, keyward beside OpenSSH and a Windows-like agent
 #   make win    cross-build keyward-agent.exe and the Windows tests (build-win/)
 #   make test-fresh   make test on a brand-new Debian 12 root (debootstrap, chroot)
+#   make deb     the Debian package in build-deb/ (dpkg-buildpackage, lintian)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 WIN_BUILD ?= build-win
@@ -65,7 +66,7 @@ repro: build
 		windows-like:breaks:$(BUILD)/tests/closing_agent
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(WIN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(WIN_BUILD) $(DEB_BUILD)
 
 # --- install ---
 #   make install [PREFIX=/usr/local] [DESTDIR=/staging]
@@ -82,6 +83,19 @@ install: build
 
 uninstall:
 	DESTDIR="$(DESTDIR)" scripts/uninstall.sh $(BUILD)/install_manifest.txt
+
+# --- Debian package ---
+#   make deb
+#       keyward_VERSION_ARCH.deb (with its .changes and .buildinfo) in
+#       $(DEB_BUILD)/, built by `dpkg-buildpackage -us -uc -b` from debian/
+#       on a copy of the tree in $(DEB_BUILD)/keyward-VERSION/, then checked
+#       with lintian: an error or a warning fails (scripts/build-deb.sh).
+#       Install it with `apt install ./$(DEB_BUILD)/keyward_VERSION_ARCH.deb`.
+DEB_BUILD ?= build-deb
+.PHONY: deb
+
+deb: setup
+	scripts/build-deb.sh $(DEB_BUILD)
 
 # --- fuzz ---
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_HARNESSES="dispatch key ..."]

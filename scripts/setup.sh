@@ -51,6 +51,13 @@ needs=(
     # symbol checks of the built programs (tests/relay/links_no_crypto.sh)
     "binutils nm readelf"
     "binutils-mingw-w64-x86-64 x86_64-w64-mingw32-nm"
+    # the Debian package (make deb): dpkg-buildpackage and its helpers, dh
+    # and its cmake build system, lintian (no fakeroot: debian/control says
+    # Rules-Requires-Root: no). The fresh roots of make test-fresh and make
+    # test-deb install debootstrap themselves (scripts/lib/fresh-root.sh).
+    "dpkg-dev dpkg-buildpackage dpkg-parsechangelog dpkg-architecture"
+    "debhelper dh"
+    "lintian lintian"
 )
 
 package_of() { echo "${1%% *}"; }
