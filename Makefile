@@ -5,6 +5,7 @@
 #   make win    cross-build keyward-agent.exe and the Windows tests (build-win/)
 #   make test-fresh   make test on a brand-new Debian 12 root (debootstrap, chroot)
 #   make deb     the Debian package in build-deb/ (dpkg-buildpackage, lintian)
+#   make test-deb     that package installed, used and purged in a fresh Debian 12 root
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 WIN_BUILD ?= build-win
@@ -91,11 +92,19 @@ uninstall:
 #       on a copy of the tree in $(DEB_BUILD)/keyward-VERSION/, then checked
 #       with lintian: an error or a warning fails (scripts/build-deb.sh).
 #       Install it with `apt install ./$(DEB_BUILD)/keyward_VERSION_ARCH.deb`.
+#   make test-deb
+#       that package in a brand-new Debian 12 root: apt install, an agent
+#       session as a normal user (ssh-add, ssh-keygen -Y sign and verify),
+#       the user units verified, apt purge leaving nothing behind
+#       (scripts/test-deb.sh; shares the fresh root with make test-fresh).
 DEB_BUILD ?= build-deb
-.PHONY: deb
+.PHONY: deb test-deb
 
 deb: setup
 	scripts/build-deb.sh $(DEB_BUILD)
+
+test-deb: deb
+	scripts/test-deb.sh $$(ls $(DEB_BUILD)/keyward_*.deb)
 
 # --- fuzz ---
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_HARNESSES="dispatch key ..."]
