@@ -100,7 +100,8 @@ uninstall:
 DEB_BUILD ?= build-deb
 .PHONY: deb test-deb
 
-deb: setup
+deb:
+	@scripts/setup.sh deb
 	scripts/build-deb.sh $(DEB_BUILD)
 
 test-deb: deb
