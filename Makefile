@@ -5,7 +5,7 @@
 #   make win    cross-build keyward-agent.exe and the Windows tests (build-win/)
 #   make test-fresh   make test on a brand-new Debian 12 root (debootstrap, chroot)
 #   make deb     the Debian package in build-deb/ (dpkg-buildpackage, lintian)
-#   make test-deb     that package installed, used and purged in a fresh Debian 12 root
+#   make test-deb     make deb, and that package installed, used and purged, in fresh Debian 12 roots
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 WIN_BUILD ?= build-win
@@ -93,10 +93,15 @@ uninstall:
 #       with lintian: an error or a warning fails (scripts/build-deb.sh).
 #       Install it with `apt install ./$(DEB_BUILD)/keyward_VERSION_ARCH.deb`.
 #   make test-deb
-#       that package in a brand-new Debian 12 root: apt install, an agent
-#       session as a normal user (ssh-add, ssh-keygen -Y sign and verify),
-#       the user units verified, apt purge leaving nothing behind
-#       (scripts/test-deb.sh; shares the fresh root with make test-fresh).
+#       make deb as a newcomer runs it (the committed HEAD, in a brand-new
+#       Debian 12 root with only git and make; the package and logs copied
+#       to $(DEB_BUILD)/fresh/), then that package in another fresh root:
+#       apt install, an agent session as a normal user (ssh-add,
+#       ssh-keygen -Y sign and verify), the user units verified, apt purge
+#       leaving nothing behind (scripts/test-deb.sh; the fresh roots are
+#       make test-fresh's, scripts/lib/fresh-root.sh). To test the package
+#       make deb just built from the working tree instead:
+#       scripts/test-deb.sh $(DEB_BUILD)/keyward_VERSION_ARCH.deb
 DEB_BUILD ?= build-deb
 .PHONY: deb test-deb
 
@@ -104,8 +109,8 @@ deb:
 	@scripts/setup.sh deb
 	scripts/build-deb.sh $(DEB_BUILD)
 
-test-deb: deb
-	scripts/test-deb.sh $$(ls $(DEB_BUILD)/keyward_*.deb)
+test-deb:
+	KEYWARD_DEB_FRESH_OUT=$(abspath $(DEB_BUILD))/fresh scripts/test-deb.sh
 
 # --- fuzz ---
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_HARNESSES="dispatch key ..."]

@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# make test-deb: keyward's Debian package (make deb) as a user gets it, in a
-# brand-new Debian 12 root (scripts/lib/fresh-root.sh, the root that make
-# test-fresh uses too):
+# make test-deb: keyward's Debian package as a newcomer builds it and as a
+# user gets it, each in a brand-new Debian 12 root (scripts/lib/fresh-root.sh,
+# the roots that make test-fresh uses too):
 #
+#   0. The package is built as the README says: the committed HEAD cloned
+#      into a fresh root that gets only git and make, and `make deb` there,
+#      which installs what it needs itself (scripts/setup.sh deb), builds the
+#      package and fails on any lintian error or warning. The package and
+#      the logs are copied out to build-deb/fresh/ (or to
+#      $KEYWARD_DEB_FRESH_OUT). Given a .deb on the command line, the test
+#      takes that package instead and skips this step: quicker, and it tests
+#      the working tree that `make deb` built.
+#
+# Then, in another fresh root:
 #   1. In the bare minbase root, `apt-get install --simulate ./keyward_*.deb`:
 #      keyward comes from the file, and every other package it would pull
 #      comes from Debian's own archives (apt names each one's release:
@@ -29,7 +39,8 @@
 #      dpkg's own state apart, and every file in /etc has the contents it
 #      had then.
 #
-#   scripts/test-deb.sh build-deb/keyward_VERSION_ARCH.deb
+#   scripts/test-deb.sh                                      (make test-deb)
+#   scripts/test-deb.sh build-deb/keyward_VERSION_ARCH.deb   (after make deb)
 #
 # Prints "ok N - ..." or "not ok N - ..." for each check and a closing
 # "N passed, N failed" line; exits 0 only if every check passed. Run as root.
@@ -44,10 +55,45 @@ FRESH_NAME=test-deb
 say() { fresh_say "$@"; }
 die() { fresh_die "$@"; }
 
-[ $# -eq 1 ] || die "usage: $0 KEYWARD_DEB"
-deb=$1
-[ -f "$deb" ] || die "$deb not found: make deb builds it"
+[ $# -le 1 ] || die "usage: $0 [KEYWARD_DEB]"
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot and mounts)"
+export DEBIAN_FRONTEND=noninteractive
+
+# --- 0. the package, built in a fresh root ---------------------------------------
+
+if [ $# -eq 1 ]; then
+    deb=$1
+    [ -f "$deb" ] || die "$deb not found: make deb builds it"
+else
+    head_commit=$(git -C "$repo" rev-parse HEAD)
+    if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no)" ]; then
+        say "note: uncommitted changes are not built; building the committed HEAD ${head_commit:0:12}"
+    fi
+    out=${KEYWARD_DEB_FRESH_OUT:-$repo/build-deb/fresh}
+    rm -rf "$out"
+    mkdir -p "$out"
+    fresh_root_begin
+    say "installing git and make in the fresh root"
+    in_root apt-get update -qq >&2 || die "apt-get update failed in the fresh root"
+    in_root apt-get install -y -qq --no-install-recommends git make >"$out/setup.log" 2>&1 || {
+        cat "$out/setup.log" >&2
+        die "could not install git and make in the fresh root"
+    }
+    say "cloning ${head_commit:0:12} into /work/keyward; make deb there"
+    mkdir -p "$FRESH_ROOT/work"
+    git clone -q --no-hardlinks "$repo" "$FRESH_ROOT/work/keyward"
+    git -C "$FRESH_ROOT/work/keyward" checkout -q --detach "$head_commit"
+    start=$SECONDS
+    if ! in_root bash -c 'cd /work/keyward && make deb' >"$out/make-deb.log" 2>&1; then
+        tail -n 40 "$out/make-deb.log" >&2
+        die "make deb failed in the fresh root (log: $out/make-deb.log)"
+    fi
+    say "make deb in the fresh root: $((SECONDS - start)) s (log: $out/make-deb.log)"
+    grep '^deb: ' "$out/make-deb.log" >&2 || true
+    cp "$FRESH_ROOT"/work/keyward/build-deb/keyward_*.deb "$FRESH_ROOT"/work/keyward/build-deb/*.log "$out/"
+    deb=$(ls "$out"/keyward_*.deb)
+    fresh_root_end 0 || die "could not clean up the build root"
+fi
 version=$(dpkg-deb -f "$deb" Version)
 [ "$(dpkg-deb -f "$deb" Package)" = keyward ] || die "$deb is not the keyward package"
 
@@ -87,7 +133,6 @@ finish() {
 
 fresh_root_begin
 root=$FRESH_ROOT
-export DEBIAN_FRONTEND=noninteractive
 
 # The package where apt running as root (and its _apt download sandbox)
 # can read it.

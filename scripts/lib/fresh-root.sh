@@ -28,6 +28,8 @@
 #   fresh_root_begin        makes the root and sets FRESH_ROOT to its path;
 #       installs an EXIT trap that cleans up and exits with the script's
 #       status
+#   fresh_root_end [STATUS] cleans up the root now, so that the script can
+#       begin another (one at a time)
 #   in_root CMD...          runs CMD in the root as root, with a clean
 #       environment
 #   fresh_say / fresh_die MESSAGE   "NAME: MESSAGE" on stderr (die exits 1)
@@ -53,31 +55,40 @@ _fresh_mounts_below_root() {
     awk -v r="$FRESH_ROOT/" 'index($2 "/", r) == 1 { print $2 }' /proc/mounts | sort -r
 }
 
-_fresh_cleanup() {
-    local rc=$? pid left
+# fresh_root_end [STATUS]: cleans up the root (STATUS: how the work in it
+# went, 0 when not given; a failed root is kept if KEYWARD_FRESH_KEEP=1).
+# Returns 1 if something is still mounted below it, else 0.
+fresh_root_end() {
+    local rc=${1:-0} pid left
+    [ -n "$FRESH_WORK" ] && [ -d "$FRESH_WORK" ] || return 0
+    # Processes still running inside (a lingering wineserver, a daemon a
+    # test left) would keep the mounts busy.
+    for pid in /proc/[0-9]*; do
+        [ "$(readlink "$pid/root" 2>/dev/null)" = "$FRESH_ROOT" ] && kill -KILL "${pid#/proc/}" 2>/dev/null
+    done
+    sleep 0.5
+    while read -r m; do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done < <(_fresh_mounts_below_root)
+    left=$(_fresh_mounts_below_root)
+    if [ -n "$left" ]; then
+        fresh_say "NOT removing $FRESH_WORK: still mounted below it:"
+        echo "$left" >&2
+        return 1
+    elif [ "${KEYWARD_FRESH_KEEP:-0}" = 1 ] && [ "$rc" != 0 ]; then
+        fresh_say "kept the failed root for a look: $FRESH_ROOT"
+    else
+        rm -rf --one-file-system "$FRESH_WORK"
+    fi
+    FRESH_WORK='' FRESH_ROOT=''
+    return 0
+}
+
+_fresh_exit() {
+    local rc=$?
     trap - EXIT INT TERM HUP
     set +e
-    if [ -n "$FRESH_WORK" ] && [ -d "$FRESH_WORK" ]; then
-        # Processes still running inside (a lingering wineserver, a daemon a
-        # test left) would keep the mounts busy.
-        for pid in /proc/[0-9]*; do
-            [ "$(readlink "$pid/root" 2>/dev/null)" = "$FRESH_ROOT" ] && kill -KILL "${pid#/proc/}" 2>/dev/null
-        done
-        sleep 0.5
-        while read -r m; do
-            umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-        done < <(_fresh_mounts_below_root)
-        left=$(_fresh_mounts_below_root)
-        if [ -n "$left" ]; then
-            fresh_say "NOT removing $FRESH_WORK: still mounted below it:"
-            echo "$left" >&2
-            [ "$rc" != 0 ] || rc=1
-        elif [ "${KEYWARD_FRESH_KEEP:-0}" = 1 ] && [ "$rc" != 0 ]; then
-            fresh_say "kept the failed root for a look: $FRESH_ROOT"
-        else
-            rm -rf --one-file-system "$FRESH_WORK"
-        fi
-    fi
+    fresh_root_end "$rc" || { [ "$rc" != 0 ] || rc=1; }
     exit "$rc"
 }
 
@@ -109,18 +120,21 @@ fresh_root_begin() {
     [ "$(id -u)" = 0 ] || fresh_die "needs root (debootstrap, chroot and mounts)"
     local archives=$FRESH_CACHE/apt-archives
     mkdir -p "$FRESH_CACHE" "$archives"
-    # Held until the script exits (fd 9 stays open).
-    exec 9>"$FRESH_CACHE/.lock"
-    if ! flock -n 9; then
-        fresh_say "another fresh root is in use; waiting for it"
-        flock 9
+    # Held until the script exits (fd 9 stays open), across its roots.
+    if [ -z "${_FRESH_LOCKED:-}" ]; then
+        exec 9>"$FRESH_CACHE/.lock"
+        if ! flock -n 9; then
+            fresh_say "another fresh root is in use; waiting for it"
+            flock 9
+        fi
+        _FRESH_LOCKED=1
     fi
     _fresh_pristine
 
     FRESH_WORK=$(mktemp -d "${KEYWARD_FRESH_DIR:-/var/tmp}/keyward-$FRESH_NAME.XXXXXX")
     FRESH_ROOT=$FRESH_WORK/root
     mkdir "$FRESH_ROOT"
-    trap _fresh_cleanup EXIT
+    trap _fresh_exit EXIT
     trap 'exit 130' INT TERM HUP
 
     fresh_say "unpacking a fresh copy of the pristine root into $FRESH_ROOT"
