@@ -60,14 +60,16 @@ needs=(
     "binutils nm readelf"
     "binutils-mingw-w64-x86-64 x86_64-w64-mingw32-nm"
 )
-# The Debian package (make deb), beside build_needs: dpkg-buildpackage and
-# its helpers, dh and its cmake build system, lintian (no fakeroot:
+# The Debian package (make deb), beside build_needs: build-essential,
+# dpkg-buildpackage and its helpers, dh and its cmake build system, lintian (no fakeroot:
 # debian/control says Rules-Requires-Root: no). debian/control's
 # Build-Depends must stay within build_needs and these. The fresh roots of
 # make test-fresh and make test-deb install debootstrap themselves
 # (scripts/lib/fresh-root.sh).
 deb_needs=(
     "${build_needs[@]}"
+    # dpkg-buildpackage checks for it, whatever the package needs
+    "build-essential"
     "dpkg-dev dpkg-buildpackage dpkg-parsechangelog dpkg-architecture"
     "debhelper dh"
     "lintian lintian"
