@@ -4,6 +4,8 @@
 #   make repro  the seed report end to end, keyward beside OpenSSH and a Windows-like agent
 #   make win    cross-build keyward-agent.exe and the Windows tests (build-win/)
 #   make test-fresh   make test on a brand-new Debian 12 root (debootstrap, chroot)
+#   make deb     the Debian package in build-deb/ (dpkg-buildpackage, lintian)
+#   make test-deb     make deb, and that package installed, used and purged, in fresh Debian 12 roots
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 WIN_BUILD ?= build-win
@@ -65,7 +67,7 @@ repro: build
 		windows-like:breaks:$(BUILD)/tests/closing_agent
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(WIN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(WIN_BUILD) $(DEB_BUILD)
 
 # --- install ---
 #   make install [PREFIX=/usr/local] [DESTDIR=/staging]
@@ -82,6 +84,33 @@ install: build
 
 uninstall:
 	DESTDIR="$(DESTDIR)" scripts/uninstall.sh $(BUILD)/install_manifest.txt
+
+# --- Debian package ---
+#   make deb
+#       keyward_VERSION_ARCH.deb (with its .changes and .buildinfo) in
+#       $(DEB_BUILD)/, built by `dpkg-buildpackage -us -uc -b` from debian/
+#       on a copy of the tree in $(DEB_BUILD)/keyward-VERSION/, then checked
+#       with lintian: an error or a warning fails (scripts/build-deb.sh).
+#       Install it with `apt install ./$(DEB_BUILD)/keyward_VERSION_ARCH.deb`.
+#   make test-deb
+#       make deb as a newcomer runs it (the committed HEAD, in a brand-new
+#       Debian 12 root with only git and make; the package and logs copied
+#       to $(DEB_BUILD)/fresh/), then that package in another fresh root:
+#       apt install, an agent session as a normal user (ssh-add,
+#       ssh-keygen -Y sign and verify), the user units verified, apt purge
+#       leaving nothing behind (scripts/test-deb.sh; the fresh roots are
+#       make test-fresh's, scripts/lib/fresh-root.sh). To test the package
+#       make deb just built from the working tree instead:
+#       scripts/test-deb.sh $(DEB_BUILD)/keyward_VERSION_ARCH.deb
+DEB_BUILD ?= build-deb
+.PHONY: deb test-deb
+
+deb:
+	@scripts/setup.sh deb
+	scripts/build-deb.sh $(DEB_BUILD)
+
+test-deb:
+	KEYWARD_DEB_FRESH_OUT=$(abspath $(DEB_BUILD))/fresh scripts/test-deb.sh
 
 # --- fuzz ---
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_HARNESSES="dispatch key ..."]

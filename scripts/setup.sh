@@ -8,12 +8,17 @@
 # runs (Debian's wine64 has the loader only; wine, wineboot and wineserver
 # come from the package wine). A command still missing stops the set-up with
 # its name and the package that brings it.
+#
+#   scripts/setup.sh        what make, make run and make test need (also
+#                           "scripts/setup.sh test")
+#   scripts/setup.sh deb    what make deb needs: the build's packages and the
+#                           packaging tools, without the test tools (Wine...)
 set -euo pipefail
 
 # One line per need: "package command..." (the commands that package must
 # provide for the build, make run or make test; none for libraries and
 # headers, which CMake checks itself).
-needs=(
+build_needs=(
     # build: compiler, C library headers and start files (gcc installed
     # without recommends comes without them: "cannot find Scrt1.o")
     "gcc gcc"
@@ -23,6 +28,9 @@ needs=(
     "pkg-config pkg-config"
     "libssl-dev"
     "libuv1-dev"
+)
+needs=(
+    "${build_needs[@]}"
     # the real OpenSSH tools the end-to-end tests drive
     "openssh-client ssh ssh-add ssh-keygen ssh-agent"
     "openssh-server"
@@ -52,6 +60,29 @@ needs=(
     "binutils nm readelf"
     "binutils-mingw-w64-x86-64 x86_64-w64-mingw32-nm"
 )
+# The Debian package (make deb), beside build_needs: build-essential,
+# dpkg-buildpackage and its helpers, dh and its cmake build system, lintian (no fakeroot:
+# debian/control says Rules-Requires-Root: no). debian/control's
+# Build-Depends must stay within build_needs and these. The fresh roots of
+# make test-fresh and make test-deb install debootstrap themselves
+# (scripts/lib/fresh-root.sh).
+deb_needs=(
+    "${build_needs[@]}"
+    # dpkg-buildpackage checks for it, whatever the package needs
+    "build-essential"
+    "dpkg-dev dpkg-buildpackage dpkg-parsechangelog dpkg-architecture"
+    "debhelper dh"
+    "lintian lintian"
+)
+mode=${1:-test}
+case $mode in
+    test) ;;
+    deb) needs=("${deb_needs[@]}") ;;
+    *)
+        echo "usage: $0 [deb]" >&2
+        exit 1
+        ;;
+esac
 
 package_of() { echo "${1%% *}"; }
 
@@ -88,7 +119,9 @@ for need in "${needs[@]}"; do
         command -v "$c" >/dev/null 2>&1 || absent+=("$c (package $p)")
     done
 done
-command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || absent+=("sshd (package openssh-server)")
+if [ "$mode" = test ]; then
+    command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || absent+=("sshd (package openssh-server)")
+fi
 
 if [ ${#absent[@]} -gt 0 ]; then
     echo "setup: these commands are still missing after installing:" >&2

@@ -3,43 +3,26 @@
 # the way a newcomer runs it, so that a package installed by hand on this
 # machine cannot hide a missing install step.
 #
-#   1. A pristine `debootstrap --variant=minbase bookworm` root, from the
-#      machine's own apt sources, is made once and cached as a tarball
-#      (${KEYWARD_CACHE:-/var/cache/keyward}/fresh-root/); it holds nothing of
-#      keyward. Every run unpacks a fresh copy of it.
-#   2. The root gets the machine's bookworm apt entries, its resolv.conf,
-#      a policy-rc.d that keeps package scripts from starting daemons, and
-#      then only `git` and `make`.
+#   1. A fresh copy of the cached pristine minbase root, with the machine's
+#      bookworm apt entries, /proc, /sys and /dev mounted, and cleaned up
+#      whatever happens: scripts/lib/fresh-root.sh, which make test-deb
+#      shares.
+#   2. The root gets only `git` and `make`.
 #   3. The committed HEAD is cloned into /work/keyward inside, with the
 #      shared corpus beside it at /work/shared as CI lays it out, and
-#      `make test` runs there under chroot with /proc, /sys and /dev mounted
-#      and a clean environment.
-#   4. Whatever happened, processes left in the root are killed, everything
-#      mounted under it is unmounted, and it is removed with
-#      `rm --one-file-system`, never while /proc/mounts still lists a mount
-#      below it.
-#
-# Downloaded .deb files are kept between runs in the cache (apt-archives/,
-# bind-mounted as the root's /var/cache/apt/archives): a download cache, not
-# an installation; apt still installs every package in the fresh root.
+#      `make test` runs there under chroot with a clean environment.
 #
 # Exits with make test's status. KEYWARD_FRESH_KEEP=1 keeps a failed root
 # (unmounted) for a look. Run as root.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=scripts/lib/apt-sources.sh
-. "$repo/scripts/lib/apt-sources.sh"
+# shellcheck source=scripts/lib/fresh-root.sh
+. "$repo/scripts/lib/fresh-root.sh"
+FRESH_NAME=test-fresh
 
-cache=${KEYWARD_CACHE:-/var/cache/keyward}/fresh-root
-pristine=$cache/bookworm-minbase.tar
-archives=$cache/apt-archives
-
-say() { echo "test-fresh: $*" >&2; }
-die() {
-    say "$*"
-    exit 1
-}
+say() { fresh_say "$@"; }
+die() { fresh_die "$@"; }
 
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot and mounts)"
 
@@ -59,101 +42,8 @@ if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no)" ]; then
     say "note: uncommitted changes are not tested; testing the committed HEAD ${head_commit:0:12}"
 fi
 
-# ---------------------------------------------------------------- the pristine root
-
-if ! command -v debootstrap >/dev/null 2>&1; then
-    say "installing debootstrap"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >&2 ||
-        { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -qq --no-install-recommends debootstrap >&2; } ||
-        die "could not install debootstrap"
-fi
-
-mkdir -p "$cache" "$archives"
-# One fresh root at a time: runs share the download cache, and apt in two
-# roots at once would fight over its lock.
-exec 9>"$cache/.lock"
-if ! flock -n 9; then
-    say "another test-fresh is running; waiting for it"
-    flock 9
-fi
-if [ ! -f "$pristine" ]; then
-    mirror=$(apt_bookworm_mirror)
-    [ -n "$mirror" ] || die "no apt entry for bookworm in /etc/apt to take a mirror from"
-    say "making the pristine minbase root from $mirror (once; cached as $pristine)"
-    boot=$(mktemp -d "$cache/debootstrap.XXXXXX")
-    if ! debootstrap --variant=minbase bookworm "$boot/root" "$mirror" >"$boot.log" 2>&1; then
-        tail -n 30 "$boot.log" >&2
-        rm -rf --one-file-system "$boot"
-        die "debootstrap failed (log: $boot.log)"
-    fi
-    tar -C "$boot/root" --numeric-owner -cf "$pristine.tmp" .
-    mv "$pristine.tmp" "$pristine"
-    rm -rf --one-file-system "$boot"
-fi
-
-# ---------------------------------------------------------------- this run's root
-
-work=$(mktemp -d "${KEYWARD_FRESH_DIR:-/var/tmp}/keyward-fresh.XXXXXX")
-root=$work/root
-mkdir "$root"
-
-# Mount points below the root, deepest first.
-mounts_below_root() {
-    awk -v r="$root/" 'index($2 "/", r) == 1 { print $2 }' /proc/mounts | sort -r
-}
-
-cleanup() {
-    local rc=$? pid left
-    trap - EXIT INT TERM HUP
-    set +e
-    # Processes still running inside (a lingering wineserver, a daemon a
-    # test left) would keep the mounts busy.
-    for pid in /proc/[0-9]*; do
-        [ "$(readlink "$pid/root" 2>/dev/null)" = "$root" ] && kill -KILL "${pid#/proc/}" 2>/dev/null
-    done
-    sleep 0.5
-    while read -r m; do
-        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-    done < <(mounts_below_root)
-    left=$(mounts_below_root)
-    if [ -n "$left" ]; then
-        say "NOT removing $work: still mounted below it:"
-        echo "$left" >&2
-        [ "$rc" != 0 ] || rc=1
-    elif [ "${KEYWARD_FRESH_KEEP:-0}" = 1 ] && [ "$rc" != 0 ]; then
-        say "kept the failed root for a look: $root"
-    else
-        rm -rf --one-file-system "$work"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-say "unpacking a fresh copy of the pristine root into $root"
-tar -C "$root" --numeric-owner -xpf "$pristine"
-
-# apt: the machine's bookworm entries only (what debootstrap wrote is
-# replaced), the machine's name server, no daemons started by packages.
-rm -f "$root/etc/apt/sources.list"
-apt_bookworm_entries deb "$root/etc/apt/sources.list.d" debian ||
-    die "no bookworm \"deb\" entry in /etc/apt to give the fresh root"
-cp -L /etc/resolv.conf "$root/etc/resolv.conf"
-printf '#!/bin/sh\n# keyward test-fresh: no daemons from package scripts in this chroot.\nexit 101\n' \
-    >"$root/usr/sbin/policy-rc.d"
-chmod 755 "$root/usr/sbin/policy-rc.d"
-
-mount -t proc proc "$root/proc"
-mount -t sysfs sysfs "$root/sys"
-mount --rbind /dev "$root/dev"
-mount --make-rslave "$root/dev"
-mount --bind "$archives" "$root/var/cache/apt/archives"
-
-in_root() {
-    chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
-        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
-}
+fresh_root_begin
+root=$FRESH_ROOT
 
 say "installing git and make in the fresh root"
 in_root apt-get update -qq >&2 || die "apt-get update failed in the fresh root"

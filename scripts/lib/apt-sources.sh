@@ -1,9 +1,9 @@
 # keyward: the machine's own apt entries for Debian 12 (bookworm), for the
 # scripts that need more of Debian than the machine's apt lists give: source
-# packages (win-deps.sh) and a fresh root's sources (test-fresh.sh).
-# Sourced, not run. Nothing here names a host: every URI, component and
-# keyring comes from the machine's entries, so a configured mirror is
-# honoured.
+# packages (win-deps.sh) and a fresh root's sources (fresh-root.sh, for
+# test-fresh.sh and test-deb.sh). Sourced, not run. Nothing here names a
+# host: every URI, component and keyring comes from the machine's entries,
+# so a configured mirror is honoured.
 #
 #   apt_bookworm_entries TYPE DIR NAME   write the machine's bookworm "deb"
 #       entries, as TYPE ("deb" or "deb-src"), to DIR/NAME.sources (from
