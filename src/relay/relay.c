@@ -454,6 +454,7 @@ static bool forward(struct relay_conn *c, struct relay_side *from, struct relay_
     return true;
 }
 
+#ifndef _WIN32
 static void on_upstream_shut(struct frame_conn *fc, int err)
 {
     struct relay_side *up = fc->data;
@@ -463,18 +464,27 @@ static void on_upstream_shut(struct frame_conn *fc, int err)
         log_debug("conn %lu: cannot pass the client's end of stream upstream: %s", up->conn->id,
                   fc->why);
 }
+#endif
 
 /*
  * The client's stream has ended and every whole request it sent is on its
  * way: shut down our sending side of the upstream, so that the agent sees
  * the end of stream as if the client were its own. It answers what it has
  * (and takes down a pending confirmation prompt: nobody may be left to see
- * it), then closes; until then its replies go on to the client. On
- * Windows a named pipe cannot be half-closed: there the shutdown only
- * flushes, and the replies are waited for as before.
+ * it), then closes; until then its replies go on to the client.
+ *
+ * Not on Windows: a named pipe cannot be half-closed, and libuv's shutdown
+ * of one that is still read from starts a 50 ms timer that, whenever the
+ * agent is quiet that long (a signature under load), closes the pipe at
+ * both ends and reports end of stream, losing the replies still to come.
+ * There the replies are counted in (outstanding) and the connection closes
+ * once the last one is delivered (conn_check_drained()).
  */
 static void conn_pass_eof(struct relay_conn *c)
 {
+#ifdef _WIN32
+    (void)c;
+#else
     struct relay_side *up = &c->upstream;
 
     if (c->closing || c->upstream_shut || !c->client.eof || c->oversized || !up->connected ||
@@ -484,6 +494,7 @@ static void conn_pass_eof(struct relay_conn *c)
     if (frame_conn_shutdown(&up->fc, on_upstream_shut) != 0)
         log_debug("conn %lu: cannot pass the client's end of stream upstream: %s", c->id,
                   up->fc.why);
+#endif
 }
 
 static void conn_pump(struct relay_conn *c)

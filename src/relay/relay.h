@@ -24,9 +24,11 @@
  * connection, so that the agent sees what it would see from the client
  * itself (it answers, drops a pending confirmation, and closes). Replies go
  * on to the client until every request is answered or the upstream
- * closes; then the client is closed. (Named pipes cannot be half-closed: on
- * Windows a client's end of stream is the client gone, and closes its
- * connection at once.)
+ * closes; then the client is closed. (Named pipes cannot be half-closed.
+ * On Windows a client's end of stream on a pipe is the client gone, and
+ * closes its connection at once; an end of stdin is not passed upstream,
+ * and the connection closes once every request sent before it is
+ * answered.)
  *
  * Either side may instead be the process's stdin/stdout ("-"), so that
  * socat or ssh can run the relay as a pipe. That side is one connection
