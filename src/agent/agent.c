@@ -38,6 +38,8 @@ void agent_init(struct agent *ag, uint32_t default_lifetime_secs)
     lock_init(&ag->lock);
     ag->default_lifetime_secs = default_lifetime_secs;
     ag->offload_slow_work = false;
+    ag->offload_fast = NULL;
+    ag->offload_ctx = NULL;
     ag->audit = NULL;
     ag->audit_ctx = NULL;
 }
