@@ -795,6 +795,21 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
     agent_expire(ag, now_ms);
 
     /*
+     * The reply's buffer comes first: a request that changes the agent
+     * (add, remove, lock, session-bind) must not then answer FAILURE for
+     * want of the byte that says it succeeded (tests/oom/oom_dispatch.c).
+     */
+    wire_put_u8(w, SSH_AGENT_FAILURE);
+    if (w->error != 0) {
+        memset(&req, 0, sizeof(req));
+        req.type = len > 0 ? msg[0] : 0;
+        o.why = "out of memory";
+        err = KW_ERR_ALLOC;
+        goto done;
+    }
+    wire_writer_reset(w);
+
+    /*
      * Parsing a private key allocates in the secure heap; once it is full,
      * keys already loaded cannot sign. So an add that would eat into the
      * reserve kept for signing is refused before its key is parsed.
