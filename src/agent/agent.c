@@ -327,6 +327,20 @@ static int handle_list(struct agent *ag, struct agent_conn *c, struct wire_write
     return w->error;
 }
 
+/*
+ * Replaces a reply with a failure. Only allocation can fail here, and one
+ * byte must still go out: a second try in a fresh buffer.
+ */
+static void put_failure(struct wire_writer *w, uint8_t code)
+{
+    wire_writer_reset(w);
+    proto_put_status(w, code);
+    if (w->error) {
+        wire_writer_free(w);
+        proto_put_status(w, code);
+    }
+}
+
 /* Writes a SIGN_RESPONSE around a signature blob. */
 static int put_sign_response(struct wire_writer *w, struct wire_view sig)
 {
@@ -614,6 +628,10 @@ static int finish_lock(struct agent *ag, struct agent_job *job, struct wire_writ
     }
     if (job->run_err != 0)
         return job->run_err;
+    /* The reply's byte before the lock changes (see agent_handle()). */
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    if (w->error != 0)
+        return w->error;
     if (job->kind == AGENT_JOB_LOCK) {
         if ((err = lock_commit_engage(&ag->lock, job->salt, job->hash)) != 0) {
             *why = "already locked";
@@ -624,8 +642,7 @@ static int finish_lock(struct agent *ag, struct agent_job *job, struct wire_writ
         *why = was_locked ? "wrong passphrase" : "agent is not locked";
         return err;
     }
-    proto_put_status(w, SSH_AGENT_SUCCESS);
-    return w->error;
+    return 0;
 }
 
 static int handle_lock(struct agent *ag, uint64_t now_ms, const struct agent_request *req,
@@ -887,13 +904,7 @@ done:
                   proto_type_name(req.type), (unsigned)req.type, reply->retry_ms);
     } else if (err != 0 || w->error != 0) {
         reply->retry_ms = 0;
-        wire_writer_reset(w);
-        proto_put_status(w, o.fail_code);
-        if (w->error) {
-            /* Only allocation can fail here; one byte must still go out. */
-            wire_writer_free(w);
-            wire_put_u8(w, o.fail_code);
-        }
+        put_failure(w, o.fail_code);
         log_info("conn %lu: %s(%u)%s%s -> %s: %s", c->id, proto_type_name(req.type),
                  (unsigned)req.type, o.detail[0] ? " " : "", o.detail, proto_type_name(o.fail_code),
                  o.why ? o.why : kw_strerror(err));
@@ -934,8 +945,7 @@ static void job_fail(struct agent *ag, struct agent_conn *c, struct agent_job *j
 {
     uint8_t type = job_request_type(job);
 
-    wire_writer_reset(&reply->msg);
-    proto_put_status(&reply->msg, SSH_AGENT_FAILURE);
+    put_failure(&reply->msg, SSH_AGENT_FAILURE);
     log_info("conn %lu: %s(%u) %s -> FAILURE: %s", c->id, proto_type_name(type), (unsigned)type,
              job->detail, why);
     audit_request(ag, c, type, false, job->subject, job->comment, job->dest_user, why);
@@ -983,8 +993,7 @@ void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_jo
     snprintf(o.dest_user, sizeof(o.dest_user), "%s", job->dest_user);
     if ((err = sign_or_defer(ag, c, id, job, NULL, &reply->msg, &o, reply)) != 0) {
         /* sign_or_defer consumed the job on the inline path only. */
-        wire_writer_reset(&reply->msg);
-        proto_put_status(&reply->msg, SSH_AGENT_FAILURE);
+        put_failure(&reply->msg, SSH_AGENT_FAILURE);
         log_info("conn %lu: SIGN_REQUEST(%u) %s -> FAILURE: %s", c->id,
                  (unsigned)SSH_AGENTC_SIGN_REQUEST, o.detail, kw_strerror(err));
         audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, false, o.key, o.comment, o.dest_user,

@@ -6,9 +6,14 @@
  *  - libcrypto's allocations are counted and failed (through key.c's
  *    CRYPTO_set_mem_functions() hook), and libuv's once handed the
  *    functions (uv_replace_allocator);
- *  - for known requests (ADD of each corpus key, SIGN with each, a
- *    REQUEST_IDENTITIES), each N from 1 to the count of the uninjected run
- *    injects exactly one failure and N = count + 1 none.
+ *  - for known requests (ADD of each corpus key, SIGN with each, LIST,
+ *    REMOVE, REMOVE_ALL, LOCK, UNLOCK), each N from 1 to the count of the
+ *    uninjected run injects exactly one failure and N = count + 1 none;
+ *  - and each such run answers the normal reply or a failure, and a failure
+ *    leaves the keys and the lock as they were (regressions: a LOCK or an
+ *    UNLOCK whose SUCCESS byte could not be allocated answered FAILURE
+ *    with the lock changed; a signing job refused after its key went away
+ *    answered with an empty message when the FAILURE byte failed).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,14 +117,36 @@ static int handle(struct agent *ag, const uint8_t *msg, size_t len)
     return type;
 }
 
+/* What a request may change: the key count and the lock. */
+struct state {
+    size_t keys;
+    bool locked;
+};
+
+static struct state state_of(const struct agent *ag)
+{
+    return (struct state){ag->keys.count, ag->lock.locked};
+}
+
+static bool same_state(struct state a, struct state b)
+{
+    return a.keys == b.keys && a.locked == b.locked;
+}
+
 /*
  * Counts the allocations of one request on a fresh agent holding the keys
- * of from (or none), then fails each in turn.
+ * of from (or none), after setup (unarmed, may be NULL), then fails each
+ * in turn. Each run must answer the normal reply or a failure, never
+ * nothing, and a failure must leave the agent as it was (no key added or
+ * removed, not locked or unlocked) while a success changes it as the
+ * uninjected run did.
  */
-static void test_request(const char *what, const struct agent *from, const uint8_t *msg, size_t len,
+static void test_request(const char *what, const struct agent *from,
+                         const struct wire_writer *setup, const uint8_t *msg, size_t len,
                          int normal)
 {
-    unsigned long count = 0, n, once = 0, replies_ok = 0, warm;
+    unsigned long count = 0, n, once = 0, replies_ok = 0, states_ok = 0, warm;
+    struct state before, after, ref = {0, false};
     struct agent ag;
     size_t i;
     int type;
@@ -135,12 +162,17 @@ static void test_request(const char *what, const struct agent *from, const uint8
             if (keystore_add(&ag.keys, key_ref(from->keys.ids[i]->key),
                              strdup(from->keys.ids[i]->comment), 0, false, NULL) != 0)
                 abort();
+        if (setup != NULL && handle(&ag, setup->buf, setup->len) != SSH_AGENT_SUCCESS)
+            abort();
+        before = state_of(&ag);
         oom_arm(n);
         type = handle(&ag, msg, len);
-        agent_cleanup(&ag);
         oom_disarm();
+        after = state_of(&ag);
+        agent_cleanup(&ag);
         if (n == 0) {
             count = oom_count();
+            ref = after;
             EXPECT(type == normal);
             if (warm++ == 0)
                 n--;
@@ -151,12 +183,74 @@ static void test_request(const char *what, const struct agent *from, const uint8
         once++;
         if (type == normal || type == SSH_AGENT_FAILURE || type == SSH_AGENT_EXTENSION_FAILURE)
             replies_ok++;
+        else
+            fprintf(stderr, "%s, N = %lu: reply type %d\n", what, n, type);
+        if (type == normal ? same_state(after, ref) : same_state(after, before))
+            states_ok++;
+        else
+            fprintf(stderr, "%s, N = %lu: reply type %d, but %zu keys and %s after it\n", what, n,
+                    type, after.keys, after.locked ? "locked" : "unlocked");
     }
     printf("%s: %lu allocations (reference run); failed each of N = 1..%lu, none at N = %lu\n",
            what, count, n - 1, n);
     EXPECT(count >= 1);
     EXPECT(once == count && n == count + 1); /* a failure injected at each N before */
     EXPECT(replies_ok == once);
+    EXPECT(states_ok == once);
+}
+
+/*
+ * Regression: a signing job whose key went away meanwhile is answered
+ * FAILURE by job_fail(), whose byte was the first allocation after the
+ * reply was freed; when it failed, the reply was empty (an empty frame on
+ * the wire). blob is an RSA key's, so the signature is a job.
+ */
+static void test_job_fail(const struct agent *from, const struct key *rsa)
+{
+    struct agent ag;
+    struct agent_conn c;
+    struct agent_reply reply;
+    struct agent_job *job;
+    struct wire_writer w;
+    size_t i;
+
+    agent_init(&ag, 0);
+    ag.offload_slow_work = true;
+    for (i = 0; i < from->keys.count; i++)
+        if (keystore_add(&ag.keys, key_ref(from->keys.ids[i]->key),
+                         strdup(from->keys.ids[i]->comment), 0, false, NULL) != 0)
+            abort();
+    agent_conn_init(&c, 1);
+    agent_reply_init(&reply);
+    wire_writer_init(&w);
+    wire_put_u8(&w, SSH_AGENTC_SIGN_REQUEST);
+    wire_put_string(&w, rsa->blob, rsa->blob_len);
+    wire_put_cstring(&w, "data to sign");
+    wire_put_u32(&w, 0);
+    agent_handle(&ag, &c, 1000, w.buf, w.len, &reply);
+    job = reply.job;
+    reply.job = NULL;
+    EXPECT(job != NULL);
+    if (job != NULL) {
+        agent_job_run(job);
+        EXPECT(keystore_remove(&ag.keys, rsa->blob, rsa->blob_len) == 0);
+        oom_arm(1);
+        agent_job_finish(&ag, &c, job, &reply);
+        EXPECT(oom_injected() == 1);
+        oom_disarm();
+        EXPECT(reply.msg.len == 1 && reply.msg.buf[0] == SSH_AGENT_FAILURE);
+    }
+    wire_writer_free(&w);
+    agent_reply_free(&reply);
+    agent_conn_cleanup(&c);
+    agent_cleanup(&ag);
+}
+
+static void put_lock(struct wire_writer *w, uint8_t type, const char *pass)
+{
+    wire_writer_init(w);
+    wire_put_u8(w, type);
+    wire_put_cstring(w, pass);
 }
 
 int main(void)
@@ -181,14 +275,26 @@ int main(void)
         char what[64];
 
         snprintf(what, sizeof(what), "ADD_IDENTITY #%zu (%zu bytes)", i, adds[i].len);
-        test_request(what, NULL, adds[i].buf, adds[i].len, SSH_AGENT_SUCCESS);
+        test_request(what, NULL, NULL, adds[i].buf, adds[i].len, SSH_AGENT_SUCCESS);
         EXPECT(handle(&loaded, adds[i].buf, adds[i].len) == SSH_AGENT_SUCCESS);
     }
     {
         static const uint8_t list[] = {SSH_AGENTC_REQUEST_IDENTITIES};
 
-        test_request("REQUEST_IDENTITIES", &loaded, list, sizeof(list),
+        static const uint8_t remove_all[] = {SSH_AGENTC_REMOVE_ALL_IDENTITIES};
+        struct wire_writer lock, unlock;
+
+        test_request("REQUEST_IDENTITIES", &loaded, NULL, list, sizeof(list),
                      SSH_AGENT_IDENTITIES_ANSWER);
+        test_request("REMOVE_ALL_IDENTITIES", &loaded, NULL, remove_all, sizeof(remove_all),
+                     SSH_AGENT_SUCCESS);
+        /* Regressions: the lock changed, and FAILURE was the answer. */
+        put_lock(&lock, SSH_AGENTC_LOCK, "passphrase");
+        put_lock(&unlock, SSH_AGENTC_UNLOCK, "passphrase");
+        test_request("LOCK", &loaded, NULL, lock.buf, lock.len, SSH_AGENT_SUCCESS);
+        test_request("UNLOCK", &loaded, &lock, unlock.buf, unlock.len, SSH_AGENT_SUCCESS);
+        wire_writer_free(&lock);
+        wire_writer_free(&unlock);
     }
     for (i = 0; i < loaded.keys.count; i++) {
         const struct key *k = loaded.keys.ids[i]->key;
@@ -203,9 +309,18 @@ int main(void)
         wire_put_u32(&w, 0);
         snprintf(what, sizeof(what), "SIGN with %s%s", key_type_name(k), k->is_cert ? " cert" : "");
         before = failed;
-        test_request(what, &loaded, w.buf, w.len, SSH_AGENT_SIGN_RESPONSE);
+        test_request(what, &loaded, NULL, w.buf, w.len, SSH_AGENT_SIGN_RESPONSE);
         with_crypto += failed == before;
         wire_writer_free(&w);
+        if (k->kind == KEY_RSA && !k->is_cert)
+            test_job_fail(&loaded, k);
+        if (i == 0) {
+            wire_writer_init(&w);
+            wire_put_u8(&w, SSH_AGENTC_REMOVE_IDENTITY);
+            wire_put_string(&w, k->blob, k->blob_len);
+            test_request("REMOVE_IDENTITY", &loaded, NULL, w.buf, w.len, SSH_AGENT_SUCCESS);
+            wire_writer_free(&w);
+        }
     }
     EXPECT(with_crypto >= 6);
     agent_cleanup(&loaded);
