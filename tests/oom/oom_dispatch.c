@@ -2,7 +2,7 @@
  * keyward tests: every request of the shared corpus through the dispatcher
  * with one allocation failed, for each allocation in turn (issue 15).
  *
- *     oom_dispatch [-v] [--case NAME] [--from N] CORPUS_AGENT_DIR
+ *     oom_dispatch [-v] [--fresh-reply] [--case NAME] [--from N] CORPUS_AGENT_DIR
  *
  * As SQLite's out-of-memory tests do: a case (one corpus file, a stream of
  * frames) runs once with allocations counted (the reference run), then
@@ -58,6 +58,7 @@ static struct agent ag;
 static uint64_t clock_ms;
 static unsigned confirmations;
 static bool verbose;
+static bool fresh_reply; /* --fresh-reply: a new reply for each request */
 static unsigned long failures;
 static const char *cur_case;
 static unsigned long cur_n;
@@ -164,41 +165,45 @@ static void list_identities(struct wire_writer *out)
 
 /*
  * One request, its jobs finished as the transport finishes them, until a
- * message is the reply; returns it in *out.
+ * message is the reply; returns a copy in *out. reply is the connection's,
+ * kept from one request to the next as server.c keeps it for the requests
+ * of one read (a corpus case arrives in one), so its buffer is allocated
+ * once, as there, and not once per request.
  */
-static void handle_request(struct agent_conn *c, struct wire_view body, struct wire_writer *out)
+static void handle_request(struct agent_conn *c, struct agent_reply *reply, struct wire_view body,
+                           struct wire_writer *out)
 {
-    struct agent_reply reply;
     struct agent_job *job;
     int tries = 0;
 
-    agent_reply_init(&reply);
     clock_ms += 1000; /* a second per request: lifetimes run out within a case */
+    if (fresh_reply)
+        agent_reply_free(reply);
     for (;;) {
-        agent_handle(&ag, c, clock_ms, body.ptr, body.len, &reply);
-        if (reply.retry_ms == 0 || reply.job != NULL)
+        agent_handle(&ag, c, clock_ms, body.ptr, body.len, reply);
+        if (reply->retry_ms == 0 || reply->job != NULL)
             break;
         /* An unlock waiting for its turn (issue 22): offer it again later. */
-        CHECK(reply.msg.len == 0, "a retry with a reply");
+        CHECK(reply->msg.len == 0, "a retry with a reply");
         CHECK(++tries < 100, "no turn for an unlock");
         if (tries >= 100)
             break;
-        clock_ms += reply.retry_ms;
+        clock_ms += reply->retry_ms;
     }
-    while ((job = reply.job) != NULL) {
-        CHECK(reply.msg.len == 0, "a job and a message");
-        reply.job = NULL;
+    while ((job = reply->job) != NULL) {
+        CHECK(reply->msg.len == 0, "a job and a message");
+        reply->job = NULL;
         if (job->kind == AGENT_JOB_CONFIRM) {
-            agent_job_confirmed(&ag, c, job, (confirmations++ & 1) != 0, &reply);
+            agent_job_confirmed(&ag, c, job, (confirmations++ & 1) != 0, reply);
         } else {
             agent_job_run(job);
-            agent_job_finish(&ag, c, job, &reply);
+            agent_job_finish(&ag, c, job, reply);
         }
     }
-    CHECK(reply.msg.len >= 1 && is_reply_code(reply.msg.buf[0]), "no reply code (len %zu, type %d)",
-          reply.msg.len, reply.msg.len ? reply.msg.buf[0] : -1);
-    copy_msg(out, &reply.msg);
-    agent_reply_free(&reply);
+    CHECK(reply->msg.len >= 1 && is_reply_code(reply->msg.buf[0]),
+          "no reply code (len %zu, type %d)", reply->msg.len,
+          reply->msg.len ? reply->msg.buf[0] : -1);
+    copy_msg(out, &reply->msg);
     (void)agent_expire(&ag, clock_ms); /* the server's expiry timer */
 }
 
@@ -227,6 +232,7 @@ static size_t count_frames(const struct frames *f)
 static unsigned long run_case(const struct frames *f, unsigned long fail_at, struct reference *ref)
 {
     struct agent_conn c;
+    struct agent_reply conn_reply;
     struct wire_view body;
     struct wire_writer reply, ids;
     size_t pos = 0, i = 0;
@@ -238,13 +244,14 @@ static unsigned long run_case(const struct frames *f, unsigned long fail_at, str
         list_identities(&ref->ids[0]);
     oom_arm(fail_at);
     agent_conn_init(&c, 1);
+    agent_reply_init(&conn_reply);
     c.client.pid = 4242;
     c.client.uid = 1000;
     snprintf(c.client.exe, sizeof(c.client.exe), "/usr/bin/ssh");
     while (fuzz_next_frame(f->data, f->len, &pos, &body)) {
         unsigned long before = oom_injected();
 
-        handle_request(&c, body, &reply);
+        handle_request(&c, &conn_reply, body, &reply);
         if (fail_at == 0) {
             ref->reply[i] = reply;
             list_identities(&ref->ids[i + 1]);
@@ -280,6 +287,7 @@ static unsigned long run_case(const struct frames *f, unsigned long fail_at, str
         }
         i++;
     }
+    agent_reply_free(&conn_reply);
     agent_conn_cleanup(&c);
     agent_cleanup(&ag);
     if (fail_at == 0)
@@ -411,6 +419,8 @@ int main(int argc, char **argv)
     for (i = 1; i < (size_t)argc; i++) {
         if (strcmp(argv[i], "-v") == 0)
             verbose = true;
+        else if (strcmp(argv[i], "--fresh-reply") == 0)
+            fresh_reply = true;
         else if (strcmp(argv[i], "--case") == 0 && i + 1 < (size_t)argc)
             only = argv[++i];
         else if (strcmp(argv[i], "--from") == 0 && i + 1 < (size_t)argc)
@@ -419,7 +429,7 @@ int main(int argc, char **argv)
             dir = argv[i];
     }
     if (dir == NULL) {
-        fprintf(stderr, "usage: oom_dispatch [-v] [--case NAME] [--from N] CORPUS_AGENT_DIR\n");
+        fprintf(stderr, "usage: oom_dispatch [-v] [--fresh-reply] [--case NAME] [--from N] CORPUS_AGENT_DIR\n");
         return 2;
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
