@@ -1049,6 +1049,43 @@ static bool on_pipe_connected(void *arg, uv_os_fd_t pipe)
     return true;
 }
 #else
+static void on_connection(uv_stream_t *listener, int status);
+
+/*
+ * A client that comes when there is no memory for its connection is
+ * accepted only to be closed: libuv watches the listener again only once
+ * the pending client is accepted, so leaving it there would have stopped
+ * the agent accepting anyone (tests/oom/oom_server.c). One handle does it,
+ * allocating nothing; a second client refused before it is closed again
+ * waits for it (the listener stays unwatched until then).
+ */
+static uv_pipe_t refused_pipe;
+static bool refused_busy;
+static uv_stream_t *refused_waiting;
+
+static void on_refused_closed(uv_handle_t *h)
+{
+    uv_stream_t *listener = refused_waiting;
+
+    (void)h;
+    refused_busy = false;
+    refused_waiting = NULL;
+    if (listener != NULL && !((struct server *)listener->data)->closing)
+        on_connection(listener, 0);
+}
+
+static void refuse_connection(uv_stream_t *listener)
+{
+    if (refused_busy) {
+        refused_waiting = listener;
+        return;
+    }
+    uv_pipe_init(listener->loop, &refused_pipe, 0);
+    refused_busy = true;
+    (void)uv_accept(listener, (uv_stream_t *)&refused_pipe);
+    uv_close((uv_handle_t *)&refused_pipe, on_refused_closed);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct server *srv = listener->data;
@@ -1060,6 +1097,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     if ((c = conn_new(srv)) == NULL) {
         log_error("accept: out of memory");
+        refuse_connection(listener);
         return;
     }
     if (uv_accept(listener, (uv_stream_t *)&c->pipe) != 0) {
