@@ -60,6 +60,7 @@ static unsigned confirmations;
 static bool verbose;
 static bool fresh_reply; /* --fresh-reply: a new reply for each request */
 static unsigned long failures;
+static unsigned long jobs[AGENT_JOB_UNLOCK + 1]; /* jobs run, by kind */
 static const char *cur_case;
 static unsigned long cur_n;
 
@@ -193,6 +194,8 @@ static void handle_request(struct agent_conn *c, struct agent_reply *reply, stru
     while ((job = reply->job) != NULL) {
         CHECK(reply->msg.len == 0, "a job and a message");
         reply->job = NULL;
+        if (job->kind >= AGENT_JOB_CONFIRM && job->kind <= AGENT_JOB_UNLOCK)
+            jobs[job->kind]++;
         if (job->kind == AGENT_JOB_CONFIRM) {
             agent_job_confirmed(&ag, c, job, (confirmations++ & 1) != 0, reply);
         } else {
@@ -406,6 +409,100 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const struct frames *)a)->name, ((const struct frames *)b)->name);
 }
 
+/*
+ * Cases of our own beside the corpus, whose requests never make a job: no
+ * sign request of it names an RSA key the agent holds, no key is added
+ * with a confirmation, and no LOCK succeeds. These take the job paths
+ * (agent_job_run(), agent_job_finish(), agent_job_confirmed()) with every
+ * allocation failed too. The lock's scrypt is in oom_selftest and
+ * oom_server (each run here would pay for it).
+ */
+static void put_frame(struct wire_writer *stream, const struct wire_writer *msg)
+{
+    wire_put_u32(stream, (uint32_t)msg->len);
+    wire_put_bytes(stream, msg->buf, msg->len);
+}
+
+static void put_sign_frame(struct wire_writer *stream, const struct key *k, uint32_t flags)
+{
+    struct wire_writer m;
+
+    wire_writer_init(&m);
+    wire_put_u8(&m, SSH_AGENTC_SIGN_REQUEST);
+    wire_put_string(&m, k->blob, k->blob_len);
+    wire_put_cstring(&m, "data to sign");
+    wire_put_u32(&m, flags);
+    put_frame(stream, &m);
+    wire_writer_free(&m);
+}
+
+static size_t synthetic_cases(struct frames *out)
+{
+    struct wire_writer *adds, w, m;
+    size_t nadd, i, n = 0;
+    unsigned done = 0;
+
+    /* Every key signs: RSA with SHA-1, SHA-256 and SHA-512 as jobs. */
+    wire_writer_init(&w);
+    for (i = 0; i < loaded.keys.count; i++) {
+        const struct key *k = loaded.keys.ids[i]->key;
+
+        put_sign_frame(&w, k, 0);
+        if (k->kind == KEY_RSA) {
+            put_sign_frame(&w, k, 2);
+            put_sign_frame(&w, k, 4);
+        }
+    }
+    out[n].name = strdup("synthetic-sign-every-key");
+    out[n].data = w.buf;
+    out[n++].len = w.len;
+
+    /*
+     * Each key removed, added back with a confirmation and a lifetime, and
+     * signed with twice (refused, then approved: RSA's approval is a job).
+     */
+    wire_writer_init(&w);
+    nadd = fuzz_add_requests(&adds);
+    for (i = 0; i < nadd && i < loaded.keys.count; i++) {
+        const struct key *k = loaded.keys.ids[i]->key;
+
+        /* One Ed25519 and one RSA key (a job after the approval) will do. */
+        if (k->is_cert || (k->kind != KEY_ED25519 && k->kind != KEY_RSA) ||
+            (done & (1u << k->kind)))
+            continue;
+        done |= 1u << k->kind;
+
+        wire_writer_init(&m);
+        wire_put_u8(&m, SSH_AGENTC_REMOVE_IDENTITY);
+        wire_put_string(&m, k->blob, k->blob_len);
+        put_frame(&w, &m);
+        wire_writer_free(&m);
+        wire_writer_init(&m);
+        wire_put_u8(&m, SSH_AGENTC_ADD_ID_CONSTRAINED);
+        wire_put_bytes(&m, adds[i].buf + 1, adds[i].len - 1);
+        wire_put_u8(&m, SSH_AGENT_CONSTRAIN_CONFIRM);
+        wire_put_u8(&m, SSH_AGENT_CONSTRAIN_LIFETIME);
+        wire_put_u32(&m, 3600);
+        put_frame(&w, &m);
+        wire_writer_free(&m);
+        put_sign_frame(&w, k, 0);
+        put_sign_frame(&w, k, 0);
+    }
+    fuzz_free_add_requests(adds, nadd);
+    /* And all of them gone at once. */
+    wire_writer_init(&m);
+    wire_put_u8(&m, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
+    put_frame(&w, &m);
+    wire_writer_free(&m);
+    out[n].name = strdup("synthetic-confirm");
+    out[n].data = w.buf;
+    out[n++].len = w.len;
+    for (i = 0; i < n; i++)
+        if (out[i].name == NULL || out[i].data == NULL)
+            abort();
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *only = NULL;
@@ -429,7 +526,9 @@ int main(int argc, char **argv)
             dir = argv[i];
     }
     if (dir == NULL) {
-        fprintf(stderr, "usage: oom_dispatch [-v] [--fresh-reply] [--case NAME] [--from N] CORPUS_AGENT_DIR\n");
+        fprintf(
+            stderr,
+            "usage: oom_dispatch [-v] [--fresh-reply] [--case NAME] [--from N] CORPUS_AGENT_DIR\n");
         return 2;
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -458,10 +557,31 @@ int main(int argc, char **argv)
             empty++;
     }
     closedir(d);
-    if (files == 0) {
+    if (files == 0 && (only == NULL || strncmp(only, "synthetic-", 10) != 0)) {
         fprintf(stderr, "oom_dispatch: no case in %s%s%s\n", dir, only ? " named " : "",
                 only ? only : "");
         return 1;
+    }
+    if (only == NULL || strncmp(only, "synthetic-", 10) == 0) {
+        if (ncases + 2 > cap) {
+            cap = ncases + 2;
+            if ((cases = realloc(cases, cap * sizeof(*cases))) == NULL)
+                abort();
+        }
+        ncases += synthetic_cases(cases + ncases);
+        if (only != NULL) {
+            /* --case synthetic-...: that one only. */
+            for (i = 0; i < ncases; i++)
+                if (strcmp(cases[i].name, only) == 0)
+                    break;
+            if (i < ncases) {
+                struct frames keep = cases[i];
+
+                cases[i] = cases[0];
+                cases[0] = keep;
+                ncases = 1;
+            }
+        }
     }
     /* Byte-identical frame streams: run the first by name, drop the others. */
     qsort(cases, ncases, sizeof(*cases), frames_cmp);
@@ -479,8 +599,11 @@ int main(int argc, char **argv)
         run_one(&cases[i], from);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("oom_dispatch: %lu files, %lu without a complete frame, %zu duplicates, %zu cases run: "
-           "%lu requests, %lu runs, %lu allocations failed, %.1f s; %lu failures\n",
+           "%lu requests, %lu runs, %lu allocations failed (jobs: %lu confirm, %lu sign, %lu lock, "
+           "%lu unlock), %.1f s; %lu failures\n",
            files, empty, ncases - unique, unique, total_requests, total_runs, total_injections,
+           jobs[AGENT_JOB_CONFIRM], jobs[AGENT_JOB_SIGN], jobs[AGENT_JOB_LOCK],
+           jobs[AGENT_JOB_UNLOCK],
            (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 + (double)(t1.tv_sec - t0.tv_sec), failures);
     for (i = 0; i < unique; i++) {
         free(cases[i].name);
