@@ -1066,6 +1066,16 @@ int key_sign(const struct key *k, const uint8_t *data, size_t len, uint32_t flag
         }
         if ((r = raw_sign(k->pkey, md, data, len, &sig, &siglen)) != 0)
             return r;
+        /*
+         * Checked before it goes out: once an allocation had failed inside
+         * OpenSSL 3.0's RSA signing, later signatures with the same key
+         * could come back as made and not verify (tests/oom/oom_dispatch.c).
+         * Verifying (with e) costs little beside the signature.
+         */
+        if (raw_verify(k->pkey, md, sig, siglen, data, len) != 0) {
+            free(sig);
+            return KW_ERR_INTERNAL;
+        }
         wire_put_cstring(w, alg);
         wire_put_string(w, sig, siglen);
     }
