@@ -360,6 +360,20 @@ static int handle_list(struct agent *ag, struct agent_conn *c, struct wire_write
     return w->error;
 }
 
+/*
+ * Replaces a reply with a failure. Only allocation can fail here, and one
+ * byte must still go out: a second try in a fresh buffer.
+ */
+static void put_failure(struct wire_writer *w, uint8_t code)
+{
+    wire_writer_reset(w);
+    proto_put_status(w, code);
+    if (w->error) {
+        wire_writer_free(w);
+        proto_put_status(w, code);
+    }
+}
+
 /* Writes a SIGN_RESPONSE around a signature blob. */
 static int put_sign_response(struct wire_writer *w, struct wire_view sig)
 {
@@ -643,6 +657,10 @@ static int finish_lock(struct agent *ag, struct agent_lock_job *lj, struct wire_
     }
     if (lj->run_err != 0)
         return lj->run_err;
+    /* The reply's byte before the lock changes (see agent_handle()). */
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    if (w->error != 0)
+        return w->error;
     if (lj->job.kind == AGENT_JOB_LOCK) {
         if ((err = lock_commit_engage(&ag->lock, lj->salt, lj->hash)) != 0) {
             *why = "already locked";
@@ -653,8 +671,7 @@ static int finish_lock(struct agent *ag, struct agent_lock_job *lj, struct wire_
         *why = was_locked ? "wrong passphrase" : "agent is not locked";
         return err;
     }
-    proto_put_status(w, SSH_AGENT_SUCCESS);
-    return w->error;
+    return 0;
 }
 
 static int handle_lock(struct agent *ag, uint64_t now_ms, const struct agent_request *req,
@@ -824,6 +841,21 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
     agent_expire(ag, now_ms);
 
     /*
+     * The reply's buffer comes first: a request that changes the agent
+     * (add, remove, lock, session-bind) must not then answer FAILURE for
+     * want of the byte that says it succeeded (tests/oom/oom_dispatch.c).
+     */
+    wire_put_u8(w, SSH_AGENT_FAILURE);
+    if (w->error != 0) {
+        memset(&req, 0, sizeof(req));
+        req.type = len > 0 ? msg[0] : 0;
+        o.why = "out of memory";
+        err = KW_ERR_ALLOC;
+        goto done;
+    }
+    wire_writer_reset(w);
+
+    /*
      * Parsing a private key allocates in the secure heap; once it is full,
      * keys already loaded cannot sign. So an add that would eat into the
      * reserve kept for signing is refused before its key is parsed.
@@ -901,13 +933,7 @@ done:
                   proto_type_name(req.type), (unsigned)req.type, reply->retry_ms);
     } else if (err != 0 || w->error != 0) {
         reply->retry_ms = 0;
-        wire_writer_reset(w);
-        proto_put_status(w, o.fail_code);
-        if (w->error) {
-            /* Only allocation can fail here; one byte must still go out. */
-            wire_writer_free(w);
-            wire_put_u8(w, o.fail_code);
-        }
+        put_failure(w, o.fail_code);
         log_info("conn %lu: %s(%u)%s%s -> %s: %s", c->id, proto_type_name(req.type),
                  (unsigned)req.type, o.detail[0] ? " " : "", o.detail, proto_type_name(o.fail_code),
                  o.why ? o.why : kw_strerror(err));
@@ -971,8 +997,7 @@ static void job_fail_as(struct agent *ag, struct agent_conn *c, struct agent_job
 {
     uint8_t type = job_request_type(job);
 
-    wire_writer_reset(&reply->msg);
-    proto_put_status(&reply->msg, SSH_AGENT_FAILURE);
+    put_failure(&reply->msg, SSH_AGENT_FAILURE);
     log_info("conn %lu: %s(%u) %s -> FAILURE: %s", c->id, proto_type_name(type), (unsigned)type,
              detail ? detail : job_detail(job), why);
     audit_job(ag, c, job, false, why);

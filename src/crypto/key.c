@@ -991,6 +991,7 @@ static int raw_sign(EVP_PKEY *pkey, const char *md, const uint8_t *data, size_t 
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     int r = KW_ERR_INTERNAL;
+    size_t size;
 
     *sig = NULL;
     if (ctx == NULL)
@@ -999,11 +1000,20 @@ static int raw_sign(EVP_PKEY *pkey, const char *md, const uint8_t *data, size_t 
         goto out;
     if (EVP_DigestSign(ctx, NULL, siglen, data, len) != 1)
         goto out;
-    if ((*sig = malloc(*siglen)) == NULL) {
+    size = *siglen;
+    if ((*sig = malloc(size)) == NULL) {
         r = KW_ERR_ALLOC;
         goto out;
     }
-    if (EVP_DigestSign(ctx, *sig, siglen, data, len) != 1) {
+    /*
+     * A length beyond the buffer is no signature. OpenSSL 3.0's ECDSA
+     * stores i2d_ECDSA_SIG()'s result as the length and reports success
+     * even when that is -1 (its encoder could not allocate), with nothing
+     * written: valgrind showed the DER parse below reading bytes that
+     * EVP_DigestSign() had not written, only in runs with an allocation
+     * failed (docs/security.md, "Allocation failures").
+     */
+    if (EVP_DigestSign(ctx, *sig, siglen, data, len) != 1 || *siglen > size) {
         free(*sig);
         *sig = NULL;
         goto out;
@@ -1091,6 +1101,16 @@ int key_sign(const struct key *k, const uint8_t *data, size_t len, uint32_t flag
         }
         if ((r = raw_sign(k->pkey, md, data, len, &sig, &siglen)) != 0)
             return r;
+        /*
+         * Checked before it goes out: once an allocation had failed inside
+         * OpenSSL 3.0's RSA signing, later signatures with the same key
+         * could come back as made and not verify (tests/oom/oom_dispatch.c).
+         * Verifying (with e) costs little beside the signature.
+         */
+        if (raw_verify(k->pkey, md, sig, siglen, data, len) != 0) {
+            free(sig);
+            return KW_ERR_INTERNAL;
+        }
         wire_put_cstring(w, alg);
         wire_put_string(w, sig, siglen);
     }

@@ -3,7 +3,6 @@
  */
 #include "transport/listener.h"
 
-#include <stdlib.h>
 #include <string.h>
 #ifndef _WIN32
 #include <unistd.h>
@@ -68,29 +67,39 @@ void listener_close(struct listener *l)
     l->acceptor = NULL;
 }
 #else
+static void on_connection(uv_stream_t *stream, int status);
+
 static void on_rejected_closed(uv_handle_t *h)
 {
-    free(h);
+    struct listener *l = h->data;
+
+    l->rejecting = false;
+    if (l->reject_waiting && !l->closing) {
+        l->reject_waiting = false;
+        on_connection((uv_stream_t *)&l->pipe, 0);
+    }
 }
 
 /*
  * Takes the waiting client and closes it at once: libuv watches the
  * listening socket again only once the connection it holds is accepted,
- * so one that is turned away must still be taken off it. Out of memory
- * even for that, it stays held, and is taken with the next one.
+ * so one that is turned away must still be taken off it, or the listener
+ * would accept no one ever after. Nothing is allocated for it
+ * (tests/oom/oom_server.c turns clients away for want of memory); while
+ * the last one turned away is still closing, the next waits for it.
  */
 static void listener_reject(struct listener *l)
 {
-    uv_pipe_t *p;
-
-    if ((p = malloc(sizeof(*p))) == NULL)
-        return;
-    if (uv_pipe_init(l->loop, p, 0) != 0) {
-        free(p);
+    if (l->rejecting) {
+        l->reject_waiting = true;
         return;
     }
-    (void)uv_accept((uv_stream_t *)&l->pipe, (uv_stream_t *)p);
-    uv_close((uv_handle_t *)p, on_rejected_closed);
+    if (uv_pipe_init(l->loop, &l->reject_pipe, 0) != 0)
+        return;
+    l->reject_pipe.data = l;
+    l->rejecting = true;
+    (void)uv_accept((uv_stream_t *)&l->pipe, (uv_stream_t *)&l->reject_pipe);
+    uv_close((uv_handle_t *)&l->reject_pipe, on_rejected_closed);
 }
 
 static void on_connection(uv_stream_t *stream, int status)

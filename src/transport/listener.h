@@ -44,6 +44,14 @@ struct listener {
 #else
     uv_pipe_t pipe;
     bool open; /* pipe initialised: it must be closed */
+    /*
+     * A client turned away is accepted into this handle and closed: no
+     * allocation, so it works when memory is what ran out. One at a time;
+     * a client turned away meanwhile waits for it (reject_waiting).
+     */
+    uv_pipe_t reject_pipe;
+    bool rejecting;
+    bool reject_waiting;
 #endif
     bool taken; /* cb called listener_accept() */
     bool closing;
