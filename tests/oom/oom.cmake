@@ -16,9 +16,8 @@
 #   oom_server     a sample of requests over real connections to an
 #                  in-process server, another client connected throughout
 # One case by hand: build/tests/oom_dispatch -v --case NAME CORPUS/agent
-#   oom_dispatch   every corpus case through agent_handle()/agent_job_run()
-#                  with N = 1, 2, 3, ... failed until a run has no failure
-# One case by hand: build/oom_dispatch -v --case NAME /path/to/corpus/agent
+# A sample under valgrind by hand (every 100th case and the two synthetic
+# ones: 13 min, clean on 2026-12-06): valgrind ... oom_dispatch --every 100
 add_library(keyward_oom_alloc STATIC oom/oom_alloc.c)
 target_link_libraries(keyward_oom_alloc PUBLIC PkgConfig::LIBUV)
 target_include_directories(keyward_oom_alloc PUBLIC oom)
@@ -56,4 +55,18 @@ if(KEYWARD_SANITIZE)
                        "ASAN_OPTIONS=detect_leaks=1;${KEYWARD_OOM_SAN_ENV}")
   set_tests_properties(oom_server PROPERTIES ENVIRONMENT
                        "ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0;${KEYWARD_OOM_SAN_ENV}")
+endif()
+
+# The server sample under valgrind's memcheck too (no LOCK/UNLOCK: each
+# scrypt takes seconds there), as the unit tests are (valgrind_unit_*): an
+# invalid access or a definite or indirect leak on any failure path fails it.
+if(NOT KEYWARD_SANITIZE)
+  find_program(KEYWARD_VALGRIND valgrind)
+  if(KEYWARD_VALGRIND)
+    add_test(NAME valgrind_oom_server
+             COMMAND ${KEYWARD_VALGRIND} -q --error-exitcode=99 --leak-check=full
+                     --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
+                     $<TARGET_FILE:oom_server> --no-lock)
+    set_tests_properties(valgrind_oom_server PROPERTIES TIMEOUT 600)
+  endif()
 endif()
