@@ -187,3 +187,20 @@ bool fuzz_next_frame(const uint8_t *data, size_t len, size_t *pos, struct wire_v
     *pos += 4 + (size_t)n;
     return true;
 }
+
+void fuzz_agent_from(struct agent *ag, const struct agent *loaded, audit_fn audit)
+{
+    size_t i;
+
+    agent_init(ag, 0);
+    ag->offload_slow_work = true;
+    ag->audit = audit;
+    for (i = 0; i < loaded->keys.count; i++) {
+        const struct identity *id = loaded->keys.ids[i];
+        char *comment = strdup(id->comment);
+
+        if (comment == NULL ||
+            keystore_add(&ag->keys, key_ref(id->key), comment, 0, false, NULL) != 0)
+            abort();
+    }
+}

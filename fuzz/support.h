@@ -58,6 +58,15 @@ void fuzz_free_add_requests(struct wire_writer *msgs, size_t n);
 size_t fuzz_load_keys(struct agent *ag);
 
 /*
+ * Makes ag a fresh agent (agent_init()) holding the same identities as
+ * loaded (shared keys, copied comments, no constraints), set up as
+ * keyward-agent runs it: RSA signatures and the lock KDF as jobs, events
+ * to audit. Parsing the keys once into loaded and copying them per run
+ * keeps the harnesses fast. Aborts if the harness itself runs out of memory.
+ */
+void fuzz_agent_from(struct agent *ag, const struct agent *loaded, audit_fn audit);
+
+/*
  * Splits a client's byte stream into frames the way server.c does. Returns
  * true and the next body, or false at the end: a partial frame (the server
  * would wait for the rest) or an oversized one (the server closes).

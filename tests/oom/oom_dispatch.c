@@ -90,19 +90,7 @@ static void audit_sink(void *ctx, const struct audit_event *ev)
 
 static void agent_reset(void)
 {
-    size_t i;
-
-    agent_init(&ag, 0);
-    ag.offload_slow_work = true;
-    ag.audit = audit_sink;
-    for (i = 0; i < loaded.keys.count; i++) {
-        const struct identity *id = loaded.keys.ids[i];
-        char *comment = strdup(id->comment);
-
-        if (comment == NULL ||
-            keystore_add(&ag.keys, key_ref(id->key), comment, 0, false, NULL) != 0)
-            abort(); /* the harness itself, unarmed */
-    }
+    fuzz_agent_from(&ag, &loaded, audit_sink);
     clock_ms = 1000000;
     confirmations = 0;
 }
