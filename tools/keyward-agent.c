@@ -302,7 +302,7 @@ static void close_audit_log(void)
 
 /*
  * Opens -l's file before the agent changes directory or detaches, so that
- * a mistake is reported at start (src/agent/audit.c: the sink, its thread and
+ * a mistake is reported at start (src/server/audit_sink.c: the sink, its thread and
  * what it accepts). The writer thread starts in run_agent(), after any fork.
  */
 static void open_audit_log(const char *path)
