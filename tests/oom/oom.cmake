@@ -61,12 +61,6 @@ endif()
 # scrypt takes seconds there), as the unit tests are (valgrind_unit_*): an
 # invalid access or a definite or indirect leak on any failure path fails it.
 if(NOT KEYWARD_SANITIZE)
-  find_program(KEYWARD_VALGRIND valgrind)
-  if(KEYWARD_VALGRIND)
-    add_test(NAME valgrind_oom_server
-             COMMAND ${KEYWARD_VALGRIND} -q --error-exitcode=99 --leak-check=full
-                     --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
-                     $<TARGET_FILE:oom_server> --no-lock)
-    set_tests_properties(valgrind_oom_server PROPERTIES TIMEOUT 600)
-  endif()
+  keyward_add_memcheck_test(valgrind_oom_server $<TARGET_FILE:oom_server> --no-lock)
+  set_tests_properties(valgrind_oom_server PROPERTIES TIMEOUT 600)
 endif()
