@@ -135,8 +135,8 @@ check_out "ExecStart names the installed agent" "ExecStart=$prefix/bin/keyward-a
 check "no @VARIABLE@ is left in the service" fails grep -q '@[A-Z_]*@' "$service"
 
 # The installed programs run from where they were installed.
-check_out "the installed keyward-agent runs" "keyward-agent $(
-    "$build/keyward-agent" --version | awk '{print $2}')" "$root/bin/keyward-agent" --version
+check_out "the installed keyward-agent runs" "$("$build/keyward-agent" --version)" \
+    "$root/bin/keyward-agent" --version
 check "the installed keyward-probe runs" quiet "$root/bin/keyward-probe" --version
 if command -v man >/dev/null 2>&1; then
     check_out "man finds the installed keyward-agent(1)" "$root/share/man/man1/keyward-agent.1" \
