@@ -815,7 +815,7 @@ static bool allowed_while_locked(const struct agent_request *req)
     switch (req->type) {
     case SSH_AGENTC_REQUEST_IDENTITIES: /* answered with an empty list */
     case SSH_AGENTC_UNLOCK:
-    case SSH_AGENTC_EXTENSION: /* only session-bind and query; see below */
+    case SSH_AGENTC_EXTENSION: /* only session-bind; see below */
         return true;
     }
     return false;
@@ -907,8 +907,12 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
         err = handle_lock(ag, now_ms, &req, w, &o, reply);
         break;
     case SSH_AGENTC_EXTENSION:
-        if (ag->lock.locked && !wire_view_eq_str(req.u.ext.name, EXT_SESSION_BIND) &&
-            !wire_view_eq_str(req.u.ext.name, EXT_QUERY)) {
+        /*
+         * While locked only session-bind, as OpenSSH 10.5+: ssh binds its
+         * connection before the user unlocks, and a binding uses no key.
+         * Every other extension, query too, fails as in OpenSSH.
+         */
+        if (ag->lock.locked && !wire_view_eq_str(req.u.ext.name, EXT_SESSION_BIND)) {
             err = KW_ERR_LOCKED;
             break;
         }

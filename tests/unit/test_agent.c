@@ -430,6 +430,11 @@ static void test_lock(void)
     CHECK_EQ(add_key(&c, k, "k", NULL, 0), SSH_AGENT_FAILURE);
     random_sid(sid);
     CHECK_EQ(session_bind(&c, k, sid, sizeof(sid), false, false), SSH_AGENT_SUCCESS);
+    /* Any other extension fails while locked, query too (OpenSSH 10.5). */
+    wire_writer_reset(&req);
+    wire_put_u8(&req, SSH_AGENTC_EXTENSION);
+    wire_put_cstring(&req, EXT_QUERY);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE);
 
     /* Wrong passphrase: failure, with a growing delay for this reply. */
     wire_writer_reset(&req);
@@ -469,6 +474,10 @@ static void test_lock(void)
     CHECK_EQ(list_count(&c), 1);
     CHECK_EQ(sign_with(&c, k, 0), SSH_AGENT_SIGN_RESPONSE);
     CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE); /* not locked */
+    wire_writer_reset(&req);
+    wire_put_u8(&req, SSH_AGENTC_EXTENSION);
+    wire_put_cstring(&req, EXT_QUERY);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_EXTENSION_RESPONSE); /* unlocked: query again */
     wire_writer_free(&req);
 
     key_free(k);
