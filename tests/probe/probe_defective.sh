@@ -31,6 +31,7 @@ pt_expect_table \
     query=unsupported \
     extension-reply-framing=pass \
     lock-unlock=unsupported \
+    bind-while-locked=unsupported \
     malformed-requests=pass \
     malformed-add=pass \
     oversized-frame=pass \
