@@ -73,9 +73,9 @@ struct options {
     uint32_t lifetime;
     enum key_fp_hash fp_hash; /* -E */
     /*
-     * -P and -O, checked as ssh-agent checks them. This agent loads no
-     * provider library (PKCS#11 module or FIDO middleware), so they change
-     * nothing yet; warn_provider_options() says so at start.
+     * -P and -O, checked as ssh-agent checks them. The websafe options are
+     * for FIDO keys, which this agent does not hold yet;
+     * warn_provider_options() says so at start.
      */
     const char *allowed_providers;
     const char *websafe_allow;
@@ -228,18 +228,13 @@ static void parse_args(int argc, char **argv, struct options *o)
 }
 
 /*
- * -P and -O are checked as ssh-agent checks them, so that a command line
- * written for ssh-agent starts keyward-agent; but nothing here loads a
- * provider library yet, so they cannot change anything, and the user is
- * told rather than left to believe a restriction is in force.
+ * -O no-restrict-websafe and websafe-allow= are checked as ssh-agent checks
+ * them, so that a command line written for ssh-agent starts keyward-agent;
+ * but they are about FIDO keys, which this agent does not hold, so the user
+ * is told rather than left to believe they are in force.
  */
 static void warn_provider_options(const struct options *o)
 {
-    if (o->allowed_providers != NULL || o->allow_remote_providers)
-        fprintf(stderr,
-                "%s: note: -P and -O allow-remote-pkcs11 have no effect: keyward-agent "
-                "refuses PKCS#11 and FIDO provider keys (see keyward-agent(1))\n",
-                cli_progname);
     if (o->no_restrict_websafe || o->websafe_allow != NULL)
         fprintf(stderr,
                 "%s: note: -O no-restrict-websafe and websafe-allow have no effect: "
@@ -374,6 +369,27 @@ static int activation_fd(char *name, size_t namesize)
     return fd;
 }
 
+/*
+ * keyward-pkcs11-helper: beside this program (a build tree, or a
+ * relocated install), else where make install puts it. NULL if neither
+ * exists; loading a PKCS#11 module then fails with that reason.
+ */
+static const char *find_pkcs11_helper(void)
+{
+    static char path[4096];
+    size_t len = sizeof(path);
+    char *slash;
+
+    if (uv_exepath(path, &len) == 0 && (slash = strrchr(path, '/')) != NULL &&
+        (size_t)(slash - path) + sizeof("/keyward-pkcs11-helper") <= sizeof(path)) {
+        strcpy(slash, "/keyward-pkcs11-helper");
+        if (access(path, X_OK) == 0)
+            return path;
+    }
+    snprintf(path, sizeof(path), "%s/keyward/keyward-pkcs11-helper", KEYWARD_LIBEXECDIR);
+    return access(path, X_OK) == 0 ? path : NULL;
+}
+
 /* Why platform_harden_process() failed at start-up, or 0. */
 static int harden_err;
 
@@ -487,6 +503,10 @@ static int run_agent(const struct options *o, int listen_fd)
         rt.agent.audit_ctx = audit_sink;
     }
     server_init(&rt.server, &rt.loop, &rt.agent);
+    if (o->allowed_providers != NULL)
+        rt.agent.providers.allowed = o->allowed_providers;
+    rt.agent.providers.allow_remote = o->allow_remote_providers;
+    rt.server.providers.helper_path = find_pkcs11_helper();
     if ((r = server_listen_fd(&rt.server, listen_fd)) != 0) {
         agent_cleanup(&rt.agent);
         return 1;

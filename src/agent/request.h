@@ -19,12 +19,26 @@
 #include "crypto/key.h"
 #include "proto/msg.h"
 
+/* The constraint extension that attaches certificates to a token's keys (PROTOCOL.agent). */
+#define ASSOCIATED_CERTS_EXTENSION "associated-certs-v00@openssh.com"
+
 struct add_constraints {
     bool has_lifetime;
     uint32_t lifetime_secs;
     bool confirm;
     struct dest_constraints dest; /* count 0: no destination restriction */
+    /*
+     * associated-certs-v00@openssh.com, in ADD_SMARTCARD_KEY_CONSTRAINED
+     * only: certificates to graft onto the token's keys, and whether to
+     * load only those. Owned; at most PROVIDER_MAX_CERTS.
+     */
+    bool certs_only;
+    struct key **certs;
+    size_t ncerts;
 };
+
+/* Frees what the constraints own (destinations and certificates). */
+void add_constraints_free(struct add_constraints *c);
 
 struct agent_request {
     uint8_t type;
@@ -42,6 +56,11 @@ struct agent_request {
         struct {
             struct wire_view key_blob;
         } remove;
+        struct {
+            struct wire_view provider;          /* the module path as the client gave it */
+            struct wire_view pin;               /* ignored by REMOVE_SMARTCARD_KEY */
+            struct add_constraints constraints; /* ADD_SMARTCARD_KEY_CONSTRAINED */
+        } smartcard;
         struct {
             struct wire_view passphrase;
         } lock;
