@@ -28,6 +28,8 @@ build_needs=(
     "pkg-config pkg-config"
     "libssl-dev"
     "libuv1-dev"
+    # PKCS#11's header (pkcs11.h) for keyward-pkcs11-helper: nothing links libp11-kit
+    "libp11-kit-dev"
 )
 needs=(
     "${build_needs[@]}"
@@ -54,6 +56,8 @@ needs=(
     "man-db man"
     # audit log tests: every line whole JSON (tests/hostile/lib.sh whole_json)
     "jq jq"
+    # a real PKCS#11 module and its token tool (tests/pkcs11/softhsm_token.sh)
+    "softhsm2 softhsm2-util"
     # the unit suite under memcheck (valgrind_unit_* tests)
     "valgrind valgrind"
     # symbol checks of the built programs (tests/relay/links_no_crypto.sh)

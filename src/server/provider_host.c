@@ -247,7 +247,7 @@ static bool handle_answer(struct provider_host *h, const uint8_t *msg, size_t le
         host_fail(h, "its helper sent an empty message");
         return false;
     }
-    if (type == HELPER_MSG_FAIL) {
+    if (type == HELPER_FAIL) {
         h->head = rq->next;
         if (h->head == NULL)
             h->tail = NULL;
@@ -270,7 +270,7 @@ static bool handle_answer(struct provider_host *h, const uint8_t *msg, size_t le
         arm_timer(h);
         return true;
     }
-    if (rq->load != NULL && type == HELPER_MSG_KEYS) {
+    if (rq->load != NULL && type == HELPER_KEYS) {
         h->head = rq->next;
         if (h->head == NULL)
             h->tail = NULL;
@@ -296,7 +296,7 @@ static bool handle_answer(struct provider_host *h, const uint8_t *msg, size_t le
         arm_timer(h);
         return true;
     }
-    if (rq->sign != NULL && type == HELPER_MSG_SIGNATURE) {
+    if (rq->sign != NULL && type == HELPER_SIGNATURE) {
         sig = wire_get_string(&r);
         if (wire_reader_finish(&r) != 0) {
             host_fail(h, "its helper sent a malformed signature message");
@@ -472,9 +472,7 @@ void provider_host_load(struct provider_hosts *hs, struct agent_provider_job *pj
         return;
     }
     wire_writer_init(&msg);
-    wire_put_u8(&msg, HELPER_MSG_LOAD);
-    wire_put_cstring(&msg, pj->path);
-    wire_put_string(&msg, pj->pin, pj->pin_len);
+    helper_put_load(&msg, pj->path, pj->pin, pj->pin_len);
     /* The PIN now lives only in the send buffer, which is cleared once written. */
     kw_memzero(pj->pin, pj->pin_len);
     host_request(h, rq, &msg);
@@ -497,10 +495,8 @@ void provider_host_sign(struct provider_hosts *hs, struct agent_sign_job *sj,
     rq->done = done;
     rq->arg = arg;
     wire_writer_init(&msg);
-    wire_put_u8(&msg, HELPER_MSG_SIGN);
-    wire_put_string(&msg, sj->key->plain_blob, sj->key->plain_blob_len);
-    wire_put_string(&msg, sj->data, sj->data_len);
-    wire_put_u32(&msg, sj->flags);
+    helper_put_sign(&msg, sj->key->plain_blob, sj->key->plain_blob_len, sj->data, sj->data_len,
+                    sj->flags);
     host_request(sj->host, rq, &msg);
     wire_writer_free(&msg);
 }
