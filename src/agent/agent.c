@@ -1454,6 +1454,11 @@ void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *
             job_fail(ag, c, job, "agent was locked while signing", reply);
             return;
         }
+        /* A module's failure says more than the key's removal that followed it. */
+        if (job->kind == AGENT_JOB_PROVIDER_SIGN && sj->run_err != 0 && sj->provider_why[0]) {
+            job_fail(ag, c, job, sj->provider_why, reply);
+            return;
+        }
         if (id == NULL || id->key != sj->key) {
             job_fail(ag, c, job, "key was removed or expired while signing", reply);
             return;

@@ -190,6 +190,11 @@ static void on_exit_cb(uv_process_t *proc, int64_t status, int term_signal)
 
     h->exited = true;
     uv_close((uv_handle_t *)&h->proc, on_handle_closed);
+    /* Stopped already (its connection ended first, or it was told to): say how it ended. */
+    if (h->dead && term_signal != 0 && term_signal != SIGKILL)
+        log_info("PKCS#11 helper for %s was killed by signal %d", h->path, term_signal);
+    else if (h->dead && status != 0)
+        log_info("PKCS#11 helper for %s exited with status %lld", h->path, (long long)status);
     if (term_signal != 0)
         host_fail(h, "its helper was killed by signal %d", term_signal);
     else
