@@ -802,6 +802,38 @@ static int check_unknown_extension(const struct probe_options *opt, struct probe
     return err;
 }
 
+/*
+ * ADD_SMARTCARD_KEY for a module that cannot exist (a random name in a
+ * directory that does not exist): every agent, with or without PKCS#11,
+ * must refuse it, and keep the connection.
+ */
+static int check_smartcard_missing(const struct probe_options *opt, struct probe_result *res)
+{
+    struct wire_writer body;
+    uint8_t rnd[8];
+    char path[96];
+    size_t i;
+    int err;
+
+    if ((err = random_bytes(rnd, sizeof(rnd))) != 0)
+        return err;
+    snprintf(path, sizeof(path), "/nonexistent-keyward-probe/");
+    for (i = 0; i < sizeof(rnd); i++)
+        text_add(path, sizeof(path), "%02x", rnd[i]);
+    text_add(path, sizeof(path), ".so");
+    wire_writer_init(&body);
+    wire_put_u8(&body, SSH_AGENTC_ADD_SMARTCARD_KEY);
+    wire_put_cstring(&body, path);
+    wire_put_cstring(&body, "");
+    err = expect_plain_failure(opt, "ADD_SMARTCARD_KEY of a module that does not exist", &body,
+                               "a smartcard add of a missing module",
+                               "a client whose PKCS#11 module is missing or mistyped loses the "
+                               "agent",
+                               res);
+    wire_writer_free(&body);
+    return err;
+}
+
 static int check_empty_message(const struct probe_options *opt, struct probe_result *res)
 {
     struct wire_writer body;
@@ -1777,6 +1809,9 @@ const struct probe_check probe_checks[] = {
      false, false, check_unknown_message},
     {"unknown-extension", "an unknown extension gets SSH_AGENT_FAILURE (5), connection lives",
      false, false, check_unknown_extension},
+    {"smartcard-missing-module",
+     "ADD_SMARTCARD_KEY of a module that does not exist gets a failure, connection lives", false,
+     false, check_smartcard_missing},
     {"empty-message", "a zero-length message gets SSH_AGENT_FAILURE (5), connection lives", false,
      false, check_empty_message},
     {"query", "the query extension lists extension names (29), or is refused cleanly", false, false,

@@ -203,6 +203,7 @@ pt_expect_openssh_table() {
         bind-limit=pass \
         unknown-message=pass \
         unknown-extension=pass \
+        smartcard-missing-module=pass \
         empty-message=fail \
         query=unsupported \
         extension-reply-framing=pass \

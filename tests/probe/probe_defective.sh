@@ -27,6 +27,7 @@ pt_expect_table \
     bind-limit=fail \
     unknown-message=pass \
     unknown-extension=pass \
+    smartcard-missing-module=pass \
     empty-message=pass \
     query=unsupported \
     extension-reply-framing=pass \

@@ -21,7 +21,7 @@ done
 pt_expect_verdict rebind-keeps-connection pass "refused with 28 (EXTENSION_FAILURE)"
 pt_expect_verdict query pass "session-bind@openssh.com"
 pt_expect_verdict bind-while-locked pass "accepted while locked"
-pt_expect_output '"summary": {"pass": 15, "fail": 0, "unsupported": 0, "skipped": 0, "error": 0}'
+pt_expect_output '"summary": {"pass": 16, "fail": 0, "unsupported": 0, "skipped": 0, "error": 0}'
 pt_expect_table $(pt_all_checks | sed 's/$/=pass/')
 pt_expect_user_key_only
 
