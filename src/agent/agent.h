@@ -22,6 +22,7 @@
 #include "agent/binding.h"
 #include "agent/keystore.h"
 #include "agent/lock.h"
+#include "agent/persist.h"
 #include "base/wire.h"
 
 struct agent_conn;
@@ -50,6 +51,8 @@ struct agent {
     /* Where audit events go (keyward-agent -l); NULL for none. */
     audit_fn audit;
     void *audit_ctx;
+    /* Where added keys are kept across restarts (Windows); NULL: nowhere. */
+    const struct agent_persist *persist;
 };
 
 /*
@@ -206,6 +209,26 @@ void agent_job_free(struct agent_job *job);
 
 /* Drops expired keys; returns the next expiry (monotonic ms) or 0 if none. */
 uint64_t agent_expire(struct agent *ag, uint64_t now_ms);
+
+/*
+ * Adds an identity a store kept (persist.h), at start, before any client.
+ * pub is the public blob the store filed the entry under: the key must be
+ * that one. Returns 0 (the audit log gets a "load" event), AGENT_RESTORE_EXPIRED
+ * if the record's expiry has passed (nothing loaded: the caller deletes
+ * the entry), or a KW_ERR_* code with why filled in. now_wall is seconds
+ * since the epoch; now_ms the monotonic clock agent_handle() is given.
+ */
+#define AGENT_RESTORE_EXPIRED 1
+int agent_restore(struct agent *ag, uint64_t now_ms, uint64_t now_wall,
+                  const struct persist_record *rec, const uint8_t *pub, size_t pub_len, char *why,
+                  size_t whysize);
+
+/*
+ * Sends an event that is not a request's to the audit log, if there is one
+ * (a stored entry that could not be loaded, say). key and comment may be NULL.
+ */
+void agent_audit_note(struct agent *ag, const char *event, bool ok, const struct key *key,
+                      const char *comment, const char *reason);
 
 /* The extension names answered by "query", NULL-terminated. */
 extern const char *const agent_extensions[];

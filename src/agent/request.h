@@ -24,6 +24,7 @@ struct add_constraints {
     uint32_t lifetime_secs;
     bool confirm;
     struct dest_constraints dest; /* count 0: no destination restriction */
+    struct wire_view dest_raw;    /* dest's encoded body, as it came (for the key store) */
 };
 
 struct agent_request {
@@ -35,8 +36,9 @@ struct agent_request {
             uint32_t flags;
         } sign;
         struct {
-            struct key *key; /* owned by the request until taken */
-            char *comment;   /* owned by the request until taken */
+            struct key *key;       /* owned by the request until taken */
+            char *comment;         /* owned by the request until taken */
+            struct wire_view priv; /* the private part exactly as it came, type string on */
             struct add_constraints constraints;
         } add;
         struct {

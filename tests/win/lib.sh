@@ -107,11 +107,29 @@ wine_interrupt() {
     [ "$status" -eq 0 ] || fail "$name exited with status $status after Ctrl-C"
 }
 
-# Starts keyward-agent.exe -d with the given arguments, logging to
-# $work/agent.log. Sets agent_pid, the process Ctrl-C goes to.
+# A Linux path as Wine names it: drive Z: is the Linux root.
+winpath() {
+    printf 'Z:%s' "${1//\//\\}"
+}
+
+# The key store of the agents a test starts: the test's own, since the
+# default (%LOCALAPPDATA%\keyward\keys) is one for every test in the prefix.
+store_dir=$work/store
+
+# Starts keyward-agent.exe -d with the given arguments (and --key-store
+# $store_dir unless they name a store), logging to $work/agent.log. Sets
+# agent_pid, the process Ctrl-C goes to.
 start_agent() {
+    local a own=
+    for a in "$@"; do
+        case $a in --key-store | --no-key-store) own=1 ;; esac
+    done
     agent_log=$work/agent.log
-    wine_start_serving "$AGENT" "$agent_log" "$@"
+    if [ -n "$own" ]; then
+        wine_start_serving "$AGENT" "$agent_log" "$@"
+    else
+        wine_start_serving "$AGENT" "$agent_log" --key-store "$(winpath "$store_dir")" "$@"
+    fi
     agent_pid=$started_pid
 }
 
