@@ -376,27 +376,16 @@ static int run_agent(const struct options *o)
  */
 static int import_windows_agent(const struct options *o)
 {
-    struct key_store_win store;
-    char err[512];
     int status;
 
     init_secure_heap();
     open_audit_log(o->audit_path);
-    if (!o->dry_run && key_store_win_open(&store, o->key_store_dir, err, sizeof(err)) != 0)
-        cli_die("%s", err);
-    if (o->dry_run) {
-        /* Lists only: not even the store's folder is made. */
-        memset(&store, 0, sizeof(store));
-        snprintf(store.files.path, sizeof(store.files.path), "%s",
-                 o->key_store_dir ? o->key_store_dir : "%LOCALAPPDATA%\\keyward\\keys");
-    }
     if (!win_process_elevated())
         log_info("this shell is not elevated: Windows' agent service lets only SYSTEM and "
                  "Administrators read its keys");
-    status = key_store_win_import(&store, o->dry_run, audit_handle != INVALID_HANDLE_VALUE ? audit_write : NULL,
-                                  NULL, stdout);
-    if (!o->dry_run)
-        key_store_win_close(&store);
+    status = key_store_win_import(o->key_store_dir, o->dry_run,
+                                  audit_handle != INVALID_HANDLE_VALUE ? audit_write : NULL, NULL,
+                                  stdout);
     CRYPTO_secure_malloc_done();
     return status;
 }

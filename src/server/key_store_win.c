@@ -197,7 +197,9 @@ void key_store_win_attach(struct key_store_win *ks, struct agent *ag, uint64_t n
 /* ---- importing Windows' agent's keys ---- */
 
 struct import_ctx {
-    struct key_store_win *ks;
+    struct key_store_win ks;
+    const char *dir; /* keyward's store, opened for the first key to write */
+    bool opened;
     bool dry_run;
     audit_fn audit;
     void *audit_ctx;
@@ -210,7 +212,7 @@ static void import_audit(struct import_ctx *ic, const struct key *key, const cha
 {
     struct audit_event ev;
 
-    if (ic->audit == NULL)
+    if (ic->audit == NULL || ic->dry_run) /* a dry run imports nothing */
         return;
     memset(&ev, 0, sizeof(ev));
     ev.event = "import";
@@ -261,7 +263,17 @@ static void import_key(void *arg, const struct win_openssh_key *k)
         key_free(key);
         return;
     }
-    if (store_record(&ic->ks->files, key, &rec, why, sizeof(why)) != 0)
+    if (!ic->opened) {
+        if (key_store_win_open(&ic->ks, ic->dir, why, sizeof(why)) != 0)
+            goto skip; /* ks.broken keeps why: every later key is skipped for it too */
+        ic->opened = true;
+        fprintf(ic->out, "key store: %s\n", ic->ks.files.path);
+    }
+    if (ic->ks.broken[0] != '\0') {
+        snprintf(why, sizeof(why), "%s", ic->ks.broken);
+        goto skip;
+    }
+    if (store_record(&ic->ks.files, key, &rec, why, sizeof(why)) != 0)
         goto skip;
     fprintf(ic->out, "imported %s %s %s\n", key_short_name(key), fp, comment);
     import_audit(ic, key, comment, NULL);
@@ -280,14 +292,21 @@ skip:
     key_free(key);
 }
 
-int key_store_win_import(struct key_store_win *ks, bool dry_run, audit_fn audit, void *audit_ctx,
-                         FILE *out)
+int key_store_win_import(const char *dir, bool dry_run, audit_fn audit, void *audit_ctx, FILE *out)
 {
-    struct import_ctx ic = {ks, dry_run, audit, audit_ctx, out, 0, 0};
+    struct import_ctx ic;
     char err[1024];
     int r;
 
+    memset(&ic, 0, sizeof(ic));
+    ic.dir = dir;
+    ic.dry_run = dry_run;
+    ic.audit = audit;
+    ic.audit_ctx = audit_ctx;
+    ic.out = out;
     r = win_openssh_keys_each(import_key, &ic, err, sizeof(err));
+    if (ic.opened)
+        key_store_win_close(&ic.ks);
     if (r == KW_ERR_NOT_FOUND) {
         fprintf(out, "nothing to import: %s\n", err);
         return 0;
@@ -307,12 +326,12 @@ int key_store_win_import(struct key_store_win *ks, bool dry_run, audit_fn audit,
         return 1;
     }
     if (dry_run)
-        fprintf(out, "dry run: %u keys would be imported into %s, %u skipped; nothing written\n",
-                ic.imported, ks->files.path, ic.skipped);
+        fprintf(out, "dry run: %u keys would be imported, %u skipped; nothing written\n",
+                ic.imported, ic.skipped);
     else
         fprintf(out,
-                "%u keys imported into %s, %u skipped. Windows' agent's store is unchanged.\n"
-                "A running keyward-agent loads them when it starts again.\n",
-                ic.imported, ks->files.path, ic.skipped);
+                "%u keys imported, %u skipped. Windows' agent's store is unchanged.\n"
+                "keyward-agent loads them when it starts (again, if it is running).\n",
+                ic.imported, ic.skipped);
     return ic.skipped == 0 ? 0 : 1;
 }

@@ -38,12 +38,12 @@ void key_store_win_attach(struct key_store_win *ks, struct agent *ag, uint64_t n
 
 /*
  * keyward-agent --import-windows-agent: copies every key of Windows' agent
- * service into ks (with dry_run, only lists them), printing what it
+ * service into the store at dir (NULL: the default; opened, and made, only
+ * once there is a key to write; with dry_run never), printing what it
  * imported and what it skipped, and why, to out; audit events go to audit
  * (NULL: none). Never writes the service's store. Returns the exit status:
  * 0 if every key was imported (or there were none), 1 otherwise.
  */
-int key_store_win_import(struct key_store_win *ks, bool dry_run, audit_fn audit, void *audit_ctx,
-                         FILE *out);
+int key_store_win_import(const char *dir, bool dry_run, audit_fn audit, void *audit_ctx, FILE *out);
 
 #endif
