@@ -324,6 +324,75 @@ static void test_restore(void)
     agent_cleanup(&to);
 }
 
+/* One restrict-destination-v00 constraint: from here to user@host (key), as ssh-add -h adds. */
+static void put_dest_extension(struct wire_writer *w, const struct key *host)
+{
+    size_t body, constraint, hop;
+
+    wire_put_u8(w, SSH_AGENT_CONSTRAIN_EXTENSION);
+    wire_put_cstring(w, DEST_EXTENSION);
+    body = wire_begin_string(w);
+    constraint = wire_begin_string(w);
+    hop = wire_begin_string(w); /* from: the origin */
+    wire_put_cstring(w, "");
+    wire_put_cstring(w, "");
+    wire_put_cstring(w, "");
+    wire_end_string(w, hop);
+    hop = wire_begin_string(w); /* to */
+    wire_put_cstring(w, "alice");
+    wire_put_cstring(w, "example.com");
+    wire_put_cstring(w, "");
+    wire_put_string(w, host->blob, host->blob_len);
+    wire_put_bool(w, false);
+    wire_end_string(w, hop);
+    wire_put_cstring(w, ""); /* reserved */
+    wire_end_string(w, constraint);
+    wire_end_string(w, body);
+}
+
+static void test_destinations_kept(void)
+{
+    struct agent from, to;
+    struct agent_conn c;
+    struct key *k = NULL, *host = NULL;
+    struct wire_writer cons;
+    struct persist_record rec;
+    uint8_t saved[8192];
+    size_t saved_len;
+    char why[256];
+
+    agent_init(&from, 0);
+    from.persist = &hooks;
+    agent_conn_init(&c, 1);
+    memset(&store, 0, sizeof(store));
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &k), 0);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &host), 0);
+    wire_writer_init(&cons);
+    put_dest_extension(&cons, host);
+    CHECK_EQ(add_key(&from, &c, k, "restricted", cons.buf, cons.len), SSH_AGENT_SUCCESS);
+    CHECK_EQ(from.keys.count, 1);
+    CHECK_EQ(from.keys.count == 1 ? from.keys.ids[0]->dest.count : 0, 1);
+    CHECK_EQ(store.puts, 1);
+    memcpy(saved, store.rec, store.rec_len);
+    saved_len = store.rec_len;
+    CHECK_EQ(persist_record_read(saved, saved_len, &rec), 0);
+    CHECK(rec.dest.len > 0);
+
+    agent_init(&to, 0);
+    CHECK_EQ(agent_restore(&to, 500, (uint64_t)time(NULL), &rec, k->blob, k->blob_len, why,
+                           sizeof(why)),
+             0);
+    CHECK_EQ(to.keys.count, 1);
+    CHECK_EQ(to.keys.count == 1 ? to.keys.ids[0]->dest.count : 0, 1);
+
+    wire_writer_free(&cons);
+    key_free(k);
+    key_free(host);
+    agent_conn_cleanup(&c);
+    agent_cleanup(&from);
+    agent_cleanup(&to);
+}
+
 int main(void)
 {
     log_init("test_persist", LOG_LEVEL_ERROR, LOG_SINK_STDERR);
@@ -332,6 +401,7 @@ int main(void)
     test_what_removes();
     test_store_fails();
     test_restore();
+    test_destinations_kept();
     CRYPTO_secure_malloc_done();
     return check_finish("test_persist");
 }
