@@ -242,15 +242,37 @@ int win_key_store_delete(struct win_key_store *s, const char *name)
     return r;
 }
 
-/* Calls fn(ctx, file name as UTF-8 without its extension) for each dir\*ext. */
+struct found {
+    char *name;        /* UTF-8, without the extension */
+    ULONGLONG created; /* the file's creation time */
+};
+
+/* Oldest first: the order the keys were added in; by name among equals. */
+static int found_cmp(const void *a, const void *b)
+{
+    const struct found *x = a, *y = b;
+
+    if (x->created != y->created)
+        return x->created < y->created ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/*
+ * Calls fn(s, name, ctx) for each dir\*ext, name as UTF-8 without the
+ * extension, oldest file first: so that keys load in the order they were
+ * added (an entry replaced by adding its key again counts from then), and
+ * ssh offers them in that order after a restart as before it.
+ */
 static int each_file(struct win_key_store *s, const wchar_t *ext,
                      void (*fn)(struct win_key_store *s, const char *name, void *ctx), void *ctx)
 {
     WIN32_FIND_DATAW fd;
     wchar_t *pattern;
-    size_t n = wcslen(s->dir) + 3 + wcslen(ext);
+    size_t n = wcslen(s->dir) + 3 + wcslen(ext), count = 0, cap = 0, i, len, extlen = wcslen(ext);
+    struct found *all = NULL, *grown;
     HANDLE h;
-    char name[MAX_PATH * 3], *dot;
+    char name[MAX_PATH * 3];
+    int r = 0;
 
     if ((pattern = calloc(n, sizeof(*pattern))) == NULL)
         return KW_ERR_ALLOC;
@@ -260,20 +282,38 @@ static int each_file(struct win_key_store *s, const wchar_t *ext,
     if (h == INVALID_HANDLE_VALUE)
         return GetLastError() == ERROR_FILE_NOT_FOUND ? 0 : KW_ERR_SYSTEM;
     do {
-        if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)
+        len = wcslen(fd.cFileName);
+        /* FindFirstFile matches 8.3 names too: check the real name's ending. */
+        if ((fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) || len <= extlen ||
+            _wcsicmp(fd.cFileName + len - extlen, ext) != 0)
             continue;
         wide_to_utf8(fd.cFileName, name, sizeof(name));
-        /* FindFirstFile matches 8.3 names too: check the real one's ending. */
-        if ((dot = strrchr(name, '.')) == NULL)
-            continue;
-        if (wcslen(fd.cFileName) < wcslen(ext) ||
-            _wcsicmp(fd.cFileName + wcslen(fd.cFileName) - wcslen(ext), ext) != 0)
-            continue;
-        name[strlen(name) - wcslen(ext)] = '\0';
-        fn(s, name, ctx);
+        name[strlen(name) - extlen] = '\0'; /* the extension is ASCII */
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            if ((grown = realloc(all, cap * sizeof(*all))) == NULL) {
+                r = KW_ERR_ALLOC;
+                break;
+            }
+            all = grown;
+        }
+        if ((all[count].name = strdup(name)) == NULL) {
+            r = KW_ERR_ALLOC;
+            break;
+        }
+        all[count++].created = ((ULONGLONG)fd.ftCreationTime.dwHighDateTime << 32) |
+                               fd.ftCreationTime.dwLowDateTime;
     } while (FindNextFileW(h, &fd));
     FindClose(h);
-    return 0;
+    if (r == 0 && count > 1)
+        qsort(all, count, sizeof(*all), found_cmp);
+    for (i = 0; i < count; i++) {
+        if (r == 0)
+            fn(s, all[i].name, ctx);
+        free(all[i].name);
+    }
+    free(all);
+    return r;
 }
 
 static void delete_one(struct win_key_store *s, const char *name, void *ctx)

@@ -3,8 +3,9 @@
 # driven by the Linux ssh-add through keyward-relay.exe (socat, as README's
 # WSL2 line):
 #   - added keys, with their constraints, are in the store, one file each,
-#     and are loaded again after a Ctrl-C and after a hard kill (kill -9, as
-#     taskkill /f); a lifetime runs on across the restart;
+#     and are loaded again, in the order they were added, after a Ctrl-C
+#     and after a hard kill (kill -9, as taskkill /f); a lifetime runs on
+#     across the restart;
 #   - ssh-add -d, ssh-add -D and expiry remove stored entries, and that
 #     holds after a restart; an entry that expired while the agent was
 #     stopped is deleted at load;
@@ -78,6 +79,9 @@ sddl=$(wine_run "$HELPER" dacl "$(winpath "$store_dir")" | tr -d '\r')
 sid=$(agent_sid)
 grep -qF "(A;OICI;FA;;;$sid)" <<<"$sddl" || fail "the store's folder does not grant $sid: $sddl"
 grep -qF "(A;OICI;FA;;;SY)" <<<"$sddl" || fail "the store's folder does not grant SYSTEM: $sddl"
+ssh-add "$work/k3" 2>/dev/null || fail "ssh-add k3"
+ssh-add -d "$work/k3" 2>/dev/null || fail "ssh-add -d k3"
+order=$(ssh-add -l | cut -d' ' -f2)
 stop_agent
 
 start
@@ -85,6 +89,7 @@ grep -q "2 keys loaded, 0 skipped, 0 expired" "$agent_log" || fail "not both key
 listed "$work/k1" || fail "k1 is not listed after a restart"
 listed "$work/k2" || fail "k2 is not listed after a restart"
 grep -q "loaded ED25519 .* (lifetime)" "$agent_log" || fail "k2's lifetime was not kept"
+[ "$(ssh-add -l | cut -d' ' -f2)" = "$order" ] || fail "the keys load in another order than they were added"
 echo "kept across Ctrl-C"
 
 # A hard kill (TerminateProcess, as taskkill /f): no shutdown at all.
