@@ -380,9 +380,6 @@ static int import_windows_agent(const struct options *o)
 
     init_secure_heap();
     open_audit_log(o->audit_path);
-    if (!win_process_elevated())
-        log_info("this shell is not elevated: Windows' agent service lets only SYSTEM and "
-                 "Administrators read its keys");
     status = key_store_win_import(o->key_store_dir, o->dry_run,
                                   audit_handle != INVALID_HANDLE_VALUE ? audit_write : NULL, NULL,
                                   stdout);

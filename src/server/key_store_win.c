@@ -313,6 +313,12 @@ int key_store_win_import(const char *dir, bool dry_run, audit_fn audit, void *au
     }
     if (r != 0) {
         fprintf(out, "%s\n", err);
+        if (r == KW_ERR_DENIED)
+            fprintf(out, "%s\n",
+                    win_process_elevated()
+                        ? "(This shell is elevated, and was refused all the same: the store's "
+                          "DACL is not the service's.)"
+                        : "(This shell is not elevated.)");
         if (audit != NULL) {
             struct audit_event ev;
 
