@@ -63,7 +63,7 @@ static int make_store_dir(const wchar_t *dir, char *err, size_t errsize)
     SECURITY_ATTRIBUTES sa;
     BOOL present = FALSE, defaulted = FALSE;
     PACL dacl = NULL;
-    DWORD e = 0;
+    DWORD e = 0, attrs;
     int r = 0;
 
     if (store_security(&sd) != 0) {
@@ -81,7 +81,8 @@ static int make_store_dir(const wchar_t *dir, char *err, size_t errsize)
         goto out;
     }
     /* There already: it must be a folder, and have our DACL whoever made it. */
-    if (!(GetFileAttributesW(dir) & FILE_ATTRIBUTE_DIRECTORY)) {
+    attrs = GetFileAttributesW(dir);
+    if (attrs == INVALID_FILE_ATTRIBUTES || !(attrs & FILE_ATTRIBUTE_DIRECTORY)) {
         snprintf(err, errsize, "it is not a folder");
         r = KW_ERR_SYSTEM;
         goto out;
