@@ -542,6 +542,18 @@ static LSTATUS read_service_key(HKEY keys, const wchar_t *wname, const char *nam
             goto denied;
         goto out;
     }
+    /*
+     * A key of a PKCS#11 token (ssh-add -s) is kept with its public blob as
+     * the default value (and the provider in "comment" or "provider"): its
+     * private part never left the token.
+     */
+    if ((blob_len == pub_len && memcmp(blob, pub, pub_len) == 0) ||
+        RegQueryValueExW(sub, L"provider", NULL, NULL, NULL, NULL) == ERROR_SUCCESS) {
+        snprintf(why, sizeof(why),
+                 "a PKCS#11 token's key (its private part is on the token, and keyward "
+                 "does not load PKCS#11 providers)");
+        goto out;
+    }
     in.cbData = blob_len;
     in.pbData = blob;
     if (!CryptUnprotectData(&in, NULL, NULL, NULL, NULL, CRYPTPROTECT_UI_FORBIDDEN, &out)) {

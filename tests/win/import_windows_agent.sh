@@ -1,8 +1,8 @@
 #!/bin/bash
 # keyward-agent.exe --import-windows-agent, under Wine (issue 18):
 #   - service_store.exe writes keys exactly as Windows' agent service keeps
-#     them (HKCU\SOFTWARE\OpenSSH\Agent\Keys\<fingerprint>), and four bad
-#     entries beside them;
+#     them (HKCU\SOFTWARE\OpenSSH\Agent\Keys\<fingerprint>), and five bad
+#     entries beside them (one a PKCS#11 token's key, which has no private part);
 #   - the store unreadable (its DACL as an unelevated shell meets it): the
 #     import says that an elevated shell of the same user is needed, and why;
 #   - --dry-run lists what it would import and skip, and writes nothing;
@@ -42,14 +42,14 @@ clear_service
 fp_ed=$(wine_run "$HELPER" add ed25519 "svc ed25519 key" "$(winpath "$work/ed.pub")" | tr -d '\r')
 fp_ec=$(wine_run "$HELPER" add ecdsa "svc-ecdsa" "$(winpath "$work/ec.pub")" | tr -d '\r')
 fp_rsa=$(wine_run "$HELPER" add rsa "svc-rsa" "$(winpath "$work/rsa.pub")" | tr -d '\r')
-for what in undecryptable nopriv mismatch garbage; do
+for what in undecryptable nopriv mismatch garbage pkcs11; do
     wine_run "$HELPER" bad "$what" >/dev/null || fail "service_store bad $what"
 done
 [ "$(ssh-keygen -lf "$work/ed.pub" | cut -d' ' -f2)" = "$fp_ed" ] ||
     fail "the helper's .pub does not match its entry"
 wine_run "$HELPER" dump >"$work/before" || fail "service_store dump"
-[ "$(cut -d' ' -f1 "$work/before" | sort -u | wc -l)" -eq 7 ] ||
-    fail "expected 7 entries in the service's store: $(cat "$work/before")"
+[ "$(cut -d' ' -f1 "$work/before" | sort -u | wc -l)" -eq 8 ] ||
+    fail "expected 8 entries in the service's store: $(cat "$work/before")"
 
 # ---- not elevated: the store's DACL lets only SYSTEM read ----
 wine_run "$HELPER" sysonly || fail "service_store sysonly"
@@ -74,7 +74,7 @@ import --dry-run || status=$?
 for fp in "$fp_ed" "$fp_ec" "$fp_rsa"; do
     grep -qF "would import" <<<"$(grep -F "$fp" <<<"$out")" || fail "dry run does not list $fp: $out"
 done
-[ "$(grep -c '^skipped ' <<<"$out")" -eq 4 ] || fail "dry run: expected 4 skipped: $out"
+[ "$(grep -c '^skipped ' <<<"$out")" -eq 5 ] || fail "dry run: expected 5 skipped: $out"
 grep -q "nothing written" <<<"$out" || fail "dry run does not say it wrote nothing: $out"
 [ -e "$store_dir" ] && fail "a dry run wrote the store"
 [ -s "$audit" ] && fail "a dry run wrote audit events: $(cat "$audit")"
@@ -90,19 +90,19 @@ for fp in "$fp_ed" "$fp_ec" "$fp_rsa"; do
     grep -q "^imported .* $fp" <<<"$out" || fail "$fp was not imported: $out"
 done
 for why in "cannot be decrypted" "incomplete: no private key" "is not the one its \"pub\" value names" \
-    "the private key does not parse"; do
+    "the private key does not parse" "a PKCS#11 token's key"; do
     grep -q "^skipped SHA256:.*$why" <<<"$out" || fail "not skipped for \"$why\": $out"
 done
-grep -q "3 keys imported, 4 skipped" <<<"$out" || fail "no summary: $out"
+grep -q "3 keys imported, 5 skipped" <<<"$out" || fail "no summary: $out"
 [ "$(ls "$store_dir"/*.key | wc -l)" -eq 3 ] || fail "expected 3 entries in keyward's store"
 wine_run "$HELPER" dump >"$work/after" || fail "service_store dump"
 cmp -s "$work/before" "$work/after" || fail "the import changed the service's store"
 [ "$(grep -c '"event":"import","outcome":"ok"' "$audit")" -eq 3 ] || fail "not 3 import events"
-[ "$(grep -c '"event":"import","outcome":"refused"' "$audit")" -eq 4 ] ||
-    fail "not 4 refused import events"
+[ "$(grep -c '"event":"import","outcome":"refused"' "$audit")" -eq 5 ] ||
+    fail "not 5 refused import events"
 grep '"event":"import","outcome":"ok"' "$audit" | grep -qF "\"key_fingerprint\":\"$fp_rsa\"" ||
     fail "the RSA key's import event does not name it"
-echo "import: 3 imported, 4 skipped, the service's store unchanged"
+echo "import: 3 imported, 5 skipped, the service's store unchanged"
 
 # ---- the agent loads them; the Linux tools use them ----
 socat UNIX-LISTEN:"$sock",fork,umask=077 \

@@ -6,7 +6,8 @@
  *   service_store add KIND COMMENT PUBFILE   a fresh key (ed25519, ecdsa, rsa);
  *                                            its OpenSSH .pub line goes to PUBFILE
  *   service_store bad WHAT                   an entry the import must skip:
- *                                            undecryptable, nopriv, mismatch, garbage
+ *                                            undecryptable, nopriv, mismatch, garbage,
+ *                                            pkcs11 (a token's key: no private part)
  *   service_store dump                       every subkey and value, hashed, sorted
  *   service_store clear                      deletes the whole store
  *   service_store sysonly                    the store's DACL: SYSTEM only (an
@@ -188,6 +189,14 @@ static void bad(const char *what)
         other = fresh_key("ed25519", &type);
         write_entry(fp, w.buf, w.len, other->blob, other->blob_len, type, what, true);
         key_free(other);
+    } else if (strcmp(what, "pkcs11") == 0) {
+        /* A token's key: the public blob as the default value, the provider as comment. */
+        write_entry(fp, w.buf, w.len, k->blob, k->blob_len, type, "C:\\token\\pkcs11.dll", false);
+        root = create_key(HKEY_CURRENT_USER, "SOFTWARE\\OpenSSH\\Agent\\Keys");
+        sub = create_key(root, fp);
+        set_binary(sub, NULL, k->blob, k->blob_len);
+        RegCloseKey(sub);
+        RegCloseKey(root);
     } else if (strcmp(what, "garbage") == 0) {
         /* Decrypts, but is not a private key: cut in the middle. */
         write_entry(fp, w.buf, w.len / 2, k->blob, k->blob_len, type, what, true);
