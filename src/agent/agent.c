@@ -1183,7 +1183,6 @@ int agent_restore(struct agent *ag, uint64_t now_ms, uint64_t now_wall,
                   const struct persist_record *rec, const uint8_t *pub, size_t pub_len, char *why,
                   size_t whysize)
 {
-    struct wire_reader r;
     struct dest_constraints dest;
     const struct identity *id;
     struct key *key = NULL;
@@ -1203,21 +1202,8 @@ int agent_restore(struct agent *ag, uint64_t now_ms, uint64_t now_wall,
         snprintf(why, whysize, "too many keys (the limit is %d)", KEYSTORE_MAX_IDENTITIES);
         return KW_ERR_TOO_LARGE;
     }
-    wire_reader_from_view(&r, rec->priv);
-    if ((err = key_from_private(&r, &key)) != 0 || (err = wire_reader_finish(&r)) != 0) {
-        snprintf(why, whysize, "the private key does not parse: %s", kw_strerror(err));
+    if ((err = persist_record_key(rec, pub, pub_len, &key, why, whysize)) != 0)
         goto out;
-    }
-    if (key->blob_len != pub_len || memcmp(key->blob, pub, pub_len) != 0) {
-        snprintf(why, whysize, "the private key is not the one the entry names");
-        err = KW_ERR_BAD_KEY;
-        goto out;
-    }
-    if (rec->comment.len != 0 && memchr(rec->comment.ptr, '\0', rec->comment.len) != NULL) {
-        snprintf(why, whysize, "the comment holds a NUL byte");
-        err = KW_ERR_BAD_FORMAT;
-        goto out;
-    }
     if ((comment = malloc(rec->comment.len + 1)) == NULL) {
         snprintf(why, whysize, "out of memory");
         err = KW_ERR_ALLOC;

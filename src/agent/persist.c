@@ -10,6 +10,7 @@
  */
 #include "agent/persist.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -62,4 +63,32 @@ int persist_record_read(const uint8_t *buf, size_t len, struct persist_record *r
         return KW_ERR_BAD_FORMAT;
     rec->confirm = confirm == 1;
     return wire_reader_finish(&r);
+}
+
+int persist_record_key(const struct persist_record *rec, const uint8_t *pub, size_t pub_len,
+                       struct key **out, char *why, size_t whysize)
+{
+    struct wire_reader r;
+    struct key *key = NULL;
+    int err;
+
+    *out = NULL;
+    wire_reader_from_view(&r, rec->priv);
+    if ((err = key_from_private(&r, &key)) != 0 || (err = wire_reader_finish(&r)) != 0) {
+        snprintf(why, whysize, "the private key does not parse: %s", kw_strerror(err));
+        key_free(key);
+        return err;
+    }
+    if (key->blob_len != pub_len || memcmp(key->blob, pub, pub_len) != 0) {
+        snprintf(why, whysize, "the private key is not the one the entry names");
+        key_free(key);
+        return KW_ERR_BAD_KEY;
+    }
+    if (rec->comment.len != 0 && memchr(rec->comment.ptr, '\0', rec->comment.len) != NULL) {
+        snprintf(why, whysize, "the comment holds a NUL byte");
+        key_free(key);
+        return KW_ERR_BAD_FORMAT;
+    }
+    *out = key;
+    return 0;
 }

@@ -67,4 +67,13 @@ void persist_record_write(const struct persist_record *rec, uint8_t *buf);
  */
 int persist_record_read(const uint8_t *buf, size_t len, struct persist_record *rec);
 
+/*
+ * Parses rec's private part into *out and checks it against what the
+ * entry says it is: exactly one private key, the one whose public blob is
+ * pub, and a comment without a NUL byte. Returns 0, or a KW_ERR_* code with
+ * why filled in. Used at load and by the import of Windows' agent's keys.
+ */
+int persist_record_key(const struct persist_record *rec, const uint8_t *pub, size_t pub_len,
+                       struct key **out, char *why, size_t whysize);
+
 #endif

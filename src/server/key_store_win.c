@@ -227,10 +227,8 @@ static void import_key(void *arg, const struct win_openssh_key *k)
 {
     struct import_ctx *ic = arg;
     struct persist_record rec;
-    struct wire_reader r;
     struct key *key = NULL;
     char why[300], comment[256], fp[KEY_FINGERPRINT_SIZE];
-    int err;
 
     memset(&rec, 0, sizeof(rec));
     comment[0] = '\0';
@@ -238,24 +236,13 @@ static void import_key(void *arg, const struct win_openssh_key *k)
         snprintf(why, sizeof(why), "%s", k->error);
         goto skip;
     }
-    wire_reader_init(&r, k->priv, k->priv_len);
-    if ((err = key_from_private(&r, &key)) != 0 || (err = wire_reader_finish(&r)) != 0) {
-        snprintf(why, sizeof(why), "the private key does not parse: %s", kw_strerror(err));
-        goto skip;
-    }
-    if (key->blob_len != k->pub_len || memcmp(key->blob, k->pub, k->pub_len) != 0) {
-        snprintf(why, sizeof(why), "the private key is not the one its \"pub\" value names");
-        goto skip;
-    }
-    if (k->comment_len != 0 && memchr(k->comment, '\0', k->comment_len) != NULL) {
-        snprintf(why, sizeof(why), "the comment holds a NUL byte");
-        goto skip;
-    }
-    snprintf(comment, sizeof(comment), "%.*s", (int)k->comment_len, (const char *)k->comment);
     rec.priv.ptr = k->priv;
     rec.priv.len = k->priv_len;
     rec.comment.ptr = k->comment;
     rec.comment.len = k->comment_len;
+    if (persist_record_key(&rec, k->pub, k->pub_len, &key, why, sizeof(why)) != 0)
+        goto skip;
+    snprintf(comment, sizeof(comment), "%.*s", (int)k->comment_len, (const char *)k->comment);
     key_fingerprint(key, fp, sizeof(fp));
     if (ic->dry_run) {
         fprintf(ic->out, "would import %s %s %s\n", key_short_name(key), fp, comment);
@@ -264,10 +251,10 @@ static void import_key(void *arg, const struct win_openssh_key *k)
         return;
     }
     if (!ic->opened) {
-        if (key_store_win_open(&ic->ks, ic->dir, why, sizeof(why)) != 0)
-            goto skip; /* ks.broken keeps why: every later key is skipped for it too */
+        /* Once: a store that does not open (ks.broken says why) skips every key. */
         ic->opened = true;
-        fprintf(ic->out, "key store: %s\n", ic->ks.files.path);
+        if (key_store_win_open(&ic->ks, ic->dir, why, sizeof(why)) == 0)
+            fprintf(ic->out, "key store: %s\n", ic->ks.files.path);
     }
     if (ic->ks.broken[0] != '\0') {
         snprintf(why, sizeof(why), "%s", ic->ks.broken);

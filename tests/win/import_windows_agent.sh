@@ -89,7 +89,7 @@ import || status=$?
 for fp in "$fp_ed" "$fp_ec" "$fp_rsa"; do
     grep -q "^imported .* $fp" <<<"$out" || fail "$fp was not imported: $out"
 done
-for why in "cannot be decrypted" "incomplete: no private key" "is not the one its \"pub\" value names" \
+for why in "cannot be decrypted" "incomplete: no private key" "is not the one the entry names" \
     "the private key does not parse" "a PKCS#11 token's key"; do
     grep -q "^skipped SHA256:.*$why" <<<"$out" || fail "not skipped for \"$why\": $out"
 done
