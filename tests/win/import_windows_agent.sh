@@ -16,20 +16,17 @@
 # clears it before and after.
 . "$(dirname "$0")/lib.sh" "$1"
 
-command -v socat >/dev/null || fail "socat is not installed (scripts/setup.sh installs it)"
 HELPER=$WIN_BUILD/tests/win/service_store.exe
 [ -f "$HELPER" ] || fail "$HELPER is not built (make win)"
 unset SSH_AUTH_SOCK
 
 pipe=$(pipe_for import)
 audit=$work/audit.log
-sock=$work/agent.sock
-socat_pid=
 clear_service() {
     wine_run "$HELPER" restore >/dev/null 2>&1 || true
     wine_run "$HELPER" clear || true
 }
-trap '[ -n "$socat_pid" ] && kill "$socat_pid" 2>/dev/null; clear_service; cleanup' EXIT
+trap 'clear_service; cleanup' EXIT
 
 import() {
     local status=0
@@ -105,12 +102,7 @@ grep '"event":"import","outcome":"ok"' "$audit" | grep -qF "\"key_fingerprint\":
 echo "import: 3 imported, 5 skipped, the service's store unchanged"
 
 # ---- the agent loads them; the Linux tools use them ----
-socat UNIX-LISTEN:"$sock",fork,umask=077 \
-    EXEC:"wine $RELAY - ${pipe//\\//}" </dev/null >/dev/null 2>"$work/socat.log" &
-socat_pid=$!
-for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
-[ -S "$sock" ] || fail "socat did not listen"
-export SSH_AUTH_SOCK=$sock
+start_socket_relay "$work/agent.sock" "$pipe"
 start_agent -a "$pipe" -l "$(winpath "$audit")"
 grep -q "3 keys loaded, 0 skipped" "$agent_log" || fail "the agent did not load the 3 imported keys"
 list=$(ssh-add -l 2>&1) || fail "ssh-add -l: $list"

@@ -20,15 +20,12 @@
 # is in docs/security.md.
 . "$(dirname "$0")/lib.sh" "$1"
 
-command -v socat >/dev/null || fail "socat is not installed (scripts/setup.sh installs it)"
 HELPER=$WIN_BUILD/tests/win/service_store.exe
 [ -f "$HELPER" ] || fail "$HELPER is not built (make win)"
 unset SSH_AUTH_SOCK
 
 pipe=$(pipe_for store)
 audit=$work/audit.log
-sock=$work/agent.sock
-socat_pid=
 # The read-only store: made immutable for root, who ignores mode bits.
 ro_dir=
 undo_ro() {
@@ -36,15 +33,9 @@ undo_ro() {
     chattr -i "$ro_dir" 2>/dev/null || true
     chmod u+w "$ro_dir" 2>/dev/null || true
 }
-trap 'undo_ro; [ -n "$socat_pid" ] && kill "$socat_pid" 2>/dev/null; cleanup' EXIT
+trap 'undo_ro; cleanup' EXIT
 
-# The Linux ssh tools reach the agent's pipe through keyward-relay.exe, one per client.
-socat UNIX-LISTEN:"$sock",fork,umask=077 \
-    EXEC:"wine $RELAY - ${pipe//\\//}" </dev/null >/dev/null 2>"$work/socat.log" &
-socat_pid=$!
-for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
-[ -S "$sock" ] || fail "socat did not listen"
-export SSH_AUTH_SOCK=$sock
+start_socket_relay "$work/agent.sock" "$pipe"
 
 start() {
     start_agent -a "$pipe" -l "$(winpath "$audit")" "$@"
