@@ -93,7 +93,8 @@ static int make_store_dir(const wchar_t *dir, char *err, size_t errsize)
                                   NULL, NULL, dacl, NULL);
         if (e != ERROR_SUCCESS)
             log_error("key store: cannot set the folder's DACL (error %lu); "
-                      "it keeps the one it has", e);
+                      "it keeps the one it has",
+                      e);
     }
 out:
     LocalFree(sd);
@@ -173,9 +174,8 @@ static DWORD write_file(const wchar_t *path, const uint8_t *buf, size_t len)
     return e;
 }
 
-int win_key_store_put(struct win_key_store *s, const char *name, const uint8_t *pub,
-                      size_t pub_len, const uint8_t *secret, size_t secret_len, char *why,
-                      size_t whysize)
+int win_key_store_put(struct win_key_store *s, const char *name, const uint8_t *pub, size_t pub_len,
+                      const uint8_t *secret, size_t secret_len, char *why, size_t whysize)
 {
     DATA_BLOB in, out = {0, NULL};
     struct wire_writer w;
@@ -202,7 +202,8 @@ int win_key_store_put(struct win_key_store *s, const char *name, const uint8_t *
         goto out;
     }
     snprintf(tmpext, sizeof(tmpext), ".%lu.tmp", GetCurrentProcessId());
-    if ((tmp = entry_path(s, name, tmpext)) == NULL || (final = entry_path(s, name, ".key")) == NULL) {
+    if ((tmp = entry_path(s, name, tmpext)) == NULL ||
+        (final = entry_path(s, name, ".key")) == NULL) {
         snprintf(why, whysize, "out of memory");
         r = KW_ERR_ALLOC;
         goto out;
@@ -302,8 +303,8 @@ static int each_file(struct win_key_store *s, const wchar_t *ext,
             r = KW_ERR_ALLOC;
             break;
         }
-        all[count++].created = ((ULONGLONG)fd.ftCreationTime.dwHighDateTime << 32) |
-                               fd.ftCreationTime.dwLowDateTime;
+        all[count++].created =
+            ((ULONGLONG)fd.ftCreationTime.dwHighDateTime << 32) | fd.ftCreationTime.dwLowDateTime;
     } while (FindNextFileW(h, &fd));
     FindClose(h);
     if (r == 0 && count > 1)
@@ -351,8 +352,8 @@ static DWORD read_file(const wchar_t *path, uint8_t **buf, size_t *len)
     uint8_t *b = NULL;
 
     *buf = NULL;
-    h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING,
-                    FILE_ATTRIBUTE_NORMAL, NULL);
+    h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL,
+                    NULL);
     if (h == INVALID_HANDLE_VALUE)
         return GetLastError();
     if (!GetFileSizeEx(h, &size)) {
@@ -414,7 +415,8 @@ static void load_one(struct win_key_store *s, const char *name, void *arg)
     }
     format = wire_get_u32(&r);
     if (r.error == 0 && format > WIN_KEY_STORE_FORMAT) {
-        snprintf(why, sizeof(why), "written by a newer keyward (entry format %lu; this one reads %d)",
+        snprintf(why, sizeof(why),
+                 "written by a newer keyward (entry format %lu; this one reads %d)",
                  (unsigned long)format, WIN_KEY_STORE_FORMAT);
         goto out;
     }
@@ -432,8 +434,8 @@ static void load_one(struct win_key_store *s, const char *name, void *arg)
     e.pub = pub.ptr;
     e.pub_len = pub.len;
     if (!wire_view_eq_str(sid, platform_user_sid())) {
-        snprintf(why, sizeof(why), "belongs to another user (%.*s)", (int)(sid.len > 100 ? 100 : sid.len),
-                 (const char *)sid.ptr);
+        snprintf(why, sizeof(why), "belongs to another user (%.*s)",
+                 (int)(sid.len > 100 ? 100 : sid.len), (const char *)sid.ptr);
         goto out;
     }
     in.cbData = (DWORD)prot.len;
@@ -591,8 +593,8 @@ int win_openssh_keys_each(win_openssh_key_fn fn, void *ctx, char *err, size_t er
     LSTATUS e;
     int r = 0;
 
-    e = RegOpenKeyExW(HKEY_CURRENT_USER, L"" WIN_OPENSSH_KEYS_PATH, 0,
-                      KEY_READ | KEY_WOW64_64KEY, &keys);
+    e = RegOpenKeyExW(HKEY_CURRENT_USER, L"" WIN_OPENSSH_KEYS_PATH, 0, KEY_READ | KEY_WOW64_64KEY,
+                      &keys);
     if (e == ERROR_FILE_NOT_FOUND) {
         snprintf(err, errsize, "HKEY_CURRENT_USER\\%s does not exist: the service holds no keys",
                  WIN_OPENSSH_KEYS_PATH);

@@ -47,17 +47,16 @@ void win_key_store_close(struct win_key_store *s);
  * Writes entry name (a file name without extension), replacing any, in
  * one atomic step. Returns 0 or a KW_ERR_* code with why filled in.
  */
-int win_key_store_put(struct win_key_store *s, const char *name, const uint8_t *pub,
-                      size_t pub_len, const uint8_t *secret, size_t secret_len, char *why,
-                      size_t whysize);
+int win_key_store_put(struct win_key_store *s, const char *name, const uint8_t *pub, size_t pub_len,
+                      const uint8_t *secret, size_t secret_len, char *why, size_t whysize);
 /* Deletes entry name; a missing one is no error. Returns 0 or KW_ERR_SYSTEM (logged). */
 int win_key_store_delete(struct win_key_store *s, const char *name);
 /* Deletes every entry. Returns 0 or KW_ERR_SYSTEM if one could not go (logged). */
 int win_key_store_delete_all(struct win_key_store *s);
 
 struct win_key_store_entry {
-    const char *name;      /* the file name without .key */
-    const uint8_t *pub;    /* NULL if the entry could not be read that far */
+    const char *name;   /* the file name without .key */
+    const uint8_t *pub; /* NULL if the entry could not be read that far */
     size_t pub_len;
     const uint8_t *secret; /* decrypted; NULL if error is set. Cleared after the call */
     size_t secret_len;

@@ -248,8 +248,8 @@ static void test_store_fails(void)
     CHECK_EQ(add_key(&ag, &c, k, "k", NULL, 0), SSH_AGENT_SUCCESS);
     CHECK_EQ(ag.keys.count, 1); /* in memory all the same */
     CHECK(strstr(last_audit, "\"event\":\"add\",\"outcome\":\"ok\"") != NULL);
-    CHECK(strstr(last_audit,
-                  "\"warning\":\"kept in memory only, not stored: the disk is full\"") != NULL);
+    CHECK(strstr(last_audit, "\"warning\":\"kept in memory only, not stored: the disk is full\"") !=
+          NULL);
     store.fail = 0;
     CHECK_EQ(add_key(&ag, &c, k, "k", NULL, 0), SSH_AGENT_SUCCESS);
     CHECK(strstr(last_audit, "warning") == NULL);
@@ -379,9 +379,9 @@ static void test_destinations_kept(void)
     CHECK(rec.dest.len > 0);
 
     agent_init(&to, 0);
-    CHECK_EQ(agent_restore(&to, 500, (uint64_t)time(NULL), &rec, k->blob, k->blob_len, why,
-                           sizeof(why)),
-             0);
+    CHECK_EQ(
+        agent_restore(&to, 500, (uint64_t)time(NULL), &rec, k->blob, k->blob_len, why, sizeof(why)),
+        0);
     CHECK_EQ(to.keys.count, 1);
     CHECK_EQ(to.keys.count == 1 ? to.keys.ids[0]->dest.count : 0, 1);
 

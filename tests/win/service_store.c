@@ -277,8 +277,8 @@ int main(int argc, char **argv)
         LocalFree(sd);
     } else if (argc == 2 && (strcmp(argv[1], "sysonly") == 0 || strcmp(argv[1], "restore") == 0)) {
         /* The owner may always change the DACL, so restore undoes sysonly. */
-        const char *sddl = strcmp(argv[1], "sysonly") == 0 ? "D:P(A;;GA;;;SY)"
-                                                            : "D:P(A;;GA;;;SY)(A;;GA;;;BA)";
+        const char *sddl =
+            strcmp(argv[1], "sysonly") == 0 ? "D:P(A;;GA;;;SY)" : "D:P(A;;GA;;;SY)(A;;GA;;;BA)";
         PSECURITY_DESCRIPTOR sd = NULL;
         HKEY k;
 
@@ -292,7 +292,8 @@ int main(int argc, char **argv)
         RegCloseKey(k);
         LocalFree(sd);
     } else {
-        fprintf(stderr, "usage: service_store add KIND COMMENT PUBFILE | bad WHAT | dump | clear\n");
+        fprintf(stderr, "usage: service_store add KIND COMMENT PUBFILE | bad WHAT | dump | clear | "
+                        "sysonly | restore | dacl PATH\n");
         return 2;
     }
     return 0;
