@@ -32,6 +32,7 @@ struct outcome {
     struct key *key;                   /* the key the request named, if it parsed (a reference) */
     char comment[128];                 /* its comment, when the agent holds it */
     char dest_user[USERAUTH_MAX_USER]; /* the user of the userauth request signed */
+    char warning[256];                 /* done, but not all of it: an added key not stored */
     uint8_t fail_code;                 /* reply code on failure */
 };
 
@@ -46,6 +47,7 @@ void agent_init(struct agent *ag, uint32_t default_lifetime_secs)
     ag->audit = NULL;
     ag->audit_ctx = NULL;
     provider_set_init(&ag->providers);
+    ag->persist = NULL;
 }
 
 void agent_cleanup(struct agent *ag)
@@ -214,11 +216,15 @@ uint64_t agent_expire(struct agent *ag, uint64_t now_ms)
     uint64_t next = 0;
     size_t i;
 
-    if (ag->audit != NULL) {
+    if (ag->audit != NULL || ag->persist != NULL) {
         for (i = 0; i < ag->keys.count; i++) {
             const struct identity *id = ag->keys.ids[i];
 
             if (id->expires_ms == 0 || id->expires_ms > now_ms)
+                continue;
+            if (ag->persist != NULL)
+                ag->persist->forget(ag->persist->ctx, id->key);
+            if (ag->audit == NULL)
                 continue;
             char comment[128];
 
@@ -300,7 +306,7 @@ static const char *audit_event_name(uint8_t type)
  */
 static void audit_request(struct agent *ag, const struct agent_conn *c, uint8_t type, bool ok,
                           const struct key *key, const char *comment, const char *dest_user,
-                          const char *reason)
+                          const char *reason, const char *warning)
 {
     struct audit_event ev;
     const char *name = audit_event_name(type);
@@ -321,6 +327,27 @@ static void audit_request(struct agent *ag, const struct agent_conn *c, uint8_t 
     ev.dest_hostkey = ev.bound ? c->bindings.slots[c->bindings.count - 1].hostkey : NULL;
     ev.dest_user = dest_user && dest_user[0] ? dest_user : NULL;
     ev.reason = ok ? NULL : reason;
+    ev.warning = warning && warning[0] ? warning : NULL;
+    ag->audit(ag->audit_ctx, &ev);
+}
+
+void agent_audit_note(struct agent *ag, const char *event, bool ok, const struct key *key,
+                      const char *comment, const char *reason)
+{
+    struct audit_event ev;
+    char cut[128];
+
+    if (ag->audit == NULL)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.event = event;
+    ev.outcome = ok ? "ok" : "refused";
+    ev.key = key;
+    if (comment != NULL && comment[0] != '\0') {
+        snprintf(cut, sizeof(cut), "%s", comment); /* cut like every other event's */
+        ev.comment = cut;
+    }
+    ev.reason = reason;
     ag->audit(ag->audit_ctx, &ev);
 }
 
@@ -587,6 +614,34 @@ static int check_room(const struct agent *ag, const struct identity *existing,
     return 0;
 }
 
+/*
+ * Hands a key just added to the store: the private part as it came, and
+ * the constraints, a lifetime as its absolute expiry. A store that fails
+ * leaves the key in memory only: the add has succeeded, with a warning.
+ */
+static void persist_added(struct agent *ag, const struct agent_conn *conn,
+                          const struct agent_request *req, const struct key *key,
+                          const char *comment, uint32_t lifetime, struct outcome *o)
+{
+    const struct add_constraints *c = &req->u.add.constraints;
+    struct persist_record rec;
+    char why[200];
+
+    memset(&rec, 0, sizeof(rec));
+    rec.priv = req->u.add.priv;
+    rec.comment.ptr = (const uint8_t *)comment;
+    rec.comment.len = strlen(comment);
+    rec.confirm = c->confirm;
+    rec.dest = c->dest_raw;
+    if (c->has_lifetime || lifetime != 0)
+        rec.expires = wall_now() + lifetime;
+    why[0] = '\0';
+    if (ag->persist->put(ag->persist->ctx, key, &rec, why, sizeof(why)) != 0) {
+        snprintf(o->warning, sizeof(o->warning), "kept in memory only, not stored: %s", why);
+        log_error("conn %lu: %s %s", conn->id, o->detail, o->warning);
+    }
+}
+
 static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms,
                       struct agent_request *req, struct wire_writer *w, struct outcome *o)
 {
@@ -595,6 +650,8 @@ static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms
     uint64_t expires = 0;
     uint32_t lifetime = c->has_lifetime ? c->lifetime_secs : ag->default_lifetime_secs;
     size_t hops = c->dest.count;
+    struct key *key;
+    char *comment;
     int err;
 
     describe_key(o, req->u.add.key);
@@ -613,11 +670,14 @@ static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms
     }
     if ((err = check_room(ag, existing, req->u.add.key, req->u.add.comment, o)) != 0)
         return err;
-    if ((err = keystore_add(&ag->keys, req->u.add.key, req->u.add.comment, expires, c->confirm,
-                            &c->dest)) != 0)
+    key = req->u.add.key;
+    comment = req->u.add.comment;
+    if ((err = keystore_add(&ag->keys, key, comment, expires, c->confirm, &c->dest)) != 0)
         return err;
     req->u.add.key = NULL; /* now owned by the keystore */
     req->u.add.comment = NULL;
+    if (ag->persist != NULL)
+        persist_added(ag, conn, req, key, comment, lifetime, o);
     if (expires != 0 || c->confirm || hops != 0) {
         size_t n = strlen(o->detail);
 
@@ -658,6 +718,8 @@ static int handle_remove(struct agent *ag, const struct agent_conn *conn,
         o->why = o->whybuf;
         return KW_ERR_NOT_FOUND;
     }
+    if (id != NULL && ag->persist != NULL)
+        ag->persist->forget(ag->persist->ctx, id->key);
     if ((err = keystore_remove(&ag->keys, req->u.remove.key_blob.ptr,
                                req->u.remove.key_blob.len)) != 0)
         return err;
@@ -669,6 +731,8 @@ static int handle_remove_all(struct agent *ag, struct wire_writer *w, struct out
 {
     size_t n = keystore_remove_all(&ag->keys), modules = ag->providers.count;
 
+    if (ag->persist != NULL)
+        ag->persist->forget_all(ag->persist->ctx);
     /*
      * The modules go too, their helpers stopped: with no identity left
      * they serve nothing, and ssh-add -s can load them again at once
@@ -1247,7 +1311,7 @@ done:
                  (unsigned)req.type, o.detail[0] ? " " : "", o.detail, proto_type_name(o.fail_code),
                  o.why ? o.why : kw_strerror(err));
         audit_request(ag, c, req.type, false, o.key, o.comment, o.dest_user,
-                      o.why ? o.why : kw_strerror(err));
+                      o.why ? o.why : kw_strerror(err), NULL);
     } else if (reply->job != NULL) {
         log_debug("conn %lu: %s(%u) %s -> %s", c->id, proto_type_name(req.type), (unsigned)req.type,
                   o.detail,
@@ -1256,7 +1320,7 @@ done:
     } else {
         log_debug("conn %lu: %s(%u)%s%s -> %s", c->id, proto_type_name(req.type),
                   (unsigned)req.type, o.detail[0] ? " " : "", o.detail, proto_type_name(w->buf[0]));
-        audit_request(ag, c, req.type, true, o.key, o.comment, o.dest_user, NULL);
+        audit_request(ag, c, req.type, true, o.key, o.comment, o.dest_user, NULL, o.warning);
     }
     key_free(o.key);
     proto_request_free(&req);
@@ -1324,16 +1388,17 @@ static void audit_job(struct agent *ag, const struct agent_conn *c, struct agent
     const struct agent_sign_job *sj;
 
     if (is_lock_job(job)) {
-        audit_request(ag, c, job_request_type(job), ok, NULL, NULL, NULL, why);
+        audit_request(ag, c, job_request_type(job), ok, NULL, NULL, NULL, why, NULL);
         return;
     }
     if (job->kind == AGENT_JOB_PROVIDER_ADD) {
         audit_request(ag, c, SSH_AGENTC_ADD_SMARTCARD_KEY, ok, NULL, agent_provider_job(job)->path,
-                      NULL, why);
+                      NULL, why, NULL);
         return;
     }
     sj = agent_sign_job(job);
-    audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, ok, sj->subject, sj->comment, sj->dest_user, why);
+    audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, ok, sj->subject, sj->comment, sj->dest_user, why,
+                  NULL);
 }
 
 /*
@@ -1489,4 +1554,65 @@ void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *
               job_detail(job), proto_type_name(reply->msg.buf[0]));
     audit_job(ag, c, job, true, NULL);
     agent_job_free(job);
+}
+
+/* ---- keys a store kept (persist.h) ---- */
+
+int agent_restore(struct agent *ag, uint64_t now_ms, uint64_t now_wall,
+                  const struct persist_record *rec, const uint8_t *pub, size_t pub_len, char *why,
+                  size_t whysize)
+{
+    struct dest_constraints dest;
+    const struct identity *id;
+    struct key *key = NULL;
+    char *comment = NULL;
+    uint64_t expires = 0;
+    size_t used, size;
+    int err;
+
+    memset(&dest, 0, sizeof(dest));
+    if (rec->expires != 0 && rec->expires <= now_wall)
+        return AGENT_RESTORE_EXPIRED;
+    if (!key_secure_heap_has_room(&used, &size)) {
+        snprintf(why, whysize, "too many keys: secure heap reserve reached");
+        return KW_ERR_TOO_LARGE;
+    }
+    if (ag->keys.count >= KEYSTORE_MAX_IDENTITIES) {
+        snprintf(why, whysize, "too many keys (the limit is %d)", KEYSTORE_MAX_IDENTITIES);
+        return KW_ERR_TOO_LARGE;
+    }
+    if ((err = persist_record_key(rec, pub, pub_len, &key, why, whysize)) != 0)
+        goto out;
+    if ((comment = malloc(rec->comment.len + 1)) == NULL) {
+        snprintf(why, whysize, "out of memory");
+        err = KW_ERR_ALLOC;
+        goto out;
+    }
+    if (rec->comment.len)
+        memcpy(comment, rec->comment.ptr, rec->comment.len);
+    comment[rec->comment.len] = '\0';
+    if (rec->dest.len != 0 && (err = dest_decode(rec->dest, &dest)) != 0) {
+        snprintf(why, whysize, "the destination constraints: %s", kw_strerror(err));
+        goto out;
+    }
+    if (rec->expires != 0)
+        expires = now_ms + (rec->expires - now_wall) * 1000;
+    if ((err = keystore_add(&ag->keys, key, comment, expires, rec->confirm, &dest)) != 0) {
+        snprintf(why, whysize, "%s", kw_strerror(err));
+        goto out;
+    }
+    /* The keystore owns key, comment and dest now; the identity names them. */
+    id = keystore_find(&ag->keys, key->blob, key->blob_len);
+    log_info("loaded %s %s%s%s%s", key_short_name(key), id->fp, expires ? " (lifetime)" : "",
+             rec->confirm ? " (confirm)" : "", id->dest.count != 0 ? " (permitted hops)" : "");
+    agent_audit_note(ag, "load", true, key, comment, NULL);
+    return 0;
+out:
+    key_free(key);
+    dest_free(&dest);
+    if (comment != NULL) {
+        kw_memzero(comment, strlen(comment));
+        free(comment);
+    }
+    return err;
 }

@@ -23,6 +23,7 @@
 #include "agent/keystore.h"
 #include "agent/lock.h"
 #include "agent/provider.h"
+#include "agent/persist.h"
 #include "base/wire.h"
 
 struct agent_conn;
@@ -53,6 +54,8 @@ struct agent {
     void *audit_ctx;
     /* PKCS#11 modules loaded, who may load them, and the transport's hook to stop one. */
     struct provider_set providers;
+    /* Where added keys are kept across restarts (Windows); NULL: nowhere. */
+    const struct agent_persist *persist;
 };
 
 /*
@@ -259,6 +262,26 @@ void agent_provider_lost(struct agent *ag, void *host, const char *why);
 
 /* Drops expired keys; returns the next expiry (monotonic ms) or 0 if none. */
 uint64_t agent_expire(struct agent *ag, uint64_t now_ms);
+
+/*
+ * Adds an identity a store kept (persist.h), at start, before any client.
+ * pub is the public blob the store filed the entry under: the key must be
+ * that one. Returns 0 (the audit log gets a "load" event), AGENT_RESTORE_EXPIRED
+ * if the record's expiry has passed (nothing loaded: the caller deletes
+ * the entry), or a KW_ERR_* code with why filled in. now_wall is seconds
+ * since the epoch; now_ms the monotonic clock agent_handle() is given.
+ */
+#define AGENT_RESTORE_EXPIRED 1
+int agent_restore(struct agent *ag, uint64_t now_ms, uint64_t now_wall,
+                  const struct persist_record *rec, const uint8_t *pub, size_t pub_len, char *why,
+                  size_t whysize);
+
+/*
+ * Sends an event that is not a request's to the audit log, if there is one
+ * (a stored entry that could not be loaded, say). key and comment may be NULL.
+ */
+void agent_audit_note(struct agent *ag, const char *event, bool ok, const struct key *key,
+                      const char *comment, const char *reason);
 
 /* The extension names answered by "query", NULL-terminated. */
 extern const char *const agent_extensions[];

@@ -126,6 +126,7 @@ size_t audit_format_json(const struct audit_event *ev, time_t now, char *buf, si
     }
     put_string(&o, "dest_user", ev->dest_user);
     put_string(&o, "reason", ev->reason);
+    put_string(&o, "warning", ev->warning);
     put(&o, "}");
     if (o.overflow) {
         buf[0] = '\0';

@@ -124,6 +124,7 @@ static int decode_constraints(struct wire_reader *r, struct add_constraints *c, 
                 return KW_ERR_CONSTRAINT;
             if ((err = dest_decode(body, &c->dest)) != 0)
                 return err;
+            c->dest_raw = body;
             break;
         }
         default:
@@ -138,10 +139,13 @@ static int decode_constraints(struct wire_reader *r, struct add_constraints *c, 
 static int decode_add(struct wire_reader *r, struct agent_request *req, bool constrained)
 {
     struct wire_view comment;
+    size_t start = r->pos;
     int err;
 
     if ((err = key_from_private(r, &req->u.add.key)) != 0)
         return err;
+    req->u.add.priv.ptr = r->data + start;
+    req->u.add.priv.len = r->pos - start;
     comment = wire_get_string(r);
     if (r->error)
         return r->error;

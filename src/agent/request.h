@@ -35,6 +35,7 @@ struct add_constraints {
     bool certs_only;
     struct key **certs;
     size_t ncerts;
+    struct wire_view dest_raw;    /* dest's encoded body, as it came (for the key store) */
 };
 
 /* Frees what the constraints own (destinations and certificates). */
@@ -49,8 +50,9 @@ struct agent_request {
             uint32_t flags;
         } sign;
         struct {
-            struct key *key; /* owned by the request until taken */
-            char *comment;   /* owned by the request until taken */
+            struct key *key;       /* owned by the request until taken */
+            char *comment;         /* owned by the request until taken */
+            struct wire_view priv; /* the private part exactly as it came, type string on */
             struct add_constraints constraints;
         } add;
         struct {
