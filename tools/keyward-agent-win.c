@@ -60,22 +60,31 @@ struct options {
     const char *pipe_name;
     const char *audit_path; /* -l */
     uint32_t lifetime;
-    bool no_key_store;         /* --no-key-store */
-    const char *key_store_dir; /* --key-store; NULL: %LOCALAPPDATA%\keyward\keys */
-    bool import;               /* --import-windows-agent */
-    bool dry_run;              /* --dry-run */
+    bool no_key_store;             /* --no-key-store */
+    const char *key_store_dir;     /* --key-store; NULL: %LOCALAPPDATA%\keyward\keys */
+    bool import;                   /* --import-windows-agent */
+    bool dry_run;                  /* --dry-run */
+    enum key_fp_hash fp_hash;      /* -E */
+    const char *allowed_providers; /* -P; NULL: any module a local client names */
+    bool allow_remote_providers;   /* -O allow-remote-pkcs11 */
+    bool websafe_option;           /* -O no-restrict-websafe or websafe-allow= (FIDO) */
 };
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s [-Dd] [-a \\\\.\\pipe\\NAME] [-l file] [-t life]\n"
+            "usage: %s [-Dd] [-a \\\\.\\pipe\\NAME] [-E hash] [-l file] [-O option]\n"
+            "                     [-P providers] [-t life]\n"
             "                     [--key-store DIR | --no-key-store]\n"
             "       %s --import-windows-agent [--dry-run] [--key-store DIR] [-l file]\n"
             "\n"
             "  -a pipe    serve this named pipe (default %s)\n"
             "  -D         stay in the foreground (always so on Windows)\n"
             "  -d         log every request to stderr\n"
+            "  -E hash    fingerprints in logs and prompts: sha256 (default) or md5\n"
+            "  -O option  allow-remote-pkcs11: forwarded clients may load PKCS#11 modules\n"
+            "  -P providers  pattern-list of PKCS#11 module paths that may be loaded\n"
+            "             (default: any, for local clients)\n"
             "  -l file    append an audit log (JSON lines) to file; - for stderr\n"
             "  -t life    default lifetime of added keys (e.g. 600, 10m, 1h30m)\n"
             "  --key-store DIR  keep added keys (DPAPI-protected) in DIR\n"
@@ -110,6 +119,20 @@ static void unsupported(int ch)
     default:
         cli_die("running a command under the agent is not supported on Windows");
     }
+}
+
+/* keyward-pkcs11-helper.exe beside this program; NULL if it is not there. */
+static const char *find_pkcs11_helper(void)
+{
+    static char path[MAX_PATH + 64];
+    size_t len = sizeof(path);
+    char *slash;
+
+    if (uv_exepath(path, &len) != 0 || (slash = strrchr(path, '\\')) == NULL ||
+        (size_t)(slash - path) + sizeof("\\keyward-pkcs11-helper.exe") > sizeof(path))
+        return NULL;
+    strcpy(slash, "\\keyward-pkcs11-helper.exe");
+    return GetFileAttributesA(path) != INVALID_FILE_ATTRIBUTES ? path : NULL;
 }
 
 /* \\.\pipe\NAME with a non-empty NAME and no further backslash, as Windows requires. */
@@ -161,13 +184,25 @@ static void parse_args(int argc, char **argv, struct options *o)
                 cli_die("invalid lifetime \"%s\": use seconds or a time like 10m or 1h30m", optarg);
             break;
         case 'E':
-            if (strcmp(optarg, "sha256") != 0)
-                cli_die("fingerprint hash \"%s\" is not supported (only sha256)", optarg);
+            if (key_fp_hash_from_name(optarg, &o->fp_hash) != 0)
+                cli_die("invalid fingerprint hash \"%s\": use sha256 or md5", optarg);
             break;
         case 'O':
+            /* As ssh-agent checks them (keyward-agent(1)). */
+            if (strcmp(optarg, "allow-remote-pkcs11") == 0)
+                o->allow_remote_providers = true;
+            else if (strcmp(optarg, "no-restrict-websafe") == 0 ||
+                     strncmp(optarg, "websafe-allow=", 14) == 0)
+                o->websafe_option = true;
+            else
+                cli_die("unknown -O option \"%s\": use allow-remote-pkcs11, "
+                        "no-restrict-websafe or websafe-allow=LIST",
+                        optarg);
+            break;
         case 'P':
-            fprintf(stderr, "%s: ignoring -%c %s: providers are not supported\n", cli_progname, ch,
-                    optarg);
+            if (o->allowed_providers != NULL)
+                cli_die("-P given twice");
+            o->allowed_providers = optarg;
             break;
         case 'S':
             o->key_store_dir = optarg;
@@ -339,6 +374,14 @@ static int run_agent(const struct options *o)
         log_info("key store off (--no-key-store): keys are kept in memory only");
     }
     server_init(&rt.server, &rt.loop, &rt.agent);
+    /*
+     * PKCS#11 modules: any path a local client names unless -P narrows it
+     * (Windows has no /usr/lib; the pipe admits only this user and SYSTEM,
+     * and forwarded clients still need -O allow-remote-pkcs11).
+     */
+    rt.agent.providers.allowed = o->allowed_providers != NULL ? o->allowed_providers : "*";
+    rt.agent.providers.allow_remote = o->allow_remote_providers;
+    rt.server.providers.helper_path = find_pkcs11_helper();
     if ((r = server_listen_name(&rt.server, o->pipe_name)) != 0) {
         /*
          * Lost a race with another server since the check in main()?
@@ -404,6 +447,12 @@ int main(int argc, char **argv)
 
     parse_args(argc, argv, &o);
     log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
+    key_fingerprint_set_hash(o.fp_hash);
+    if (o.websafe_option)
+        fprintf(stderr,
+                "%s: note: -O no-restrict-websafe and websafe-allow have no effect: "
+                "keyward-agent holds no FIDO keys\n",
+                cli_progname);
     if (platform_init_user(err, sizeof(err)) != 0)
         cli_die("%s", err);
     if (o.import)

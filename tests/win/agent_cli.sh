@@ -58,8 +58,11 @@ expect_error -t soon "invalid lifetime"
 expect_error --key-store 'C:\k' --no-key-store "contradict each other"
 expect_error --dry-run "--dry-run goes with --import-windows-agent"
 expect_error --import-windows-agent --no-key-store "needs the key store"
+expect_error -E sha1 "invalid fingerprint hash"
+expect_error -O frobnicate "unknown -O option"
+expect_error -P 'C:\\a\\*' -P 'C:\\b\\*' "-P given twice"
 help=$(wine_run "$AGENT" --help)
-for opt in --key-store --no-key-store --import-windows-agent --dry-run; do
+for opt in --key-store --no-key-store --import-windows-agent --dry-run -E -O -P; do
     grep -qF -- "$opt" <<<"$help" || fail "--help does not mention $opt"
 done
 echo "PASS"
