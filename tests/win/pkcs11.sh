@@ -13,7 +13,8 @@ for f in "$HELPER" "$PCLIENT" "$MODULE"; do
 done
 # Under Wine, drive Z: is the Linux root.
 winpath() {
+    # shellcheck disable=SC1003 # a backslash, not an escape
     printf 'Z:%s' "$1" | tr / '\\'
 }
-cd "$work"
+cd "$work" || exit 1
 wine_run "$PCLIENT" "$(winpath "$HELPER")" "$(winpath "$MODULE")"

@@ -58,9 +58,9 @@ static int helper_start(struct helper *h, const char *exe, const char *bad)
 
     snprintf(name, sizeof(name), "\\\\.\\pipe\\keyward-test-pkcs11-%lu-%d",
              (unsigned long)GetCurrentProcessId(), tests);
-    h->pipe = CreateNamedPipeA(name, PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE,
-                               PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT, 1, 65536, 65536,
-                               0, NULL);
+    h->pipe =
+        CreateNamedPipeA(name, PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE,
+                         PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT, 1, 65536, 65536, 0, NULL);
     if (h->pipe == INVALID_HANDLE_VALUE) {
         fprintf(stderr, "CreateNamedPipe: %lu\n", (unsigned long)GetLastError());
         return -1;
@@ -243,8 +243,7 @@ int main(int argc, char **argv)
     if (helper_start(&h, argv[1], "garbage") != 0)
         return 1;
     wire_writer_reset(&blob);
-    check(load(&h, "Z:\\nonexistent\\nothing.dll", &blob, comment, sizeof(comment)) ==
-              HELPER_FAIL,
+    check(load(&h, "Z:\\nonexistent\\nothing.dll", &blob, comment, sizeof(comment)) == HELPER_FAIL,
           "a module that does not exist: FAIL");
     helper_stop(&h);
 
