@@ -1,7 +1,9 @@
 /*
- * keyward fuzzing: the provider helper protocol's request decoder,
- * helper_request_decode() (src/proto/helper_msg.c), which reads every
- * message keyward-pkcs11-helper receives (docs/providers.md).
+ * keyward fuzzing: the provider helper protocol's decoders
+ * (src/proto/helper_msg.c): helper_request_decode(), which reads every
+ * message keyward-pkcs11-helper receives, and helper_reply_decode() with
+ * helper_keys_next(), which read its replies for the agent
+ * (docs/providers.md).
  *
  * Input: one message body, type byte first. Beyond the sanitizers it
  * checks that:
@@ -10,7 +12,9 @@
  *     nothing the agent could not have sent and drops nothing it did send;
  *   - the views it returns lie inside the input;
  *   - a type other than LOAD and SIGN is refused as such (KW_ERR_KEY_TYPE),
- *     and nothing is refused without an error code.
+ *     and nothing is refused without an error code;
+ *   - the same for replies (KEYS, SIGNATURE, FAIL): canonical, and a KEYS
+ *     that decodes yields exactly its count of pairs, none failing.
  * The reply encoders run on the decoded fields too, for the sanitizers.
  */
 #include <string.h>
@@ -37,12 +41,58 @@ static int inside(struct wire_view v, const uint8_t *data, size_t size)
            (v.ptr >= data && v.len <= size && v.ptr - data <= (ptrdiff_t)(size - v.len));
 }
 
+static void replies(const uint8_t *data, size_t size)
+{
+    struct helper_reply rep;
+    struct wire_reader r;
+    struct wire_view blob, comment;
+    struct wire_writer w;
+    uint32_t i;
+    int err;
+
+    err = helper_reply_decode(data, size, &rep);
+    if (err != 0) {
+        FUZZ_ASSERT(err < 0);
+        if (size > 0 && data[0] != HELPER_KEYS && data[0] != HELPER_SIGNATURE &&
+            data[0] != HELPER_FAIL)
+            FUZZ_ASSERT(err == KW_ERR_KEY_TYPE);
+        return;
+    }
+    FUZZ_ASSERT(size > 0 && rep.type == data[0]);
+    wire_writer_init(&w);
+    switch (rep.type) {
+    case HELPER_KEYS:
+        FUZZ_ASSERT(inside(rep.keys, data, size));
+        helper_put_keys_begin(&w, rep.nkeys);
+        wire_reader_from_view(&r, rep.keys);
+        for (i = 0; i < rep.nkeys; i++) {
+            FUZZ_ASSERT(helper_keys_next(&r, &blob, &comment) == 0);
+            wire_put_view(&w, blob);
+            wire_put_view(&w, comment);
+        }
+        FUZZ_ASSERT(wire_reader_finish(&r) == 0);
+        break;
+    case HELPER_SIGNATURE:
+        FUZZ_ASSERT(inside(rep.sig, data, size));
+        helper_put_signature(&w, rep.sig.ptr, rep.sig.len);
+        break;
+    default:
+        FUZZ_ASSERT(rep.type == HELPER_FAIL && inside(rep.reason, data, size));
+        wire_put_u8(&w, HELPER_FAIL);
+        wire_put_view(&w, rep.reason);
+        break;
+    }
+    FUZZ_ASSERT(w.error == 0 && w.len == size && memcmp(w.buf, data, size) == 0);
+    wire_writer_free(&w);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct helper_request req;
     struct wire_writer w;
     int r;
 
+    replies(data, size);
     r = helper_request_decode(data, size, &req);
     if (r != 0) {
         FUZZ_ASSERT(r < 0);

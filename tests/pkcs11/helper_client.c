@@ -261,6 +261,7 @@ static void softhsm_tests(const char *dir)
     struct helper h;
     struct wire_reader r;
     struct wire_view blob, comment;
+    struct helper_reply rep;
     char path[4096], label[128], *module, *pin;
     uint8_t *body;
     size_t len;
@@ -310,12 +311,12 @@ static void softhsm_tests(const char *dir)
     t = load(&h, module, pin, &body, &len);
     check(t == HELPER_KEYS, "LOAD with the right PIN: KEYS (got %d)", t);
     if (t == HELPER_KEYS) {
-        wire_reader_init(&r, body + 1, len - 1);
-        n = wire_get_u32(&r);
+        check(helper_reply_decode(body, len, &rep) == 0, "KEYS is well formed");
+        n = rep.nkeys;
         check(n == nkeys, "KEYS lists %u keys (want %u: the token's)", n, nkeys);
+        wire_reader_from_view(&r, rep.keys);
         for (i = 0; i < n && r.error == 0; i++) {
-            blob = wire_get_string(&r);
-            comment = wire_get_string(&r);
+            (void)helper_keys_next(&r, &blob, &comment);
             for (j = 0; j < nkeys; j++) {
                 if (wire_view_eq(blob, keys[j].blob, keys[j].len))
                     break;
@@ -328,7 +329,7 @@ static void softhsm_tests(const char *dir)
             snprintf(label, sizeof(label), "keyward-test-%s", key_names[j]);
             check(wire_view_eq_str(comment, label), "%s: comment is its label", key_names[j]);
         }
-        check(wire_reader_finish(&r) == 0, "KEYS is well formed");
+        check(wire_reader_finish(&r) == 0, "KEYS has exactly its count of keys");
         for (j = 0; j < nkeys; j++)
             matched = matched && seen[j];
         check(matched, "every blob equals one .pub file, each once");
