@@ -61,6 +61,8 @@ needs=(
     "jq jq"
     # a real PKCS#11 module and its token tool (tests/pkcs11/softhsm_token.sh)
     "softhsm2 softhsm2-util"
+    # an Ed25519 key in PKCS#8 for the token (ssh-keygen writes none)
+    "openssl openssl"
     # the unit suite under memcheck (valgrind_unit_* tests)
     "valgrind valgrind"
     # symbol checks of the built programs (tests/relay/links_no_crypto.sh)

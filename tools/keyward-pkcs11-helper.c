@@ -267,8 +267,12 @@ int main(int argc, char **argv)
     }
     log_init("keyward-pkcs11-helper", level, LOG_SINK_STDERR);
     /* It holds a PIN for a moment and talks to a token: keep other processes out. */
-    if (platform_harden_process() != 0)
-        log_info("cannot harden the process: %s", kw_strerror(KW_ERR_SYSTEM));
+#ifdef _WIN32
+    (void)platform_harden_process(); /* logs why it failed itself; not fatal, as on Unix */
+#else
+    if ((r = platform_harden_process()) != 0)
+        log_info("cannot harden the process: %s", kw_strerror(r));
+#endif
 #ifndef _WIN32
     /* A write to an agent that went away fails (on_error); it does not kill us. */
     signal(SIGPIPE, SIG_IGN);

@@ -42,6 +42,28 @@ struct helper_request {
  */
 int helper_request_decode(const uint8_t *msg, size_t len, struct helper_request *req);
 
+/* A reply the agent takes: KEYS, SIGNATURE or FAIL. */
+struct helper_reply {
+    uint8_t type;
+    uint32_t nkeys;          /* KEYS: how many */
+    struct wire_view keys;   /* KEYS: the nkeys (blob, comment) pairs, for helper_keys_next() */
+    struct wire_view sig;    /* SIGNATURE: the SSH signature blob */
+    struct wire_view reason; /* FAIL */
+};
+
+/*
+ * Decodes one reply body (type byte included): 0, KW_ERR_KEY_TYPE for a
+ * type that is not a reply, or a wire error (KEYS: every pair is checked,
+ * so that helper_keys_next() cannot fail after this succeeded).
+ */
+int helper_reply_decode(const uint8_t *msg, size_t len, struct helper_reply *rep);
+
+/*
+ * The next (blob, comment) pair of a decoded KEYS; r was set up with
+ * wire_reader_from_view(r, rep.keys). 0, or a wire error after the last.
+ */
+int helper_keys_next(struct wire_reader *r, struct wire_view *blob, struct wire_view *comment);
+
 /* Encoders: each writes one whole message body (type byte first) to w. */
 void helper_put_load(struct wire_writer *w, const char *module, const void *pin, size_t pin_len);
 void helper_put_sign(struct wire_writer *w, const uint8_t *blob, size_t blob_len,

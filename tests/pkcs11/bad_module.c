@@ -21,7 +21,15 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <windows.h>
+/* The header then declares C_GetFunctionList as exported, not imported. */
+#define CRYPTOKI_EXPORTS
+#define MODULE_EXPORT
+#else
 #include <unistd.h>
+#define MODULE_EXPORT __attribute__((visibility("default")))
+#endif
 
 #include <p11-kit/pkcs11.h>
 
@@ -294,8 +302,13 @@ static CK_RV bad_sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG len,
     case MODE_ABORT:
         abort();
     case MODE_HANG:
-        for (;;)
+        for (;;) {
+#ifdef _WIN32
+            Sleep(INFINITE);
+#else
             sleep(3600);
+#endif
+        }
     case MODE_GARBAGE:
         if (sig == NULL || *siglen < 10) {
             *siglen = 10;
@@ -329,7 +342,7 @@ static CK_FUNCTION_LIST functions = {
     .C_Sign = bad_sign,
 };
 
-__attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
+MODULE_EXPORT CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
 {
     if (list == NULL)
         return CKR_ARGUMENTS_BAD;

@@ -12,8 +12,8 @@
  * "not ok N - ..."; exit status 0 if all passed, 1 otherwise.
  *
  * With SoftHSM2: a wrong PIN and an empty PIN are refused; the right PIN
- * lists exactly the token's four keys, blobs equal to ssh-keygen's .pub
- * files; every key signs (RSA with flags 0, 2, 4 and 6) and key_verify()
+ * lists exactly the token's keys (TOKEN_DIR/keys), blobs equal to their
+ * .pub files; every key signs (RSA with flags 0, 2, 4 and 6) and key_verify()
  * accepts each signature under the algorithm the flags ask for; unknown
  * keys, unknown types and malformed bodies get FAIL and the helper goes
  * on; the end of its input makes it exit 0. With the bad module: a module
@@ -222,9 +222,32 @@ static char *read_line(const char *dir, const char *name)
     return strdup(buf);
 }
 
-#define NKEYS 4
-static const char *const key_names[NKEYS] = {"id_rsa2048", "id_rsa4096", "id_ecdsa256",
-                                             "id_ecdsa384"};
+/* The token's keys, as softhsm_token.sh lists them in TOKEN_DIR/keys. */
+#define MAX_KEYS 8
+static char *key_names[MAX_KEYS];
+static unsigned nkeys;
+
+static void read_key_names(const char *dir)
+{
+    char path[4096], buf[256];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/keys", dir);
+    if ((f = fopen(path, "r")) == NULL) {
+        fprintf(stderr, "cannot read %s\n", path);
+        exit(1);
+    }
+    while (fgets(buf, sizeof(buf), f) != NULL && nkeys < MAX_KEYS) {
+        buf[strcspn(buf, "\r\n")] = '\0';
+        if (buf[0] != '\0')
+            key_names[nkeys++] = strdup(buf);
+    }
+    fclose(f);
+    if (nkeys < 2) {
+        fprintf(stderr, "%s lists %u keys\n", path, nkeys);
+        exit(1);
+    }
+}
 
 struct token_key {
     uint8_t *blob;
@@ -234,24 +257,26 @@ struct token_key {
 
 static void softhsm_tests(const char *dir)
 {
-    struct token_key keys[NKEYS];
+    struct token_key keys[MAX_KEYS];
     struct helper h;
     struct wire_reader r;
     struct wire_view blob, comment;
+    struct helper_reply rep;
     char path[4096], label[128], *module, *pin;
     uint8_t *body;
     size_t len;
     uint32_t n, i, j;
-    int t, v, seen[NKEYS] = {0}, matched = 1, status;
+    int t, v, seen[MAX_KEYS] = {0}, matched = 1, status;
     static const uint8_t other_blob_ed25519[] = {0,   0,   0,   11,  's', 's', 'h', '-', 'e', 'd',
                                                  '2', '5', '5', '1', '9', 0,   0,   0,   32};
     uint8_t unknown[sizeof(other_blob_ed25519) + 32];
 
+    read_key_names(dir);
     module = read_line(dir, "module");
     pin = read_line(dir, "pin");
     snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
     setenv("SOFTHSM2_CONF", path, 1);
-    for (i = 0; i < NKEYS; i++) {
+    for (i = 0; i < nkeys; i++) {
         snprintf(path, sizeof(path), "%s/%s.pub", dir, key_names[i]);
         if (pubfile_load(path, &keys[i].blob, &keys[i].len) != 0) {
             fprintf(stderr, "cannot read %s\n", path);
@@ -286,17 +311,17 @@ static void softhsm_tests(const char *dir)
     t = load(&h, module, pin, &body, &len);
     check(t == HELPER_KEYS, "LOAD with the right PIN: KEYS (got %d)", t);
     if (t == HELPER_KEYS) {
-        wire_reader_init(&r, body + 1, len - 1);
-        n = wire_get_u32(&r);
-        check(n == NKEYS, "KEYS lists %u keys (want %d)", n, NKEYS);
+        check(helper_reply_decode(body, len, &rep) == 0, "KEYS is well formed");
+        n = rep.nkeys;
+        check(n == nkeys, "KEYS lists %u keys (want %u: the token's)", n, nkeys);
+        wire_reader_from_view(&r, rep.keys);
         for (i = 0; i < n && r.error == 0; i++) {
-            blob = wire_get_string(&r);
-            comment = wire_get_string(&r);
-            for (j = 0; j < NKEYS; j++) {
+            (void)helper_keys_next(&r, &blob, &comment);
+            for (j = 0; j < nkeys; j++) {
                 if (wire_view_eq(blob, keys[j].blob, keys[j].len))
                     break;
             }
-            if (j == NKEYS || seen[j]) {
+            if (j == nkeys || seen[j]) {
                 matched = 0;
                 continue;
             }
@@ -304,15 +329,15 @@ static void softhsm_tests(const char *dir)
             snprintf(label, sizeof(label), "keyward-test-%s", key_names[j]);
             check(wire_view_eq_str(comment, label), "%s: comment is its label", key_names[j]);
         }
-        check(wire_reader_finish(&r) == 0, "KEYS is well formed");
-        for (j = 0; j < NKEYS; j++)
+        check(wire_reader_finish(&r) == 0, "KEYS has exactly its count of keys");
+        for (j = 0; j < nkeys; j++)
             matched = matched && seen[j];
         check(matched, "every blob equals one .pub file, each once");
     }
     free(body);
     check(load_type(&h, module, pin) == HELPER_FAIL, "a second LOAD: FAIL");
 
-    for (j = 0; j < NKEYS; j++) {
+    for (j = 0; j < nkeys; j++) {
         if (keys[j].is_rsa) {
             static const struct {
                 uint32_t flags;
@@ -338,7 +363,7 @@ static void softhsm_tests(const char *dir)
     memset(unknown + sizeof(other_blob_ed25519), 0x11, 32);
     t = sign(&h, unknown, sizeof(unknown), 0, REPLY_TIMEOUT_MS, NULL, &v);
     check(t == HELPER_FAIL, "SIGN with a key it did not list: FAIL");
-    t = sign(&h, keys[2].blob, keys[2].len, 0, REPLY_TIMEOUT_MS, NULL, &v);
+    t = sign(&h, keys[1].blob, keys[1].len, 0, REPLY_TIMEOUT_MS, NULL, &v);
     check(t == HELPER_SIGNATURE && v, "then SIGN still works");
 
     /* Malformed requests: FAIL each, and it goes on. */
@@ -364,15 +389,17 @@ static void softhsm_tests(const char *dir)
               "a LOAD whose string overruns the body: FAIL");
         check(request_raw(&h, "", 0) == HELPER_FAIL, "an empty message: FAIL");
     }
-    t = sign(&h, keys[3].blob, keys[3].len, 0, REPLY_TIMEOUT_MS, NULL, &v);
+    t = sign(&h, keys[nkeys - 1].blob, keys[nkeys - 1].len, 0, REPLY_TIMEOUT_MS, NULL, &v);
     check(t == HELPER_SIGNATURE && v, "after all that, SIGN still works");
 
     status = helper_stop(&h, 0);
     check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "the end of its input: the helper exits 0 (status 0x%x)", (unsigned)status);
 
-    for (i = 0; i < NKEYS; i++)
+    for (i = 0; i < nkeys; i++) {
         free(keys[i].blob);
+        free(key_names[i]);
+    }
     free(module);
     free(pin);
 }

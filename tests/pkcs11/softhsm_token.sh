@@ -2,7 +2,7 @@
 # Makes a SoftHSM2 token (Debian's softhsm2, a real PKCS#11 module) for the
 # PKCS#11 tests, in DIR, which must be empty or not exist:
 #
-#     tests/pkcs11/softhsm_token.sh DIR
+#     tests/pkcs11/softhsm_token.sh [--more] DIR
 #
 # DIR gets:
 #   softhsm2.conf    the token's configuration: export SOFTHSM2_CONF=DIR/softhsm2.conf
@@ -13,6 +13,10 @@
 #   id_rsa2048.pub, id_rsa4096.pub, id_ecdsa256.pub, id_ecdsa384.pub
 #                    the public halves of the token's keys, as ssh-keygen writes
 #                    them (comment: the key's label)
+#   keys             the keys' names (id_rsa2048, ...), one a line
+# --more adds id_ecdsa521 (ssh-keygen) and id_ed25519 (made with openssl:
+# ssh-keygen writes Ed25519 keys only in its own format; the .pub is then
+# built from the raw public key).
 # The keys are made with ssh-keygen and imported with softhsm2-util (label
 # and CKA_ID as in the table below); the private key files are deleted once
 # imported, so only the token can sign with them.
@@ -21,8 +25,13 @@
 # it); 1 anything else.
 set -euo pipefail
 
+more=0
+if [ "${1:-}" = --more ]; then
+    more=1
+    shift
+fi
 if [ $# -ne 1 ]; then
-    echo "usage: $0 DIR" >&2
+    echo "usage: $0 [--more] DIR" >&2
     exit 1
 fi
 dir=$1
@@ -82,6 +91,7 @@ keys=(
     "id_ecdsa256 -t ecdsa -b 256 03"
     "id_ecdsa384 -t ecdsa -b 384 04"
 )
+[ $more = 0 ] || keys+=("id_ecdsa521 -t ecdsa -b 521 05")
 for k in "${keys[@]}"; do
     # shellcheck disable=SC2086 # the arguments are meant to split
     set -- $k
@@ -98,6 +108,27 @@ for k in "${keys[@]}"; do
     }
     # The .pub is ssh-keygen's: the test compares the token's blobs with it.
     rm -f "$dir/$name"
+    echo "$name" >>"$dir/keys"
 done
+
+if [ $more = 1 ]; then
+    name=id_ed25519 label=keyward-test-id_ed25519
+    openssl genpkey -algorithm ed25519 -out "$dir/$name" 2>>"$dir/import.log" ||
+        die "openssl genpkey ed25519 failed"
+    softhsm2-util --import "$dir/$name" --token keyward-test --pin "$pin" --id 06 \
+        --label "$label" >>"$dir/import.log" 2>&1 || {
+        cat "$dir/import.log" >&2
+        die "softhsm2-util --import $name failed"
+    }
+    # The blob: string "ssh-ed25519", string the 32-byte key (the last 32
+    # bytes of the DER SubjectPublicKeyInfo).
+    blob=$({
+        printf '\000\000\000\013ssh-ed25519\000\000\000\040'
+        openssl pkey -in "$dir/$name" -pubout -outform DER | tail -c 32
+    } | base64 -w0) || die "cannot make $name.pub"
+    echo "ssh-ed25519 $blob $label" >"$dir/$name.pub"
+    rm -f "$dir/$name"
+    echo "$name" >>"$dir/keys"
+fi
 
 echo "$module"
