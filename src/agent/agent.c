@@ -21,6 +21,7 @@
 #include "base/match.h"
 #include "base/memzero.h"
 #include "base/path.h"
+#include "proto/helper_msg.h"
 
 const char *const agent_extensions[] = {EXT_QUERY, EXT_SESSION_BIND, NULL};
 
@@ -954,11 +955,11 @@ static int finish_provider_add(struct agent *ag, struct agent_provider_job *pj,
     wire_reader_from_view(&r, wire_writer_view(&pj->keys));
     n = wire_get_u32(&r);
     for (i = 0; i < n && !r.error; i++) {
-        struct wire_view blob = wire_get_string(&r), comment = wire_get_string(&r);
+        struct wire_view blob, comment;
         char label[256];
         struct key *key;
 
-        if (r.error)
+        if (helper_keys_next(&r, &blob, &comment) != 0)
             break;
         if (key_from_plain_blob(blob.ptr, blob.len, &key) != 0) {
             log_info("PKCS#11 module %s: key %u of %u unusable, skipped", pj->path, i + 1, n);

@@ -220,71 +220,68 @@ static void arm_timer(struct provider_host *h)
         uv_timer_stop(&h->timer);
 }
 
-/* Copies a FAIL's reason, made safe for a log line. */
-static void fail_reason(struct wire_reader *r, char *buf, size_t size)
+/* A FAIL's reason, made safe for a log line. */
+static void fail_reason(struct wire_view reason, char *buf, size_t size)
 {
-    struct wire_view reason = wire_get_string(r);
     char safe[160];
 
-    if (r->error != 0 || wire_remaining(r) != 0) {
-        snprintf(buf, size, "the module's helper failed (malformed reason)");
-        return;
-    }
     snprintf(buf, size, "the module's helper failed: %s",
              log_sanitize(reason.ptr, reason.len, safe, sizeof(safe)));
+}
+
+/* Takes the oldest request off the queue. */
+static struct host_request *pop_request(struct provider_host *h)
+{
+    struct host_request *rq = h->head;
+
+    h->head = rq->next;
+    if (h->head == NULL)
+        h->tail = NULL;
+    return rq;
 }
 
 /* One answer, for the oldest request. Returns false if the helper is to be dropped. */
 static bool handle_answer(struct provider_host *h, const uint8_t *msg, size_t len)
 {
     struct host_request *rq = h->head;
-    struct wire_reader r;
-    struct wire_view sig;
-    uint8_t type;
+    struct helper_reply rep;
 
     if (rq == NULL) {
         host_fail(h, "its helper sent an answer nobody asked for");
         return false;
     }
-    wire_reader_init(&r, msg, len);
-    type = wire_get_u8(&r);
-    if (r.error != 0) {
-        host_fail(h, "its helper sent an empty message");
+    if (helper_reply_decode(msg, len, &rep) != 0) {
+        host_fail(h, "its helper sent a malformed answer (%lu bytes, type %u)", (unsigned long)len,
+                  len > 0 ? msg[0] : 0);
         return false;
     }
-    if (type == HELPER_FAIL) {
-        h->head = rq->next;
-        if (h->head == NULL)
-            h->tail = NULL;
-        if (rq->load != NULL) {
-            fail_reason(&r, rq->load->why, sizeof(rq->load->why));
-            rq->load->run_err = KW_ERR_DENIED;
-            rq->load->host = NULL;
-            rq->done(rq->arg);
-            free(rq);
-            /* A helper whose module would not load has nothing more to do. */
-            host_stop(h, "the module did not load", false, false);
-            h->released = true;
-            host_maybe_free(h);
-            return false;
-        }
-        fail_reason(&r, rq->sign->provider_why, sizeof(rq->sign->provider_why));
+    if (rep.type == HELPER_FAIL && rq->load != NULL) {
+        pop_request(h);
+        fail_reason(rep.reason, rq->load->why, sizeof(rq->load->why));
+        rq->load->run_err = KW_ERR_DENIED;
+        rq->load->host = NULL;
+        rq->done(rq->arg);
+        free(rq);
+        /* A helper whose module would not load has nothing more to do. */
+        host_stop(h, "the module did not load", false, false);
+        h->released = true;
+        host_maybe_free(h);
+        return false;
+    }
+    if (rep.type == HELPER_FAIL) {
+        pop_request(h);
+        fail_reason(rep.reason, rq->sign->provider_why, sizeof(rq->sign->provider_why));
         rq->sign->run_err = KW_ERR_DENIED;
         rq->done(rq->arg);
         free(rq);
         arm_timer(h);
         return true;
     }
-    if (rq->load != NULL && type == HELPER_KEYS) {
-        h->head = rq->next;
-        if (h->head == NULL)
-            h->tail = NULL;
-        /* The agent parses the list (agent.c); a malformed one adds nothing. */
-        {
-            struct wire_view rest = wire_get_rest(&r);
-
-            wire_put_bytes(&rq->load->keys, rest.ptr, rest.len);
-        }
+    if (rep.type == HELPER_KEYS && rq->load != NULL) {
+        pop_request(h);
+        /* The agent takes the pairs with helper_keys_next() (agent.c). */
+        wire_put_u32(&rq->load->keys, rep.nkeys);
+        wire_put_bytes(&rq->load->keys, rep.keys.ptr, rep.keys.len);
         if (rq->load->keys.error != 0) {
             rq->load->run_err = KW_ERR_ALLOC;
             rq->load->host = NULL;
@@ -301,17 +298,10 @@ static bool handle_answer(struct provider_host *h, const uint8_t *msg, size_t le
         arm_timer(h);
         return true;
     }
-    if (rq->sign != NULL && type == HELPER_SIGNATURE) {
-        sig = wire_get_string(&r);
-        if (wire_reader_finish(&r) != 0) {
-            host_fail(h, "its helper sent a malformed signature message");
-            return false;
-        }
-        h->head = rq->next;
-        if (h->head == NULL)
-            h->tail = NULL;
+    if (rep.type == HELPER_SIGNATURE && rq->sign != NULL) {
+        pop_request(h);
         /* agent_job_finish() verifies it before anyone sees it. */
-        wire_put_bytes(&rq->sign->sig, sig.ptr, sig.len);
+        wire_put_bytes(&rq->sign->sig, rep.sig.ptr, rep.sig.len);
         if (rq->sign->sig.error != 0)
             rq->sign->run_err = KW_ERR_ALLOC;
         rq->done(rq->arg);
@@ -319,7 +309,7 @@ static bool handle_answer(struct provider_host *h, const uint8_t *msg, size_t le
         arm_timer(h);
         return true;
     }
-    host_fail(h, "its helper sent message type %u, which does not answer %s", type,
+    host_fail(h, "its helper sent message type %u, which does not answer %s", rep.type,
               rq->load != NULL ? "LOAD" : "SIGN");
     return false;
 }
