@@ -134,6 +134,8 @@ out:
     kw_memzero((void *)(uintptr_t)req->pin.ptr, req->pin.len);
 }
 
+static void finish(struct helper *h, int status);
+
 static void handle_sign(struct helper *h, const struct helper_request *req)
 {
     struct wire_writer sig, w;
@@ -150,6 +152,15 @@ static void handle_sign(struct helper *h, const struct helper_request *req)
                        req->flags, &sig, why, sizeof(why));
     if (r != 0) {
         send_fail(h, "SIGN", why[0] != '\0' ? why : kw_strerror(r));
+        /*
+         * A removed or replaced token: none of its keys can sign any more.
+         * Ending here tells the agent, which then removes them all (the
+         * FAIL above goes out first), and the user can add the module again.
+         */
+        if (p11_token_gone(h->token)) {
+            log_info("the token is gone: exiting");
+            finish(h, 3);
+        }
     } else {
         log_debug("signed %lu bytes", (unsigned long)req->data.len);
         wire_writer_init(&w);

@@ -67,6 +67,7 @@ struct p11_token {
     struct p11_key keys[MAX_KEYS];
     size_t nkeys;
     size_t keys_msg_len; /* what the KEYS message will take */
+    bool gone;           /* the module said the token or its session is gone */
 };
 
 static void set_why(char *why, size_t whysize, const char *fmt, ...) KW_PRINTF(3, 4);
@@ -638,6 +639,11 @@ void p11_token_key(const struct p11_token *t, size_t i, struct p11_key_info *inf
     info->label = t->keys[i].label;
 }
 
+bool p11_token_gone(const struct p11_token *t)
+{
+    return t != NULL && t->gone;
+}
+
 void p11_token_free(struct p11_token *t)
 {
     size_t i;
@@ -700,11 +706,13 @@ static int module_sign(struct p11_token *t, const struct p11_key *k, CK_MECHANIS
     CK_RV rv;
 
     if ((rv = t->fl->C_SignInit(k->session, &m, k->obj)) != CKR_OK) {
+        t->gone |= token_gone(rv);
         set_why(why, whysize, "%sC_SignInit failed (0x%lx)",
                 token_gone(rv) ? "token removed? " : "", (unsigned long)rv);
         return KW_ERR_INTERNAL;
     }
     if ((rv = t->fl->C_Sign(k->session, (CK_BYTE_PTR)in, (CK_ULONG)in_len, sig, &n)) != CKR_OK) {
+        t->gone |= token_gone(rv);
         set_why(why, whysize, "%sC_Sign failed (0x%lx)", token_gone(rv) ? "token removed? " : "",
                 (unsigned long)rv);
         return KW_ERR_INTERNAL;

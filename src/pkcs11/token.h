@@ -16,6 +16,7 @@
 #ifndef KEYWARD_PKCS11_TOKEN_H
 #define KEYWARD_PKCS11_TOKEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,12 @@ void p11_token_key(const struct p11_token *t, size_t i, struct p11_key_info *inf
 int p11_token_sign(struct p11_token *t, const uint8_t *blob, size_t blob_len, const uint8_t *data,
                    size_t data_len, uint32_t flags, struct wire_writer *sig, char *why,
                    size_t whysize);
+
+/*
+ * Whether a signature failed because the token, its session or its key is
+ * gone (removed, replaced): the helper then has nothing left to serve.
+ */
+bool p11_token_gone(const struct p11_token *t);
 
 /* Logs out, closes the sessions, finalises and unloads the module. NULL: nothing. */
 void p11_token_free(struct p11_token *t);

@@ -14,8 +14,9 @@
 #   - ssh-add -e removes the module and its keys; ssh-add -D does too, and
 #     the module can be added again after either
 #   - BAD_MODULE (tests/pkcs11/bad_module.c): a module that aborts while
-#     signing, or hangs: that signature fails, the agent and other clients
-#     are served meanwhile, the module's keys are removed and it can be
+#     signing, answers garbage, reports its token removed, or hangs: that
+#     signature fails, the agent and other clients are served meanwhile,
+#     the keys of a module whose helper is gone are removed, and it can be
 #     added again
 #
 # The agent finds keyward-pkcs11-helper beside itself (the build tree).
@@ -202,6 +203,21 @@ if [ -n "$E2E_BAD_MODULE" ]; then
                 "$(cat "$E2E_AGENT_LOG")"
         fi
     done
+
+    # A token pulled out after it was loaded: that signature fails, and its keys go.
+    bad_agent removed
+    add_module "" "$E2E_BAD_MODULE"
+    expect_rc "removed: the module loads" 0
+    sign_with_first_key
+    check "removed: the signature fails (exit $E2E_RC)" test "$E2E_RC" != 0
+    sleep 0.5
+    e2e_run ssh-add -l
+    expect_not_contains "removed: the token's key was removed from the agent" "bad-module-key" \
+        "$E2E_OUT"
+    expect_contains "removed: the log says the token is gone" "token removed?" \
+        "$(cat "$E2E_AGENT_LOG")"
+    add_module "" "$E2E_BAD_MODULE"
+    expect_rc "removed: the module can be added again" 0
 
     bad_agent hang
     add_module "" "$E2E_BAD_MODULE"

@@ -13,6 +13,7 @@
  *   hang        C_Sign never returns
  *   garbage     C_Sign returns 10 bytes: a malformed ECDSA signature (P-256's is 64)
  *   nokeys      the token holds no objects at all
+ *   removed     C_Sign says the device was removed (CKR_DEVICE_REMOVED)
  *   (unset or anything else) C_Sign fails with CKR_FUNCTION_FAILED
  *
  * Any PIN logs in. Only the functions keyward-pkcs11-helper calls are
@@ -35,7 +36,7 @@
 
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list);
 
-enum mode { MODE_FAIL, MODE_ABORT, MODE_HANG, MODE_GARBAGE, MODE_NOKEYS };
+enum mode { MODE_FAIL, MODE_ABORT, MODE_HANG, MODE_GARBAGE, MODE_NOKEYS, MODE_REMOVED };
 
 static enum mode mode;
 static int initialized;
@@ -79,6 +80,8 @@ static CK_RV bad_initialize(CK_VOID_PTR args)
             mode = MODE_GARBAGE;
         else if (strcmp(m, "nokeys") == 0)
             mode = MODE_NOKEYS;
+        else if (strcmp(m, "removed") == 0)
+            mode = MODE_REMOVED;
     }
     if (initialized)
         return CKR_CRYPTOKI_ALREADY_INITIALIZED;
@@ -317,6 +320,8 @@ static CK_RV bad_sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG len,
         memset(sig, 0x5a, 10);
         *siglen = 10;
         return CKR_OK;
+    case MODE_REMOVED:
+        return CKR_DEVICE_REMOVED; /* the card was pulled out after it was loaded */
     default:
         return CKR_FUNCTION_FAILED;
     }
