@@ -135,6 +135,36 @@ e2e_run_in /dev/null ssh-keygen -Y verify -f "$T/allowed_signers" -I tester -n f
     -s "$T/msg.sig"
 check "and refuses it for another message (exit $E2E_RC)" test "$E2E_RC" != 0
 
+# --- constraints apply to token keys as to others: -c, then -t --------------------
+printf '%s\n' "$pin" >"$T/pin-to-give"
+e2e_run env SSH_ASKPASS="$T/pin-askpass" SSH_ASKPASS_REQUIRE=force DISPLAY=:0 \
+    ssh-add -e "$module"
+add_module "$pin" "$module" -c
+expect_rc "ssh-add -c -s MODULE" 0
+: >"$T/agent-askpass.log"
+echo no >"$T/agent-confirm"
+e2e_run_in "$T/msg" ssh-keygen -Y sign -f "$T/id_ecdsa256.pub" -n file
+check "-c: a token key's signature refused by the user fails (exit $E2E_RC)" test "$E2E_RC" != 0
+expect_contains "-c: the user was asked, with the key's label" "keyward-test-id_ecdsa256" \
+    "$(cat "$T/agent-askpass.log" 2>/dev/null)"
+echo yes >"$T/agent-confirm"
+e2e_run_in "$T/msg" ssh-keygen -Y sign -f "$T/id_ecdsa256.pub" -n file
+expect_rc "-c: approved, the token signs" 0
+e2e_run env SSH_ASKPASS="$T/pin-askpass" SSH_ASKPASS_REQUIRE=force DISPLAY=:0 \
+    ssh-add -e "$module"
+add_module "$pin" "$module" -t 2
+expect_rc "ssh-add -t 2 -s MODULE" 0
+e2e_run ssh-add -l
+expect_eq "-t: the four keys at first" 4 "$(e2e_count_lines "$E2E_OUT")"
+sleep 3
+e2e_run ssh-add -l
+expect_contains "-t: and none after their lifetime" "The agent has no identities." "$E2E_OUT"
+e2e_run env SSH_ASKPASS="$T/pin-askpass" SSH_ASKPASS_REQUIRE=force DISPLAY=:0 \
+    ssh-add -e "$module"
+expect_rc "-t: the module stays loaded until ssh-add -e" 0
+add_module "$pin" "$module"
+expect_rc "and is added again without constraints" 0
+
 # --- refusals that keep the agent serving ----------------------------------------
 cp "$module" "$T/elsewhere.so"
 add_module "$pin" "$T/elsewhere.so"
