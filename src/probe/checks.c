@@ -1012,6 +1012,32 @@ static bool list_has_key(const struct exchange *x, const struct key *k)
 }
 
 /* ADD_IDENTITY of a throwaway key with the probe's comment. */
+/* Room for throwaway_passphrase(): "probe-" and 24 hex digits. */
+#define PROBE_PASS_SIZE 40
+
+/* A lock passphrase nobody else knows, shown only if the agent stays locked. */
+static int throwaway_passphrase(char *pass, size_t size)
+{
+    uint8_t rnd[12];
+    size_t i;
+    int err;
+
+    if ((err = random_bytes(rnd, sizeof(rnd))) != 0)
+        return err;
+    snprintf(pass, size, "probe-");
+    for (i = 0; i < sizeof(rnd); i++)
+        text_add(pass, size, "%02x", rnd[i]);
+    return 0;
+}
+
+/* A check that locked the agent and could not unlock it says how to. */
+static void note_left_locked(struct probe_result *res, const char *pass)
+{
+    text_add(res->why, sizeof(res->why),
+             "%sthe agent may be left LOCKED: unlock it with ssh-add -X, passphrase %s",
+             res->why[0] ? "; " : "", pass);
+}
+
 static int add_throwaway(struct transport *t, const struct probe_options *opt, const char *label,
                          const struct key *k, struct exchange *x)
 {
@@ -1073,23 +1099,17 @@ static int check_lock_unlock(const struct probe_options *opt, struct probe_resul
     struct key *k = NULL;
     struct wire_writer body;
     struct exchange add, lock, unlock, list;
-    uint8_t rnd[12];
-    char pass[2 * sizeof(rnd) + 16];
+    char pass[PROBE_PASS_SIZE];
     bool ok, alive, added = false, locked = false, shown_locked;
     int err, type;
-    size_t i;
 
     exchange_init(&add);
     exchange_init(&lock);
     exchange_init(&unlock);
     exchange_init(&list);
     wire_writer_init(&body);
-    /* A passphrase nobody else knows, shown only if the agent stays locked. */
-    if ((err = random_bytes(rnd, sizeof(rnd))) != 0)
+    if ((err = throwaway_passphrase(pass, sizeof(pass))) != 0)
         goto out;
-    snprintf(pass, sizeof(pass), "probe-");
-    for (i = 0; i < sizeof(rnd); i++)
-        text_add(pass, sizeof(pass), "%02x", rnd[i]);
     if ((err = key_generate(KEY_ED25519, 0, &k)) != 0)
         goto out;
     if ((err = open_conn(opt, "a connection", &t, res, &ok)) != 0 || !ok)
@@ -1176,9 +1196,7 @@ static int check_lock_unlock(const struct probe_options *opt, struct probe_resul
                     "the unlocked state was not confirmed by a listing)");
 out:
     if (locked)
-        text_add(res->why, sizeof(res->why),
-                 "%sthe agent may be left LOCKED: unlock it with ssh-add -X, passphrase %s",
-                 res->why[0] ? "; " : "", pass);
+        note_left_locked(res, pass);
     if (added && err == 0)
         err = remove_throwaway(opt, k, res);
     transport_close(t);
@@ -1205,22 +1223,17 @@ static int check_bind_while_locked(const struct probe_options *opt, struct probe
     struct key *hostkey = NULL;
     struct wire_writer body;
     struct exchange lock, bind, unlock, list;
-    uint8_t rnd[12];
-    char pass[2 * sizeof(rnd) + 16];
+    char pass[PROBE_PASS_SIZE];
     bool ok, alive, locked = false;
     int err, type, bind_type;
-    size_t i;
 
     exchange_init(&lock);
     exchange_init(&bind);
     exchange_init(&unlock);
     exchange_init(&list);
     wire_writer_init(&body);
-    if ((err = random_bytes(rnd, sizeof(rnd))) != 0)
+    if ((err = throwaway_passphrase(pass, sizeof(pass))) != 0)
         goto out;
-    snprintf(pass, sizeof(pass), "probe-");
-    for (i = 0; i < sizeof(rnd); i++)
-        text_add(pass, sizeof(pass), "%02x", rnd[i]);
     if ((err = key_generate(KEY_ED25519, 0, &hostkey)) != 0)
         goto out;
     if ((err = open_conn(opt, "a connection", &t, res, &ok)) != 0 || !ok)
@@ -1287,9 +1300,7 @@ static int check_bind_while_locked(const struct probe_options *opt, struct probe
                     bind_type, reply_name(bind_type));
 out:
     if (locked)
-        text_add(res->why, sizeof(res->why),
-                 "%sthe agent may be left LOCKED: unlock it with ssh-add -X, passphrase %s",
-                 res->why[0] ? "; " : "", pass);
+        note_left_locked(res, pass);
     transport_close(t);
     key_free(hostkey);
     wire_writer_free(&body);
