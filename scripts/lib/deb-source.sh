@@ -1,0 +1,96 @@
+# keyward: source packages from another Debian suite (trixie, unstable) on a
+# Debian 12 machine, through a private apt state: its own source entries
+# (the machine's bookworm URIs and keyrings, scripts/lib/apt-sources.sh), its
+# own package lists and cache, so the machine's apt configuration is never
+# changed. Sourced, not run; the caller defines run() and fail() (output to
+# its log) and say() (to stderr), as scripts/win-deps.sh does.
+#
+#   debsrc_init DIR SUITE     private state in DIR for SUITE; lists are
+#                             downloaded the first time, or when older than a day
+#   debsrc_versions PKG       versions apt knows there, newest first
+#   debsrc_pick PKG SRCDIR [PREFIX]   download the newest version (whose
+#       version starts with PREFIX, if given) whose files the mirror serves
+#       into SRCDIR, and print it; an index can list a version before the
+#       mirror has its files, so older ones are tried in turn
+#   debsrc_noepoch VER / debsrc_sanitize VER   for file and directory names
+
+# shellcheck source=scripts/lib/apt-sources.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt-sources.sh"
+
+debsrc_opts=()
+
+debsrc_init() {
+    local dir=$1 suite=$2
+    mkdir -p "$dir/sources.list.d" "$dir/lists/partial" "$dir/cache/archives/partial"
+    # Derived afresh each time (the machine's mirror may have changed), and
+    # replaced only if different, so that a change means a new update.
+    rm -rf "$dir/new" && mkdir "$dir/new"
+    apt_suite_entries deb-src "$dir/new" "keyward-$suite" "$suite" ||
+        fail "no bookworm \"deb\" entry in the machine's apt sources to take $suite's URIs from"
+    if ! diff -r "$dir/new" "$dir/sources.list.d" >/dev/null 2>&1; then
+        rm -rf "$dir/sources.list.d" "$dir/updated"
+        mv "$dir/new" "$dir/sources.list.d"
+    fi
+    rm -rf "$dir/new"
+    debsrc_opts=(-o "Dir::Etc::sourcelist=$dir/sources.list.d/none"
+        -o "Dir::Etc::sourceparts=$dir/sources.list.d"
+        -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache"
+        -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=")
+    if [ ! -f "$dir/updated" ] || [ -n "$(find "$dir/updated" -mmin +1440)" ]; then
+        say "apt-get update ($suite, private lists in $dir)"
+        run apt-get "${debsrc_opts[@]}" update
+        touch "$dir/updated"
+    fi
+}
+
+debsrc_noepoch() { echo "${1#*:}"; }
+debsrc_sanitize() { echo "${1//[^A-Za-z0-9.+-]/_}"; }
+
+# Newest first, with dpkg's own comparison (sort -V gets '~' wrong).
+_debsrc_sort() {
+    local sorted=() v i j
+    while read -r v; do
+        i=${#sorted[@]}
+        sorted+=("$v")
+        while [ "$i" -gt 0 ] && dpkg --compare-versions "${sorted[i]}" gt "${sorted[i - 1]}"; do
+            j=${sorted[i - 1]}
+            sorted[i - 1]=${sorted[i]}
+            sorted[i]=$j
+            i=$((i - 1))
+        done
+    done
+    [ ${#sorted[@]} -eq 0 ] || printf '%s\n' "${sorted[@]}"
+}
+
+debsrc_versions() {
+    apt-cache "${debsrc_opts[@]}" showsrc --only-source "$1" 2>/dev/null |
+        sed -n 's/^Version: //p' | sort -u | _debsrc_sort
+}
+
+# The .ok marker is written only after apt-get succeeded, and so after it
+# checked every file against the signed Sources index.
+_debsrc_fetch() {
+    local ok
+    ok="$3/$1_$(debsrc_noepoch "$2").ok"
+    [ -f "$ok" ] && return 0
+    echo "+ apt-get source --download-only --only-source $1=$2" >>"$log"
+    if (cd "$3" && apt-get "${debsrc_opts[@]}" source --download-only --only-source "$1=$2") >>"$log" 2>&1; then
+        touch "$ok"
+        return 0
+    fi
+    return 1
+}
+
+debsrc_pick() {
+    local pkg=$1 dir=$2 want=${3:-} v
+    mkdir -p "$dir"
+    for v in $(debsrc_versions "$pkg"); do
+        case $(debsrc_noepoch "$v") in "$want"*) ;; *) continue ;; esac
+        if _debsrc_fetch "$pkg" "$v" "$dir"; then
+            echo "$v"
+            return 0
+        fi
+        say "warning: the mirror lists source $pkg $v but does not serve its files (see $log); trying an older version"
+    done
+    return 1
+}
