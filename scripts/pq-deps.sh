@@ -155,7 +155,7 @@ build_openssh() {
     rm -rf "$ossh" "$scratch"
     mkdir -p "$scratch"
     run dpkg-source -x "$sources/openssh_$(debsrc_noepoch "$openssh_ver").dsc" "$scratch/src"
-    # Minimal: no PAM, Kerberos, SELinux, libedit, ldns or FIDO; its own
+    # Minimal: no PAM, Kerberos, SELinux, libedit, ldns, zlib or FIDO; its own
     # directories under the prefix, so nothing of the machine's OpenSSH
     # (configuration, host keys, /usr/lib/openssh) is read or written. The
     # privilege-separation directory must be root's and not writable by
@@ -168,7 +168,7 @@ build_openssh() {
         run ./configure --prefix="$ossh" --with-ssl-dir="$ossl" \
             --with-privsep-path="$ossh/var/empty" --with-pid-dir="$ossh/var/run" \
             --without-pam --without-selinux --without-kerberos5 --without-libedit \
-            --without-ldns --disable-security-key --with-libs="-pthread -ldl"
+            --without-ldns --without-zlib --disable-security-key --with-libs="-pthread -ldl"
         run make -j2
         run make install-nokeys
     )
