@@ -69,15 +69,21 @@ debsrc_versions() {
 
 # The .ok marker is written only after apt-get succeeded, and so after it
 # checked every file against the signed Sources index.
+# A version the mirror did not serve is not asked for again for a day
+# (the .missing marker), so that every build does not retry it.
 _debsrc_fetch() {
-    local ok
+    local ok missing
     ok="$3/$1_$(debsrc_noepoch "$2").ok"
+    missing="$3/$1_$(debsrc_noepoch "$2").missing"
     [ -f "$ok" ] && return 0
+    [ -f "$missing" ] && [ -z "$(find "$missing" -mmin +1440)" ] && return 1
     echo "+ apt-get source --download-only --only-source $1=$2" >>"$log"
     if (cd "$3" && apt-get "${debsrc_opts[@]}" source --download-only --only-source "$1=$2") >>"$log" 2>&1; then
+        rm -f "$missing"
         touch "$ok"
         return 0
     fi
+    touch "$missing"
     return 1
 }
 
@@ -90,7 +96,7 @@ debsrc_pick() {
             echo "$v"
             return 0
         fi
-        say "warning: the mirror lists source $pkg $v but does not serve its files (see $log); trying an older version"
+        say "warning: the mirror lists source $pkg $v but does not serve its files; using an older version"
     done
     return 1
 }
