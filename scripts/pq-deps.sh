@@ -16,10 +16,10 @@
 # failure). As scripts/win-deps.sh: prefix names carry the Debian versions,
 # a prefix counts as built only once its stamp file is written, last, and an
 # interrupted build is thrown away and redone. Source packages come through a
-# private apt state in the cache (scripts/lib/deb-source.sh): the machine's
-# apt configuration is not changed. Run as root on Debian 12; a second run
-# with everything built does no network work but a daily apt-get update of
-# those private lists.
+# private apt state in the cache, shared with win-deps.sh
+# (scripts/lib/deb-source.sh): the machine's apt configuration is not
+# changed. Run as root on Debian 12; a second run with everything built does
+# no network work but a daily apt-get update of those private lists.
 
 set -euo pipefail
 
@@ -73,14 +73,13 @@ for p in dpkg-dev gcc make perl autoconf; do
         fail "package $p is missing (scripts/setup.sh installs it)"
 done
 
-sources="$top/sources"
 
 # ---------------------------------------------------------------- OpenSSL 3.5
 
 # Debian 13 (trixie, with its -updates and -security) is where OpenSSL 3.5,
 # a long-term-support release, lives; unstable has moved on to 3.6.
-debsrc_init "$top/apt-trixie" trixie
-openssl_ver=$(debsrc_pick openssl "$sources" 3.5.) ||
+debsrc_init trixie
+openssl_ver=$(debsrc_pick openssl 3.5.) ||
     fail "cannot download any OpenSSL 3.5 source package from trixie"
 ossl_name="openssl-$(debsrc_sanitize "$openssl_ver")"
 ossl="$top/$ossl_name"
@@ -92,7 +91,7 @@ build_openssl() {
     say "building OpenSSL $openssl_ver (libcrypto only; log: $log)"
     rm -rf "$ossl" "$scratch"
     mkdir -p "$scratch"
-    run dpkg-source -x "$sources/openssl_$(debsrc_noepoch "$openssl_ver").dsc" "$scratch/src"
+    run dpkg-source -x "$debsrc_dir/openssl_$(debsrc_noepoch "$openssl_ver").dsc" "$scratch/src"
     # Static libcrypto with the default provider built in (no-module): the
     # programs linking it need nothing from this prefix at run time.
     # OPENSSLDIR stays inside the prefix, where no openssl.cnf is installed.
@@ -141,8 +140,8 @@ fi
 # ---------------------------------------------------------------- OpenSSH
 
 log="$top/apt.log"
-debsrc_init "$top/apt-unstable" unstable
-openssh_ver=$(debsrc_pick openssh "$sources") ||
+debsrc_init unstable
+openssh_ver=$(debsrc_pick openssh) ||
     fail "cannot download any OpenSSH source package from unstable"
 ossh_name="openssh-$(debsrc_sanitize "$openssh_ver")_$ossl_name"
 ossh="$top/$ossh_name"
@@ -154,7 +153,7 @@ build_openssh() {
     say "building OpenSSH $openssh_ver against OpenSSL $openssl_ver (log: $log)"
     rm -rf "$ossh" "$scratch"
     mkdir -p "$scratch"
-    run dpkg-source -x "$sources/openssh_$(debsrc_noepoch "$openssh_ver").dsc" "$scratch/src"
+    run dpkg-source -x "$debsrc_dir/openssh_$(debsrc_noepoch "$openssh_ver").dsc" "$scratch/src"
     # Minimal: no PAM, Kerberos, SELinux, libedit, ldns, zlib or FIDO; its own
     # directories under the prefix, so nothing of the machine's OpenSSH
     # (configuration, host keys, /usr/lib/openssh) is read or written. The

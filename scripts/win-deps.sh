@@ -220,8 +220,8 @@ pick_version() {
 
 # OpenSSL from Debian 13 (trixie), through a private apt state in the cache
 # (scripts/lib/deb-source.sh): 3.5 is the first with ML-DSA, and an LTS.
-debsrc_init "$top/apt-trixie" trixie
-openssl_ver=$(debsrc_pick openssl "$sources" 3.5.) ||
+debsrc_init trixie
+openssl_ver=$(debsrc_pick openssl 3.5.) ||
     fail "cannot download any OpenSSL 3.5 source package from trixie"
 libuv_ver=$(pick_version libuv1) || fail "cannot download any version of source libuv1"
 
@@ -255,7 +255,7 @@ mkdir -p "$scratch" "$prefix"
 say "unpacking openssl $openssl_ver and libuv1 $libuv_ver"
 openssl_src="$scratch/openssl"
 libuv_src="$scratch/libuv"
-run dpkg-source -x "$sources/openssl_$(noepoch "$openssl_ver").dsc" "$openssl_src"
+run dpkg-source -x "$debsrc_dir/openssl_$(noepoch "$openssl_ver").dsc" "$openssl_src"
 run dpkg-source -x "$sources/libuv1_$(noepoch "$libuv_ver").dsc" "$libuv_src"
 
 # OpenSSL: static libcrypto/libssl only. --libdir=lib because the mingw64

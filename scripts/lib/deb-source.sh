@@ -3,14 +3,20 @@
 # (the machine's bookworm URIs and keyrings, scripts/lib/apt-sources.sh), its
 # own package lists and cache, so the machine's apt configuration is never
 # changed. Sourced, not run; the caller defines run() and fail() (output to
-# its log) and say() (to stderr), as scripts/win-deps.sh does.
+# its log, $log) and say() (to stderr), as scripts/win-deps.sh does.
 #
-#   debsrc_init DIR SUITE     private state in DIR for SUITE; lists are
+# The state and the downloaded source packages are shared by every script
+# that uses this (win-deps.sh and pq-deps.sh both build OpenSSL 3.5), in
+#   ${KEYWARD_CACHE:-/var/cache/keyward}/debian-sources/
+# with apt-SUITE/ (sources entries, package lists) and sources/ (the
+# downloads); a lock there lets one script at a time use it.
+#
+#   debsrc_init SUITE         the private state for SUITE; lists are
 #                             downloaded the first time, or when older than a day
 #   debsrc_versions PKG       versions apt knows there, newest first
-#   debsrc_pick PKG SRCDIR [PREFIX]   download the newest version (whose
-#       version starts with PREFIX, if given) whose files the mirror serves
-#       into SRCDIR, and print it; an index can list a version before the
+#   debsrc_pick PKG [PREFIX]  download the newest version (whose version
+#       starts with PREFIX, if given) whose files the mirror serves into
+#       $debsrc_dir, and print it; an index can list a version before the
 #       mirror has its files, so older ones are tried in turn
 #   debsrc_noepoch VER / debsrc_sanitize VER   for file and directory names
 
@@ -18,9 +24,19 @@
 . "$(dirname "${BASH_SOURCE[0]}")/apt-sources.sh"
 
 debsrc_opts=()
+debsrc_top=${KEYWARD_CACHE:-/var/cache/keyward}/debian-sources
+debsrc_dir=$debsrc_top/sources
+debsrc_locked=no
 
 debsrc_init() {
-    local dir=$1 suite=$2
+    local suite=$1 dir=$debsrc_top/apt-$1
+    mkdir -p "$debsrc_dir"
+    if [ "$debsrc_locked" = no ]; then
+        # Held until the calling script exits.
+        exec 8>"$debsrc_top/.lock"
+        flock 8
+        debsrc_locked=yes
+    fi
     mkdir -p "$dir/sources.list.d" "$dir/lists/partial" "$dir/cache/archives/partial"
     # Derived afresh each time (the machine's mirror may have changed), and
     # replaced only if different, so that a change means a new update.
@@ -84,19 +100,18 @@ _debsrc_fetch() {
         return 0
     fi
     touch "$missing"
+    say "warning: the mirror lists source $1 $2 but does not serve its files; trying older versions (and not this one again for a day)"
     return 1
 }
 
 debsrc_pick() {
-    local pkg=$1 dir=$2 want=${3:-} v
-    mkdir -p "$dir"
+    local pkg=$1 want=${2:-} v
     for v in $(debsrc_versions "$pkg"); do
         case $(debsrc_noepoch "$v") in "$want"*) ;; *) continue ;; esac
-        if _debsrc_fetch "$pkg" "$v" "$dir"; then
+        if _debsrc_fetch "$pkg" "$v" "$debsrc_dir"; then
             echo "$v"
             return 0
         fi
-        say "warning: the mirror lists source $pkg $v but does not serve its files; using an older version"
     done
     return 1
 }
