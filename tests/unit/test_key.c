@@ -9,6 +9,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 
 #include "base/err.h"
 #include "base/wire.h"
@@ -457,6 +458,10 @@ static void test_mldsa44_ed25519(void)
         CHECK(ml != NULL && ed != NULL && ctx != NULL && alg != NULL && md != NULL);
         CHECK(EVP_PKEY_verify_message_init(ctx, alg, params) == 1);
         CHECK(EVP_PKEY_verify(ctx, halves, T_MLDSA_SIG, msg, msglen) == 1);
+        /* The label really is ML-DSA's context: without it, no match. */
+        CHECK(EVP_PKEY_verify_message_init(ctx, alg, NULL) == 1);
+        CHECK(EVP_PKEY_verify(ctx, halves, T_MLDSA_SIG, msg, msglen) != 1);
+        ERR_clear_error();
         CHECK(EVP_DigestVerifyInit_ex(md, NULL, NULL, NULL, NULL, ed, NULL) == 1);
         CHECK(EVP_DigestVerify(md, halves + T_MLDSA_SIG, 64, msg, msglen) == 1);
         EVP_MD_CTX_free(md);
