@@ -128,8 +128,12 @@ apt_suite_entries() {
                     # TYPE [options] URI SUITE COMPONENTS...
                     local -a w
                     read -r -a w <<<"$line"
+                    # Skip "[options]", which may span words, to the URI.
                     local i=1
-                    [[ ${w[1]} == \[* ]] && while [[ ${w[i]} != *\] ]]; do i=$((i + 1)); done && i=$((i + 1))
+                    if [ "${w[1]:0:1}" = "[" ]; then
+                        while [ "${w[i]: -1}" != "]" ]; do i=$((i + 1)); done
+                        i=$((i + 1))
+                    fi
                     renamed=$(_apt_rename_suites "$suite" "${w[i + 1]}")
                     [ -n "$renamed" ] || continue
                     w[i + 1]=$renamed

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # keyward: source packages from another Debian suite (trixie, unstable) on a
 # Debian 12 machine, through a private apt state: its own source entries
 # (the machine's bookworm URIs and keyrings, scripts/lib/apt-sources.sh), its
@@ -87,6 +88,7 @@ debsrc_versions() {
 # checked every file against the signed Sources index.
 # A version the mirror did not serve is not asked for again for a day
 # (the .missing marker), so that every build does not retry it.
+# shellcheck disable=SC2154  # $log is the caller's
 _debsrc_fetch() {
     local ok missing
     ok="$3/$1_$(debsrc_noepoch "$2").ok"

@@ -10,7 +10,7 @@
 # built against OpenSSL >= 3.5 (make build-pq); tests/CMakeLists.txt registers
 # this test (e2e_openssh_mldsa) only where that OpenSSH has the key type.
 
-# shellcheck source=../e2e/lib.sh
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/../e2e/lib.sh"
 e2e_init "$@"
 T=$E2E_TMP
