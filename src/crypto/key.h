@@ -9,7 +9,9 @@
  * Private key material lives only inside the EVP_PKEY, imported so that
  * OpenSSL keeps it in its secure heap when that heap is initialised, and
  * key_free() releases it with clearing. Every block libcrypto frees is
- * cleared first (key_openssl_frees_cleared()).
+ * cleared first (key_openssl_frees_cleared()). The one exception to the
+ * secure heap: OpenSSL 3.5 keeps an ML-DSA key's private part in ordinary
+ * memory, whatever the import (docs/security.md).
  */
 #ifndef KEYWARD_KEY_H
 #define KEYWARD_KEY_H
