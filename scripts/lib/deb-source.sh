@@ -52,7 +52,14 @@ debsrc_init() {
     debsrc_opts=(-o "Dir::Etc::sourcelist=$dir/sources.list.d/none"
         -o "Dir::Etc::sourceparts=$dir/sources.list.d"
         -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache"
-        -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=")
+        -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
+        -o "Acquire::Check-Valid-Until=false")
+    # Check-Valid-Until: unstable's Release file is valid for a week only,
+    # and a snapshot mirror (this project's machines have one, and set the
+    # same option machine-wide) serves it long expired; a fresh root
+    # without that setting then refuses it. The signature is still checked;
+    # what is given up is only the freshness check, and the build takes
+    # whichever version the mirror serves and names its prefix after it.
     if [ ! -f "$dir/updated" ] || [ -n "$(find "$dir/updated" -mmin +1440)" ]; then
         say "apt-get update ($suite, private lists in $dir)"
         run apt-get "${debsrc_opts[@]}" update
