@@ -33,7 +33,7 @@ src=$PWD
 build=${1:-build-fuzz}
 seconds=${2:-60}
 shift 2 || shift $#
-all=(dispatch key privkey sig sessionbind destination userauth state state-relay)
+all=(dispatch key privkey sig sessionbind destination userauth helper state state-relay)
 if [ $# -gt 0 ]; then harnesses=("$@"); else harnesses=("${all[@]}"); fi
 corpus=${KEYWARD_CORPUS_DIR:-$src/../shared/corpus}/agent
 

@@ -23,6 +23,8 @@
  *   destination/  destination constraints from add requests (the body of
  *                 restrict-destination-v00@openssh.com)
  *   userauth/     the data of every sign request
+ *   helper/       provider helper requests (docs/providers.md): a SIGN for
+ *                 every fuzz key (RSA with each flag), and a few LOADs
  *
  * Messages are taken apart with the agent's wire reader, loosely: a field
  * that does not parse just yields no seed. Seeds other than dispatch/ are
@@ -41,6 +43,7 @@
 #include "agent/request.h"
 #include "support.h"
 #include "base/wire.h"
+#include "proto/helper_msg.h"
 
 /* fuzz_sig.c signs and verifies this; the seeds made here must match it. */
 #include "sig_data.h"
@@ -322,6 +325,22 @@ static void destination_seeds(const struct agent *ag)
 }
 
 /* Seeds from the fuzz key directories: key files, requests, good signatures. */
+/* Provider helper LOADs: with a PIN, without one, and a module path only. */
+static void helper_load_seeds(void)
+{
+    static const char *const pins[] = {"123456", ""};
+    struct wire_writer w;
+    size_t i;
+
+    wire_writer_init(&w);
+    for (i = 0; i < sizeof(pins) / sizeof(pins[0]); i++) {
+        wire_writer_reset(&w);
+        helper_put_load(&w, "/opt/token/lib/pkcs11-module.so", pins[i], strlen(pins[i]));
+        put_seed("helper", w.buf, w.len);
+    }
+    wire_writer_free(&w);
+}
+
 static void from_key_dirs(void)
 {
     struct wire_writer *msgs;
@@ -350,10 +369,15 @@ static void from_key_dirs(void)
             wire_writer_init(&sig);
             if (key_sign(k, fuzz_sig_data, sizeof(fuzz_sig_data), flags[f], &sig) == 0)
                 put_seed("sig", sig.buf, sig.len);
+            wire_writer_reset(&sig);
+            helper_put_sign(&sig, k->plain_blob, k->plain_blob_len, fuzz_sig_data,
+                            sizeof(fuzz_sig_data), flags[f]);
+            put_seed("helper", sig.buf, sig.len);
             wire_writer_free(&sig);
         }
     }
     destination_seeds(&ag);
+    helper_load_seeds();
     agent_reply_free(&reply);
     agent_conn_cleanup(&c);
     agent_cleanup(&ag);
@@ -362,8 +386,8 @@ static void from_key_dirs(void)
 
 int main(int argc, char **argv)
 {
-    static const char *const subs[] = {"dispatch",    "key",         "privkey", "sig",
-                                       "sessionbind", "destination", "userauth"};
+    static const char *const subs[] = {"dispatch",    "key",         "privkey",  "sig",
+                                       "sessionbind", "destination", "userauth", "helper"};
     DIR *d;
     struct dirent *de;
     size_t i;

@@ -28,6 +28,8 @@ build_needs=(
     "pkg-config pkg-config"
     "libssl-dev"
     "libuv1-dev"
+    # PKCS#11's header (pkcs11.h) for keyward-pkcs11-helper: nothing links libp11-kit
+    "libp11-kit-dev"
 )
 needs=(
     "${build_needs[@]}"
@@ -45,7 +47,10 @@ needs=(
     "procps pkill ps"
     "util-linux prlimit setpriv setsid flock"
     "bsdutils script"
-    "coreutils timeout base64 od"
+    "coreutils timeout base64 od sha256sum truncate"
+    # a read-only key store for root, who ignores mode bits (tests/win/key_store.sh)
+    "e2fsprogs chattr"
+    "perl-base perl"
     "strace strace"
     "gdb gdb"
     "systemd systemd-socket-activate systemd-analyze"
@@ -54,6 +59,10 @@ needs=(
     "man-db man"
     # audit log tests: every line whole JSON (tests/hostile/lib.sh whole_json)
     "jq jq"
+    # a real PKCS#11 module and its token tool (tests/pkcs11/softhsm_token.sh)
+    "softhsm2 softhsm2-util"
+    # an Ed25519 key in PKCS#8 for the token (ssh-keygen writes none)
+    "openssl openssl"
     # the unit suite under memcheck (valgrind_unit_* tests)
     "valgrind valgrind"
     # symbol checks of the built programs (tests/relay/links_no_crypto.sh)

@@ -21,7 +21,8 @@
 #      and ssh-add, systemd for systemd-analyze) and a normal user, and the
 #      root's file list is taken.
 #   3. `apt install ./keyward_*.deb`; dpkg -L keyward is exactly the
-#      programs in /usr/bin, their manual pages, the systemd user units,
+#      programs in /usr/bin (and the agent's PKCS#11 helper in
+#      /usr/libexec/keyward), their manual pages, the systemd user units,
 #      and README, docs, copyright and changelog in /usr/share/doc/keyward;
 #      keyward-agent --version is the package's version.
 #   4. As the normal user: eval $(keyward-agent -s); ssh-add a freshly
@@ -207,6 +208,7 @@ for f in "$repo"/docs/*.md; do
 done
 expected=$(printf '%s\n' \
     /usr/bin/keyward-agent /usr/bin/keyward-probe /usr/bin/keyward-relay \
+    /usr/libexec/keyward/keyward-pkcs11-helper \
     /usr/share/man/man1/keyward-agent.1.gz /usr/share/man/man1/keyward-probe.1.gz \
     /usr/share/man/man1/keyward-relay.1.gz \
     /usr/lib/systemd/user/keyward-agent.socket /usr/lib/systemd/user/keyward-agent.service \

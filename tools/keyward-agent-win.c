@@ -1,7 +1,9 @@
 /*
  * keyward-agent for Windows: an SSH agent on a named pipe.
  *
- *   keyward-agent [-Dd] [-a \\.\pipe\NAME] [-t life]
+ *   keyward-agent [-Dd] [-a \\.\pipe\NAME] [-l file] [-t life]
+ *                 [--key-store DIR | --no-key-store]
+ *   keyward-agent --import-windows-agent [--dry-run] [--key-store DIR] [-l file]
  *
  * It serves \\.\pipe\openssh-ssh-agent, where Windows' ssh.exe looks, unless
  * -a names another pipe. It always runs in the foreground, in the logon
@@ -9,6 +11,11 @@
  * logon); Ctrl-C stops it and clears every key. The protocol core and the
  * server are the same as on Unix; this file parses arguments and sets up
  * the process, and src/platform/win32.c holds what is Windows-specific.
+ *
+ * Unlike on Unix, added keys are kept across restarts, as Windows' own
+ * agent service keeps them: DPAPI-protected in a folder of the user's own
+ * (src/server/key_store_win.c), loaded at start. --no-key-store turns
+ * that off; --import-windows-agent copies the service's keys over.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -25,6 +32,7 @@
 
 #include "agent/agent.h"
 #include "agent/audit.h"
+#include "server/key_store_win.h"
 #include "server/server.h"
 #include "base/convtime.h"
 #include "base/err.h"
@@ -52,23 +60,44 @@ struct options {
     const char *pipe_name;
     const char *audit_path; /* -l */
     uint32_t lifetime;
+    bool no_key_store;             /* --no-key-store */
+    const char *key_store_dir;     /* --key-store; NULL: %LOCALAPPDATA%\keyward\keys */
+    bool import;                   /* --import-windows-agent */
+    bool dry_run;                  /* --dry-run */
+    enum key_fp_hash fp_hash;      /* -E */
+    const char *allowed_providers; /* -P; NULL: any module a local client names */
+    bool allow_remote_providers;   /* -O allow-remote-pkcs11 */
+    bool websafe_option;           /* -O no-restrict-websafe or websafe-allow= (FIDO) */
 };
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s [-Dd] [-a \\\\.\\pipe\\NAME] [-l file] [-t life]\n"
+            "usage: %s [-Dd] [-a \\\\.\\pipe\\NAME] [-E hash] [-l file] [-O option]\n"
+            "                     [-P providers] [-t life]\n"
+            "                     [--key-store DIR | --no-key-store]\n"
+            "       %s --import-windows-agent [--dry-run] [--key-store DIR] [-l file]\n"
             "\n"
             "  -a pipe    serve this named pipe (default %s)\n"
             "  -D         stay in the foreground (always so on Windows)\n"
             "  -d         log every request to stderr\n"
+            "  -E hash    fingerprints in logs and prompts: sha256 (default) or md5\n"
+            "  -O option  allow-remote-pkcs11: forwarded clients may load PKCS#11 modules\n"
+            "  -P providers  pattern-list of PKCS#11 module paths that may be loaded\n"
+            "             (default: any, for local clients)\n"
             "  -l file    append an audit log (JSON lines) to file; - for stderr\n"
             "  -t life    default lifetime of added keys (e.g. 600, 10m, 1h30m)\n"
+            "  --key-store DIR  keep added keys (DPAPI-protected) in DIR\n"
+            "                   (default %%LOCALAPPDATA%%\\keyward\\keys)\n"
+            "  --no-key-store   keep keys in memory only: none survives a restart\n"
+            "  --import-windows-agent  copy the keys Windows' agent service kept into\n"
+            "                   the key store, and exit (needs an elevated shell)\n"
+            "  --dry-run        with --import-windows-agent: list them only\n"
             "  --help     show this help\n"
             "  --version  show the version\n"
             "\n"
-            "Stop it with Ctrl-C; every key is cleared.\n",
-            cli_progname, PLATFORM_DEFAULT_PIPE);
+            "Stop it with Ctrl-C; every key is cleared from memory (the key store keeps them).\n",
+            cli_progname, cli_progname, PLATFORM_DEFAULT_PIPE);
 }
 
 /* The Unix options that have no meaning here: say why, and what to do instead. */
@@ -92,6 +121,20 @@ static void unsupported(int ch)
     }
 }
 
+/* keyward-pkcs11-helper.exe beside this program; NULL if it is not there. */
+static const char *find_pkcs11_helper(void)
+{
+    static char path[MAX_PATH + 64];
+    size_t len = sizeof(path);
+    char *slash;
+
+    if (uv_exepath(path, &len) != 0 || (slash = strrchr(path, '\\')) == NULL ||
+        (size_t)(slash - path) + sizeof("\\keyward-pkcs11-helper.exe") > sizeof(path))
+        return NULL;
+    strcpy(slash, "\\keyward-pkcs11-helper.exe");
+    return GetFileAttributesA(path) != INVALID_FILE_ATTRIBUTES ? path : NULL;
+}
+
 /* \\.\pipe\NAME with a non-empty NAME and no further backslash, as Windows requires. */
 static bool valid_pipe_name(const char *name)
 {
@@ -106,6 +149,10 @@ static void parse_args(int argc, char **argv, struct options *o)
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'H'},
         {"version", no_argument, NULL, 'V'},
+        {"key-store", required_argument, NULL, 'S'},
+        {"no-key-store", no_argument, NULL, 'N'},
+        {"import-windows-agent", no_argument, NULL, 'I'},
+        {"dry-run", no_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -137,13 +184,37 @@ static void parse_args(int argc, char **argv, struct options *o)
                 cli_die("invalid lifetime \"%s\": use seconds or a time like 10m or 1h30m", optarg);
             break;
         case 'E':
-            if (strcmp(optarg, "sha256") != 0)
-                cli_die("fingerprint hash \"%s\" is not supported (only sha256)", optarg);
+            if (key_fp_hash_from_name(optarg, &o->fp_hash) != 0)
+                cli_die("invalid fingerprint hash \"%s\": use sha256 or md5", optarg);
             break;
         case 'O':
+            /* As ssh-agent checks them (keyward-agent(1)). */
+            if (strcmp(optarg, "allow-remote-pkcs11") == 0)
+                o->allow_remote_providers = true;
+            else if (strcmp(optarg, "no-restrict-websafe") == 0 ||
+                     strncmp(optarg, "websafe-allow=", 14) == 0)
+                o->websafe_option = true;
+            else
+                cli_die("unknown -O option \"%s\": use allow-remote-pkcs11, "
+                        "no-restrict-websafe or websafe-allow=LIST",
+                        optarg);
+            break;
         case 'P':
-            fprintf(stderr, "%s: ignoring -%c %s: providers are not supported\n", cli_progname, ch,
-                    optarg);
+            if (o->allowed_providers != NULL)
+                cli_die("-P given twice");
+            o->allowed_providers = optarg;
+            break;
+        case 'S':
+            o->key_store_dir = optarg;
+            break;
+        case 'N':
+            o->no_key_store = true;
+            break;
+        case 'I':
+            o->import = true;
+            break;
+        case 'R':
+            o->dry_run = true;
             break;
         case 'H':
             usage(stdout);
@@ -158,6 +229,12 @@ static void parse_args(int argc, char **argv, struct options *o)
     }
     if (argv[optind] != NULL)
         unsupported(0);
+    if (o->no_key_store && o->key_store_dir != NULL)
+        cli_die("--key-store and --no-key-store contradict each other");
+    if (o->import && o->no_key_store)
+        cli_die("--import-windows-agent needs the key store; drop --no-key-store");
+    if (o->dry_run && !o->import)
+        cli_die("--dry-run goes with --import-windows-agent");
 }
 
 /* Names the cause and the fix: most often Windows' own agent service holds the pipe. */
@@ -185,6 +262,7 @@ struct runtime {
     uv_loop_t loop;
     struct agent agent;
     struct server server;
+    struct key_store_win store;
     uv_signal_t sigint, sigbreak, sighup;
 };
 
@@ -284,7 +362,26 @@ static int run_agent(const struct options *o)
         rt.agent.audit = audit_write;
         rt.agent.audit_ctx = NULL;
     }
+    /* The kept keys, before the first client (and before the expiry timer is set). */
+    if (!o->no_key_store) {
+        char err[512];
+
+        /* A store that cannot be opened still takes the hooks: each add then warns. */
+        if (key_store_win_open(&rt.store, o->key_store_dir, err, sizeof(err)) != 0)
+            log_error("%s; keys are kept in memory only", err);
+        key_store_win_attach(&rt.store, &rt.agent, uv_now(&rt.loop));
+    } else {
+        log_info("key store off (--no-key-store): keys are kept in memory only");
+    }
     server_init(&rt.server, &rt.loop, &rt.agent);
+    /*
+     * PKCS#11 modules: any path a local client names unless -P narrows it
+     * (Windows has no /usr/lib; the pipe admits only this user and SYSTEM,
+     * and forwarded clients still need -O allow-remote-pkcs11).
+     */
+    rt.agent.providers.allowed = o->allowed_providers != NULL ? o->allowed_providers : "*";
+    rt.agent.providers.allow_remote = o->allow_remote_providers;
+    rt.server.providers.helper_path = find_pkcs11_helper();
     if ((r = server_listen_name(&rt.server, o->pipe_name)) != 0) {
         /*
          * Lost a race with another server since the check in main()?
@@ -307,12 +404,30 @@ static int run_agent(const struct options *o)
     /* Let close callbacks run so every connection's memory is released. */
     uv_run(&rt.loop, UV_RUN_DEFAULT);
     agent_cleanup(&rt.agent);
+    key_store_win_close(&rt.store);
     uv_loop_close(&rt.loop);
     /* Join the worker threads while OpenSSL can still free their state. */
     uv_library_shutdown();
     CRYPTO_secure_malloc_done();
     log_info("stopped; keys cleared");
     return 0;
+}
+
+/*
+ * --import-windows-agent: the service's keys into keyward's store. Reads
+ * HKCU\SOFTWARE\OpenSSH\Agent\Keys, never writes it.
+ */
+static int import_windows_agent(const struct options *o)
+{
+    int status;
+
+    init_secure_heap();
+    open_audit_log(o->audit_path);
+    status = key_store_win_import(o->key_store_dir, o->dry_run,
+                                  audit_handle != INVALID_HANDLE_VALUE ? audit_write : NULL, NULL,
+                                  stdout);
+    CRYPTO_secure_malloc_done();
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -332,8 +447,16 @@ int main(int argc, char **argv)
 
     parse_args(argc, argv, &o);
     log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
+    key_fingerprint_set_hash(o.fp_hash);
+    if (o.websafe_option)
+        fprintf(stderr,
+                "%s: note: -O no-restrict-websafe and websafe-allow have no effect: "
+                "keyward-agent holds no FIDO keys\n",
+                cli_progname);
     if (platform_init_user(err, sizeof(err)) != 0)
         cli_die("%s", err);
+    if (o.import)
+        return import_windows_agent(&o);
     if (platform_pipe_in_use(o.pipe_name))
         die_pipe_in_use(o.pipe_name);
     open_audit_log(o.audit_path);

@@ -1,8 +1,11 @@
 /*
  * keyward-agent: an SSH agent with OpenSSH's command line.
  *
- *   keyward-agent [-c | -s] [-Dd] [-a bind_address] [-t life] [command [arg ...]]
+ *   keyward-agent [-c | -s] [-DdTU] [-a bind_address] [-E fingerprint_hash] [-l file]
+ *                 [-O option] [-P allowed_providers] [-t life] [command [arg ...]]
  *   keyward-agent [-c | -s] -k
+ *   keyward-agent -u
+ *   keyward-agent -V
  *
  * This file parses arguments, sets up the socket and the process (daemon,
  * foreground or parent of a command) and runs the server. Protocol
@@ -37,6 +40,7 @@
 #include <uv.h>
 
 #include "agent/agent.h"
+#include "agent_socket.h"
 #include "server/audit_sink.h"
 #include "server/server.h"
 #include "base/convtime.h"
@@ -61,9 +65,22 @@ struct options {
     bool foreground;   /* -D or -d */
     bool debug;        /* -d */
     bool kill;         /* -k */
+    bool tmp_socket;   /* -T: the socket in a new directory under $TMPDIR */
+    bool no_cleanup;   /* -U: leave stale sockets in ~/.ssh/agent alone */
+    int cleanup_only;  /* -u: clean them up and exit; -uu: any host's */
     const char *bind_address;
     const char *audit_path; /* -l */
     uint32_t lifetime;
+    enum key_fp_hash fp_hash; /* -E */
+    /*
+     * -P and -O, checked as ssh-agent checks them. The websafe options are
+     * for FIDO keys, which this agent does not hold yet;
+     * warn_provider_options() says so at start.
+     */
+    const char *allowed_providers;
+    const char *websafe_allow;
+    bool allow_remote_providers;
+    bool no_restrict_websafe;
     char **command;
 };
 
@@ -74,21 +91,32 @@ static pid_t parent_pid = -1; /* subprocess mode: exit when it is gone */
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: %s [-c | -s] [-Dd] [-a bind_address] [-l file] [-t life] [command [arg ...]]\n"
-            "       %s [-c | -s] -k\n"
-            "\n"
-            "  -a bind_address  listen on this Unix socket path\n"
-            "  -c               print C-shell commands (default if $SHELL ends in csh)\n"
-            "  -s               print Bourne-shell commands\n"
-            "  -D               stay in the foreground\n"
-            "  -d               stay in the foreground and log every request to stderr\n"
-            "  -k               kill the agent named by $SSH_AGENT_PID\n"
-            "  -l file          append an audit log (JSON lines) to file; - for stderr\n"
-            "  -t life          default lifetime of added keys (e.g. 600, 10m, 1h30m)\n"
-            "  --help           show this help\n"
-            "  --version        show the version\n",
-            cli_progname, cli_progname);
+    fprintf(
+        out,
+        "usage: %s [-c | -s] [-DdTU] [-a bind_address] [-E fingerprint_hash] [-l file]\n"
+        "                     [-O option] [-P allowed_providers] [-t life] [command [arg ...]]\n"
+        "       %s [-c | -s] -k\n"
+        "       %s -u\n"
+        "       %s -V\n"
+        "\n"
+        "  -a bind_address  listen on this Unix socket path\n"
+        "  -c               print C-shell commands (default if $SHELL ends in csh)\n"
+        "  -s               print Bourne-shell commands\n"
+        "  -D               stay in the foreground\n"
+        "  -d               stay in the foreground and log every request to stderr\n"
+        "  -E hash          fingerprints in logs and prompts: sha256 (default) or md5\n"
+        "  -k               kill the agent named by $SSH_AGENT_PID\n"
+        "  -l file          append an audit log (JSON lines) to file; - for stderr\n"
+        "  -O option        allow-remote-pkcs11, no-restrict-websafe or websafe-allow=LIST\n"
+        "  -P providers     pattern-list of provider libraries that may be loaded\n"
+        "  -T               put the socket under $TMPDIR, not in ~/.ssh/agent\n"
+        "  -t life          default lifetime of added keys (e.g. 600, 10m, 1h30m)\n"
+        "  -U               do not remove stale sockets from ~/.ssh/agent at start\n"
+        "  -u               remove stale sockets from ~/.ssh/agent and exit (-uu: any host's)\n"
+        "  -V               show the version (and the OpenSSL in use)\n"
+        "  --help           show this help\n"
+        "  --version        show the version\n",
+        cli_progname, cli_progname, cli_progname, cli_progname);
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -104,7 +132,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 
     memset(o, 0, sizeof(*o));
     /* "+": stop at the first non-option, which starts the command. */
-    while ((ch = getopt_long(argc, argv, "+cDdksa:l:t:E:O:P:", longopts, NULL)) != -1) {
+    o->fp_hash = KEY_FP_SHA256;
+    while ((ch = getopt_long(argc, argv, "+cDdksTUuVa:l:t:E:O:P:", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             if (o->shell_chosen && !o->csh)
@@ -136,20 +165,43 @@ static void parse_args(int argc, char **argv, struct options *o)
                 cli_die("invalid lifetime \"%s\": use seconds or a time like 10m or 1h30m", optarg);
             break;
         case 'E':
-            if (strcmp(optarg, "sha256") != 0)
-                cli_die("fingerprint hash \"%s\" is not supported (only sha256)", optarg);
+            if (key_fp_hash_from_name(optarg, &o->fp_hash) != 0)
+                cli_die("invalid fingerprint hash \"%s\": use sha256 or md5", optarg);
             break;
         case 'O':
+            if (strcmp(optarg, "allow-remote-pkcs11") == 0)
+                o->allow_remote_providers = true;
+            else if (strcmp(optarg, "no-restrict-websafe") == 0)
+                o->no_restrict_websafe = true;
+            else if (strncmp(optarg, "websafe-allow=", 14) == 0) {
+                if (o->websafe_allow != NULL)
+                    cli_die("-O websafe-allow= given twice");
+                o->websafe_allow = optarg + 14;
+            } else
+                cli_die("unknown -O option \"%s\": use allow-remote-pkcs11, "
+                        "no-restrict-websafe or websafe-allow=LIST",
+                        optarg);
+            break;
         case 'P':
-            /* PKCS#11 and FIDO providers: accepted for compatibility, unused. */
-            fprintf(stderr, "%s: ignoring -%c %s: providers are not supported\n", cli_progname, ch,
-                    optarg);
+            if (o->allowed_providers != NULL)
+                cli_die("-P given twice");
+            o->allowed_providers = optarg;
+            break;
+        case 'T':
+            o->tmp_socket = true;
+            break;
+        case 'U':
+            o->no_cleanup = true;
+            break;
+        case 'u':
+            o->cleanup_only++;
             break;
         case 'H':
             usage(stdout);
             exit(0);
         case 'V':
-            printf("keyward-agent %s\n", KEYWARD_VERSION);
+            /* Line 1 is the version alone, for scripts; line 2 the libcrypto in use. */
+            printf("keyward-agent %s\n%s\n", KEYWARD_VERSION, OpenSSL_version(OPENSSL_VERSION));
             exit(0);
         default:
             usage(stderr);
@@ -157,7 +209,7 @@ static void parse_args(int argc, char **argv, struct options *o)
         }
     }
     o->command = argv + optind;
-    if (*o->command != NULL && (o->shell_chosen || o->kill || o->foreground)) {
+    if (*o->command != NULL && (o->shell_chosen || o->kill || o->foreground || o->cleanup_only)) {
         usage(stderr);
         exit(1);
     }
@@ -165,12 +217,42 @@ static void parse_args(int argc, char **argv, struct options *o)
         usage(stderr);
         exit(1);
     }
+    if (o->tmp_socket && o->bind_address != NULL)
+        cli_die("-T and -a cannot be used together: -a names the socket");
     if (!o->shell_chosen) {
         /* Same rule as ssh-agent: a shell whose name ends in "csh". */
         shell = getenv("SHELL");
         if (shell != NULL && (len = strlen(shell)) >= 3 && strcmp(shell + len - 3, "csh") == 0)
             o->csh = true;
     }
+}
+
+/*
+ * -O no-restrict-websafe and websafe-allow= are checked as ssh-agent checks
+ * them, so that a command line written for ssh-agent starts keyward-agent;
+ * but they are about FIDO keys, which this agent does not hold, so the user
+ * is told rather than left to believe they are in force.
+ */
+static void warn_provider_options(const struct options *o)
+{
+    if (o->no_restrict_websafe || o->websafe_allow != NULL)
+        fprintf(stderr,
+                "%s: note: -O no-restrict-websafe and websafe-allow have no effect: "
+                "keyward-agent holds no FIDO keys (see keyward-agent(1))\n",
+                cli_progname);
+}
+
+/* -u: what ssh-agent -u does, for the sockets both agents put in ~/.ssh/agent. */
+static int clean_stale_sockets(const struct options *o)
+{
+    char err[512];
+    unsigned removed = 0;
+
+    log_init(cli_progname, o->debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
+    if (agent_socket_clean_stale(o->cleanup_only > 1, &removed, err, sizeof(err)) != 0)
+        cli_die("%s", err);
+    printf("Deleted %u stale agent socket%s in ~/.ssh/agent\n", removed, removed == 1 ? "" : "s");
+    return 0;
 }
 
 static int kill_agent(const struct options *o)
@@ -287,6 +369,27 @@ static int activation_fd(char *name, size_t namesize)
     return fd;
 }
 
+/*
+ * keyward-pkcs11-helper: beside this program (a build tree, or a
+ * relocated install), else where make install puts it. NULL if neither
+ * exists; loading a PKCS#11 module then fails with that reason.
+ */
+static const char *find_pkcs11_helper(void)
+{
+    static char path[4096];
+    size_t len = sizeof(path);
+    char *slash;
+
+    if (uv_exepath(path, &len) == 0 && (slash = strrchr(path, '/')) != NULL &&
+        (size_t)(slash - path) + sizeof("/keyward-pkcs11-helper") <= sizeof(path)) {
+        strcpy(slash, "/keyward-pkcs11-helper");
+        if (access(path, X_OK) == 0)
+            return path;
+    }
+    snprintf(path, sizeof(path), "%s/keyward/keyward-pkcs11-helper", KEYWARD_LIBEXECDIR);
+    return access(path, X_OK) == 0 ? path : NULL;
+}
+
 /* Why platform_harden_process() failed at start-up, or 0. */
 static int harden_err;
 
@@ -400,6 +503,10 @@ static int run_agent(const struct options *o, int listen_fd)
         rt.agent.audit_ctx = audit_sink;
     }
     server_init(&rt.server, &rt.loop, &rt.agent);
+    if (o->allowed_providers != NULL)
+        rt.agent.providers.allowed = o->allowed_providers;
+    rt.agent.providers.allow_remote = o->allow_remote_providers;
+    rt.server.providers.helper_path = find_pkcs11_helper();
     if ((r = server_listen_fd(&rt.server, listen_fd)) != 0) {
         agent_cleanup(&rt.agent);
         return 1;
@@ -460,6 +567,10 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &o);
     if (o.kill)
         return kill_agent(&o);
+    if (o.cleanup_only)
+        return clean_stale_sockets(&o);
+    key_fingerprint_set_hash(o.fp_hash);
+    warn_provider_options(&o);
 
     /*
      * Socket activation: serve the passed socket in the foreground, as -D.
@@ -481,14 +592,27 @@ int main(int argc, char **argv)
         if ((size_t)snprintf(socket_path, sizeof(socket_path), "%s", o.bind_address) >=
             sizeof(socket_path))
             cli_die("cannot bind %s: path too long", o.bind_address);
-    } else {
+    } else if (o.tmp_socket) {
         if (platform_make_socket_dir(socket_dir, sizeof(socket_dir), err, sizeof(err)) != 0)
             cli_die("%s", err);
         if ((size_t)snprintf(socket_path, sizeof(socket_path), "%s/agent.%ld", socket_dir,
                              (long)getpid()) >= sizeof(socket_path))
             cli_die("socket directory path too long: %s", socket_dir);
+    } else {
+        /* The default, as OpenSSH 10.1+: a fresh name in ~/.ssh/agent. */
+        if (!o.no_cleanup) {
+            unsigned removed;
+            if (agent_socket_clean_stale(false, &removed, err, sizeof(err)) != 0)
+                fprintf(stderr, "%s: %s\n", cli_progname, err);
+        }
+        if (agent_socket_listen_home(socket_path, sizeof(socket_path), &fd, err, sizeof(err)) !=
+            0) {
+            socket_path[0] = '\0';
+            cli_die("%s", err);
+        }
     }
-    if (platform_listen_unix(socket_path, &fd, err, sizeof(err)) != 0) {
+    if ((o.bind_address != NULL || o.tmp_socket) &&
+        platform_listen_unix(socket_path, &fd, err, sizeof(err)) != 0) {
         socket_path[0] = '\0'; /* not ours to remove */
         remove_socket();
         cli_die("%s", err);

@@ -8,6 +8,7 @@
  */
 #include "agent/agent.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,10 @@
 #include "agent/userauth.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/match.h"
 #include "base/memzero.h"
+#include "base/path.h"
+#include "proto/helper_msg.h"
 
 const char *const agent_extensions[] = {EXT_QUERY, EXT_SESSION_BIND, NULL};
 
@@ -29,6 +33,7 @@ struct outcome {
     struct key *key;                   /* the key the request named, if it parsed (a reference) */
     char comment[128];                 /* its comment, when the agent holds it */
     char dest_user[USERAUTH_MAX_USER]; /* the user of the userauth request signed */
+    char warning[256];                 /* done, but not all of it: an added key not stored */
     uint8_t fail_code;                 /* reply code on failure */
 };
 
@@ -42,11 +47,14 @@ void agent_init(struct agent *ag, uint32_t default_lifetime_secs)
     ag->offload_ctx = NULL;
     ag->audit = NULL;
     ag->audit_ctx = NULL;
+    provider_set_init(&ag->providers);
+    ag->persist = NULL;
 }
 
 void agent_cleanup(struct agent *ag)
 {
     keystore_clear(&ag->keys);
+    provider_set_clear(&ag->providers); /* after the identities that point to them */
     lock_clear(&ag->lock);
 }
 
@@ -93,6 +101,23 @@ void agent_job_free(struct agent_job *job)
 
     if (job == NULL)
         return;
+    if (job->kind == AGENT_JOB_PROVIDER_ADD) {
+        struct agent_provider_job *pj = agent_provider_job(job);
+        size_t i;
+
+        if (pj->host != NULL && pj->release != NULL)
+            pj->release(pj->release_ctx, pj->host); /* loaded, but the agent did not take it */
+        kw_memzero(pj->pin, pj->pin_len);
+        free(pj->pin);
+        free(pj->path);
+        dest_free(&pj->dest);
+        for (i = 0; i < pj->ncerts; i++)
+            key_free(pj->certs[i]);
+        free(pj->certs);
+        wire_writer_free(&pj->keys);
+        free(pj);
+        return;
+    }
     if (is_lock_job(job)) {
         lj = agent_lock_job(job);
         /* An unlock attempt that ends unfinished (its client left) gives back its turn. */
@@ -177,7 +202,11 @@ void agent_job_run(struct agent_job *job)
         kw_memzero(lj->pass, lj->pass_len);
         break;
     case AGENT_JOB_CONFIRM: /* the transport's to carry out, not a worker's */
+    case AGENT_JOB_PROVIDER_SIGN:
         agent_sign_job(job)->run_err = KW_ERR_INTERNAL;
+        break;
+    case AGENT_JOB_PROVIDER_ADD:
+        agent_provider_job(job)->run_err = KW_ERR_INTERNAL;
         break;
     }
 }
@@ -188,11 +217,15 @@ uint64_t agent_expire(struct agent *ag, uint64_t now_ms)
     uint64_t next = 0;
     size_t i;
 
-    if (ag->audit != NULL) {
+    if (ag->audit != NULL || ag->persist != NULL) {
         for (i = 0; i < ag->keys.count; i++) {
             const struct identity *id = ag->keys.ids[i];
 
             if (id->expires_ms == 0 || id->expires_ms > now_ms)
+                continue;
+            if (ag->persist != NULL)
+                ag->persist->forget(ag->persist->ctx, id->key);
+            if (ag->audit == NULL)
                 continue;
             char comment[128];
 
@@ -259,6 +292,11 @@ static const char *audit_event_name(uint8_t type)
         return "lock";
     case SSH_AGENTC_UNLOCK:
         return "unlock";
+    case SSH_AGENTC_ADD_SMARTCARD_KEY:
+    case SSH_AGENTC_ADD_SMARTCARD_KEY_CONSTRAINED:
+        return "pkcs11-add";
+    case SSH_AGENTC_REMOVE_SMARTCARD_KEY:
+        return "pkcs11-remove";
     }
     return NULL;
 }
@@ -269,7 +307,7 @@ static const char *audit_event_name(uint8_t type)
  */
 static void audit_request(struct agent *ag, const struct agent_conn *c, uint8_t type, bool ok,
                           const struct key *key, const char *comment, const char *dest_user,
-                          const char *reason)
+                          const char *reason, const char *warning)
 {
     struct audit_event ev;
     const char *name = audit_event_name(type);
@@ -290,6 +328,27 @@ static void audit_request(struct agent *ag, const struct agent_conn *c, uint8_t 
     ev.dest_hostkey = ev.bound ? c->bindings.slots[c->bindings.count - 1].hostkey : NULL;
     ev.dest_user = dest_user && dest_user[0] ? dest_user : NULL;
     ev.reason = ok ? NULL : reason;
+    ev.warning = warning && warning[0] ? warning : NULL;
+    ag->audit(ag->audit_ctx, &ev);
+}
+
+void agent_audit_note(struct agent *ag, const char *event, bool ok, const struct key *key,
+                      const char *comment, const char *reason)
+{
+    struct audit_event ev;
+    char cut[128];
+
+    if (ag->audit == NULL)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.event = event;
+    ev.outcome = ok ? "ok" : "refused";
+    ev.key = key;
+    if (comment != NULL && comment[0] != '\0') {
+        snprintf(cut, sizeof(cut), "%s", comment); /* cut like every other event's */
+        ev.comment = cut;
+    }
+    ev.reason = reason;
     ag->audit(ag->audit_ctx, &ev);
 }
 
@@ -411,12 +470,21 @@ static int sign_inline(const struct key *key, const uint8_t *data, size_t len, u
     return err;
 }
 
-/* Makes sj (a new job, or an approved confirmation) the job that signs with key on a worker. */
-static void become_sign_job(struct agent_sign_job *sj, struct key *key)
+/*
+ * Makes sj (a new job, or an approved confirmation) the job that signs with
+ * the identity's key: on a worker, or, for a token's key, by its module's
+ * helper.
+ */
+static void become_sign_job(struct agent_sign_job *sj, const struct identity *id)
 {
+    sj->key = key_ref(id->key);
+    if (id->provider != NULL) {
+        sj->job.kind = AGENT_JOB_PROVIDER_SIGN;
+        sj->host = id->provider->host;
+        return;
+    }
     sj->job.kind = AGENT_JOB_SIGN;
-    sj->key = key_ref(key);
-    sj->fast = !is_slow_to_sign(key);
+    sj->fast = !is_slow_to_sign(id->key);
 }
 
 static void confirm_prompt(const struct agent_conn *c, const struct identity *id, char *buf,
@@ -507,14 +575,72 @@ static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agen
         reply->job = &sj->job;
         return 0;
     }
-    if (!sign_offloaded(ag, c, id->key))
+    if (id->provider == NULL && !sign_offloaded(ag, c, id->key))
         return sign_inline(id->key, req->u.sign.data.ptr, req->u.sign.data.len, req->u.sign.flags,
                            w);
     if ((sj = sign_job_new(AGENT_JOB_SIGN, req, o)) == NULL)
         return KW_ERR_ALLOC;
-    become_sign_job(sj, id->key);
+    become_sign_job(sj, id);
     reply->job = &sj->job;
     return 0;
+}
+
+/*
+ * Whether one more identity (key, comment), replacing existing if that is
+ * set, still fits: at most KEYSTORE_MAX_IDENTITIES, and every identity in
+ * one IDENTITIES_ANSWER, since a list longer than a frame (256 KiB;
+ * clients refuse longer ones too) would break listing for every client.
+ */
+static int check_room(const struct agent *ag, const struct identity *existing,
+                      const struct key *key, const char *comment, struct outcome *o)
+{
+    size_t bytes = 5 + 8 + key->blob_len + strlen(comment), i;
+
+    for (i = 0; i < ag->keys.count; i++)
+        if (ag->keys.ids[i] != existing)
+            bytes += 8 + ag->keys.ids[i]->key->blob_len + strlen(ag->keys.ids[i]->comment);
+    if (bytes > WIRE_MAX_MESSAGE) {
+        snprintf(o->whybuf, sizeof(o->whybuf),
+                 "too many keys: the list of identities would exceed %u bytes",
+                 (unsigned)WIRE_MAX_MESSAGE);
+        o->why = o->whybuf;
+        return KW_ERR_TOO_LARGE;
+    }
+    if (existing == NULL && ag->keys.count >= KEYSTORE_MAX_IDENTITIES) {
+        snprintf(o->whybuf, sizeof(o->whybuf), "too many keys (the limit is %d)",
+                 KEYSTORE_MAX_IDENTITIES);
+        o->why = o->whybuf;
+        return KW_ERR_TOO_LARGE;
+    }
+    return 0;
+}
+
+/*
+ * Hands a key just added to the store: the private part as it came, and
+ * the constraints, a lifetime as its absolute expiry. A store that fails
+ * leaves the key in memory only: the add has succeeded, with a warning.
+ */
+static void persist_added(struct agent *ag, const struct agent_conn *conn,
+                          const struct agent_request *req, const struct key *key,
+                          const char *comment, uint32_t lifetime, struct outcome *o)
+{
+    const struct add_constraints *c = &req->u.add.constraints;
+    struct persist_record rec;
+    char why[200];
+
+    memset(&rec, 0, sizeof(rec));
+    rec.priv = req->u.add.priv;
+    rec.comment.ptr = (const uint8_t *)comment;
+    rec.comment.len = strlen(comment);
+    rec.confirm = c->confirm;
+    rec.dest = c->dest_raw;
+    if (c->has_lifetime || lifetime != 0)
+        rec.expires = wall_now() + lifetime;
+    why[0] = '\0';
+    if (ag->persist->put(ag->persist->ctx, key, &rec, why, sizeof(why)) != 0) {
+        snprintf(o->warning, sizeof(o->warning), "kept in memory only, not stored: %s", why);
+        log_error("conn %lu: %s %s", conn->id, o->detail, o->warning);
+    }
 }
 
 static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms,
@@ -525,6 +651,8 @@ static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms
     uint64_t expires = 0;
     uint32_t lifetime = c->has_lifetime ? c->lifetime_secs : ag->default_lifetime_secs;
     size_t hops = c->dest.count;
+    struct key *key;
+    char *comment;
     int err;
 
     describe_key(o, req->u.add.key);
@@ -541,36 +669,16 @@ static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms
         if (expires == 0)
             expires = 1; /* 0 means "never" */
     }
-    /*
-     * Every identity must fit in one IDENTITIES_ANSWER: a list longer than
-     * a frame (256 KiB; clients refuse longer ones too) would break
-     * listing for every client, so the add that would overflow it fails.
-     */
-    {
-        size_t bytes = 5 + 8 + req->u.add.key->blob_len + strlen(req->u.add.comment), i;
-
-        for (i = 0; i < ag->keys.count; i++)
-            if (ag->keys.ids[i] != existing)
-                bytes += 8 + ag->keys.ids[i]->key->blob_len + strlen(ag->keys.ids[i]->comment);
-        if (bytes > WIRE_MAX_MESSAGE) {
-            snprintf(o->whybuf, sizeof(o->whybuf),
-                     "too many keys: the list of identities would exceed %u bytes",
-                     (unsigned)WIRE_MAX_MESSAGE);
-            o->why = o->whybuf;
-            return KW_ERR_TOO_LARGE;
-        }
-    }
-    if (existing == NULL && ag->keys.count >= KEYSTORE_MAX_IDENTITIES) {
-        snprintf(o->whybuf, sizeof(o->whybuf), "too many keys (the limit is %d)",
-                 KEYSTORE_MAX_IDENTITIES);
-        o->why = o->whybuf;
-        return KW_ERR_TOO_LARGE;
-    }
-    if ((err = keystore_add(&ag->keys, req->u.add.key, req->u.add.comment, expires, c->confirm,
-                            &c->dest)) != 0)
+    if ((err = check_room(ag, existing, req->u.add.key, req->u.add.comment, o)) != 0)
+        return err;
+    key = req->u.add.key;
+    comment = req->u.add.comment;
+    if ((err = keystore_add(&ag->keys, key, comment, expires, c->confirm, &c->dest)) != 0)
         return err;
     req->u.add.key = NULL; /* now owned by the keystore */
     req->u.add.comment = NULL;
+    if (ag->persist != NULL)
+        persist_added(ag, conn, req, key, comment, lifetime, o);
     if (expires != 0 || c->confirm || hops != 0) {
         size_t n = strlen(o->detail);
 
@@ -611,6 +719,8 @@ static int handle_remove(struct agent *ag, const struct agent_conn *conn,
         o->why = o->whybuf;
         return KW_ERR_NOT_FOUND;
     }
+    if (id != NULL && ag->persist != NULL)
+        ag->persist->forget(ag->persist->ctx, id->key);
     if ((err = keystore_remove(&ag->keys, req->u.remove.key_blob.ptr,
                                req->u.remove.key_blob.len)) != 0)
         return err;
@@ -620,9 +730,268 @@ static int handle_remove(struct agent *ag, const struct agent_conn *conn,
 
 static int handle_remove_all(struct agent *ag, struct wire_writer *w, struct outcome *o)
 {
-    size_t n = keystore_remove_all(&ag->keys);
+    size_t n = keystore_remove_all(&ag->keys), modules = ag->providers.count;
 
-    snprintf(o->detail, sizeof(o->detail), "%zu keys", n);
+    if (ag->persist != NULL)
+        ag->persist->forget_all(ag->persist->ctx);
+    /*
+     * The modules go too, their helpers stopped: with no identity left
+     * they serve nothing, and ssh-add -s can load them again at once
+     * (OpenSSH keeps them and refuses that until ssh-add -e).
+     */
+    provider_set_clear(&ag->providers);
+    if (modules > 0)
+        snprintf(o->detail, sizeof(o->detail), "%zu keys, %zu PKCS#11 modules", n, modules);
+    else
+        snprintf(o->detail, sizeof(o->detail), "%zu keys", n);
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    return w->error;
+}
+
+/* ---- PKCS#11 modules (docs/providers.md) ---- */
+
+/*
+ * OpenSSH's test for a forwarded connection: ssh binds every connection it
+ * forwards, so one that ever tried to bind is taken for remote.
+ */
+static bool conn_is_remote(const struct agent_conn *c)
+{
+    return c->bindings.attempted || c->bindings.count > 0;
+}
+
+/* The module path of a smartcard request, canonical; fails with the reason in o. */
+static int canonical_module(const struct agent_request *req, char *path, size_t size,
+                            struct outcome *o)
+{
+    struct wire_view given = req->u.smartcard.provider;
+    char raw[4096], safe[160];
+
+    if (given.len >= sizeof(raw)) {
+        o->why = "module path too long";
+        return KW_ERR_TOO_LARGE;
+    }
+    memcpy(raw, given.ptr, given.len);
+    raw[given.len] = '\0';
+    snprintf(o->detail, sizeof(o->detail), "%s", log_sanitize(raw, given.len, safe, sizeof(safe)));
+    if (kw_canonical_path(raw, path, size) != 0) {
+        snprintf(o->whybuf, sizeof(o->whybuf), "module %s: %s", o->detail, strerror(errno));
+        o->why = o->whybuf;
+        return KW_ERR_NOT_FOUND;
+    }
+    snprintf(o->detail, sizeof(o->detail), "%s",
+             log_sanitize(path, strlen(path), safe, sizeof(safe)));
+    snprintf(o->comment, sizeof(o->comment), "%s", path);
+    return 0;
+}
+
+static int handle_smartcard_add(struct agent *ag, struct agent_conn *c, uint64_t now_ms,
+                                struct agent_request *req, struct outcome *o,
+                                struct agent_reply *reply)
+{
+    struct add_constraints *cons = &req->u.smartcard.constraints;
+    struct agent_provider_job *pj;
+    uint32_t lifetime = cons->has_lifetime ? cons->lifetime_secs : ag->default_lifetime_secs;
+    char path[4096];
+    int err;
+
+    if ((err = canonical_module(req, path, sizeof(path), o)) != 0)
+        return err;
+    if (conn_is_remote(c) && !ag->providers.allow_remote) {
+        o->why = "loading PKCS#11 modules from a forwarded connection is disabled "
+                 "(keyward-agent -O allow-remote-pkcs11)";
+        return KW_ERR_DENIED;
+    }
+    if (match_pattern_list(path, ag->providers.allowed) != 1) {
+        o->why = "module not allowed by the provider allow-list (keyward-agent -P)";
+        return KW_ERR_DENIED;
+    }
+    if (provider_find_path(&ag->providers, path) != NULL) {
+        o->why = "module already loaded (remove it first with ssh-add -e)";
+        return KW_ERR_DENIED;
+    }
+    if (ag->providers.count >= PROVIDER_MAX) {
+        snprintf(o->whybuf, sizeof(o->whybuf), "too many PKCS#11 modules (the limit is %d)",
+                 PROVIDER_MAX);
+        o->why = o->whybuf;
+        return KW_ERR_TOO_LARGE;
+    }
+    if ((pj = calloc(1, sizeof(*pj))) == NULL)
+        return KW_ERR_ALLOC;
+    pj->job.kind = AGENT_JOB_PROVIDER_ADD;
+    pj->release = ag->providers.release;
+    pj->release_ctx = ag->providers.ctx;
+    wire_writer_init(&pj->keys);
+    pj->path = strdup(path);
+    pj->pin_len = req->u.smartcard.pin.len;
+    pj->pin = malloc(pj->pin_len + 1);
+    if (pj->path == NULL || pj->pin == NULL) {
+        agent_job_free(&pj->job);
+        return KW_ERR_ALLOC;
+    }
+    if (pj->pin_len > 0)
+        memcpy(pj->pin, req->u.smartcard.pin.ptr, pj->pin_len);
+    pj->pin[pj->pin_len] = '\0';
+    if (cons->has_lifetime || lifetime != 0) {
+        pj->expires_ms = now_ms + (uint64_t)lifetime * 1000;
+        if (pj->expires_ms == 0)
+            pj->expires_ms = 1;
+    }
+    pj->confirm = cons->confirm;
+    /* The constraints move to the job. */
+    pj->dest = cons->dest;
+    cons->dest.items = NULL;
+    cons->dest.count = 0;
+    pj->certs_only = cons->certs_only;
+    pj->certs = cons->certs;
+    pj->ncerts = cons->ncerts;
+    cons->certs = NULL;
+    cons->ncerts = 0;
+    reply->job = &pj->job;
+    return 0;
+}
+
+static int handle_smartcard_remove(struct agent *ag, const struct agent_request *req,
+                                   struct wire_writer *w, struct outcome *o)
+{
+    struct provider *p;
+    char path[4096];
+    size_t n;
+    int err;
+
+    if ((err = canonical_module(req, path, sizeof(path), o)) != 0)
+        return err;
+    if ((p = provider_find_path(&ag->providers, path)) == NULL) {
+        o->why = "module not loaded";
+        return KW_ERR_NOT_FOUND;
+    }
+    n = keystore_remove_provider(&ag->keys, p);
+    provider_remove(&ag->providers, p, true);
+    {
+        size_t len = strlen(o->detail);
+
+        snprintf(o->detail + len, sizeof(o->detail) - len, " (%zu keys)", n);
+    }
+    proto_put_status(w, SSH_AGENT_SUCCESS);
+    return w->error;
+}
+
+void agent_provider_lost(struct agent *ag, void *host, const char *why)
+{
+    struct provider *p = provider_find_host(&ag->providers, host);
+    size_t n;
+
+    if (p == NULL)
+        return;
+    n = keystore_remove_provider(&ag->keys, p);
+    log_info("PKCS#11 module %s: %s; its %lu keys removed", p->path, why, (unsigned long)n);
+    provider_remove(&ag->providers, p, false);
+}
+
+/*
+ * One identity for a token's key: the plain key, or a certificate grafted
+ * onto it. Adds to o's count; a failure is logged and skipped, as OpenSSH
+ * skips keys it cannot add.
+ */
+static void add_token_identity(struct agent *ag, struct agent_provider_job *pj, struct provider *p,
+                               struct key *key, const char *comment, unsigned *added)
+{
+    struct identity *existing = keystore_find(&ag->keys, key->blob, key->blob_len);
+    struct dest_constraints dest = {0};
+    struct outcome o;
+    char *copy;
+
+    memset(&o, 0, sizeof(o));
+    if (existing != NULL) {
+        /* A key the agent holds already is left as it is (OpenSSH does the same). */
+        log_info("PKCS#11 module %s: %s %s is already held; not added again", pj->path,
+                 key_short_name(key), existing->fp);
+        key_free(key);
+        return;
+    }
+    if (check_room(ag, NULL, key, comment, &o) != 0 || (copy = strdup(comment)) == NULL ||
+        dest_copy(&pj->dest, &dest) != 0) {
+        log_info("PKCS#11 module %s: %s not added: %s", pj->path, key_short_name(key),
+                 o.why ? o.why : "out of memory");
+        key_free(key);
+        return;
+    }
+    if (keystore_add(&ag->keys, key, copy, pj->expires_ms, pj->confirm, &dest) != 0) {
+        log_info("PKCS#11 module %s: %s not added: out of memory", pj->path, key_short_name(key));
+        dest_free(&dest);
+        free(copy);
+        key_free(key);
+        return;
+    }
+    keystore_find(&ag->keys, key->blob, key->blob_len)->provider = p;
+    (*added)++;
+}
+
+/* ADD_SMARTCARD_KEY's end: the helper listed the token's keys (or failed). */
+static int finish_provider_add(struct agent *ag, struct agent_provider_job *pj,
+                               struct wire_writer *w, const char **why, char *whybuf,
+                               size_t whysize)
+{
+    struct wire_reader r;
+    struct provider *p;
+    uint32_t n, i;
+    unsigned added = 0;
+    size_t j;
+
+    if (pj->run_err != 0) {
+        snprintf(whybuf, whysize, "%s", pj->why[0] ? pj->why : kw_strerror(pj->run_err));
+        *why = whybuf;
+        return pj->run_err;
+    }
+    /* The module may have been loaded by another client meanwhile. */
+    /* On failure the job's end releases the helper (agent_job_free()). */
+    if (provider_find_path(&ag->providers, pj->path) != NULL || ag->lock.locked) {
+        *why = ag->lock.locked ? "agent was locked while the module loaded"
+                               : "module was loaded by another client meanwhile";
+        return KW_ERR_DENIED;
+    }
+    if ((p = provider_add(&ag->providers, pj->path, pj->host)) == NULL)
+        return KW_ERR_ALLOC;
+    pj->host = NULL; /* the provider's now */
+    wire_reader_from_view(&r, wire_writer_view(&pj->keys));
+    n = wire_get_u32(&r);
+    for (i = 0; i < n && !r.error; i++) {
+        struct wire_view blob, comment;
+        char label[256];
+        struct key *key;
+
+        if (helper_keys_next(&r, &blob, &comment) != 0)
+            break;
+        if (key_from_plain_blob(blob.ptr, blob.len, &key) != 0) {
+            log_info("PKCS#11 module %s: key %u of %u unusable, skipped", pj->path, i + 1, n);
+            continue;
+        }
+        /* A key without a label is named after its module, as OpenSSH does. */
+        if (comment.len == 0 || comment.len >= sizeof(label) ||
+            memchr(comment.ptr, '\0', comment.len) != NULL) {
+            snprintf(label, sizeof(label), "%s", pj->path);
+        } else {
+            memcpy(label, comment.ptr, comment.len);
+            label[comment.len] = '\0';
+        }
+        for (j = 0; j < pj->ncerts; j++) {
+            if (pj->certs[j]->plain_blob_len != key->plain_blob_len ||
+                memcmp(pj->certs[j]->plain_blob, key->plain_blob, key->plain_blob_len) != 0)
+                continue;
+            add_token_identity(ag, pj, p, key_ref(pj->certs[j]), label, &added);
+        }
+        if (pj->certs_only)
+            key_free(key);
+        else
+            add_token_identity(ag, pj, p, key, label, &added);
+    }
+    if (r.error)
+        log_info("PKCS#11 module %s: malformed key list from its helper", pj->path);
+    if (added == 0) {
+        provider_remove(&ag->providers, p, true);
+        *why = "the module offered no key that could be added";
+        return KW_ERR_NOT_FOUND;
+    }
+    snprintf(whybuf, whysize, "%u keys", added);
     proto_put_status(w, SSH_AGENT_SUCCESS);
     return w->error;
 }
@@ -815,7 +1184,7 @@ static bool allowed_while_locked(const struct agent_request *req)
     switch (req->type) {
     case SSH_AGENTC_REQUEST_IDENTITIES: /* answered with an empty list */
     case SSH_AGENTC_UNLOCK:
-    case SSH_AGENTC_EXTENSION: /* only session-bind and query; see below */
+    case SSH_AGENTC_EXTENSION: /* only session-bind; see below */
         return true;
     }
     return false;
@@ -909,8 +1278,12 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
         err = handle_lock(ag, now_ms, &req, w, &o, reply);
         break;
     case SSH_AGENTC_EXTENSION:
-        if (ag->lock.locked && !wire_view_eq_str(req.u.ext.name, EXT_SESSION_BIND) &&
-            !wire_view_eq_str(req.u.ext.name, EXT_QUERY)) {
+        /*
+         * While locked only session-bind, as OpenSSH 10.5+: ssh binds its
+         * connection before the user unlocks, and a binding uses no key.
+         * Every other extension, query too, fails as in OpenSSH.
+         */
+        if (ag->lock.locked && !wire_view_eq_str(req.u.ext.name, EXT_SESSION_BIND)) {
             err = KW_ERR_LOCKED;
             break;
         }
@@ -918,9 +1291,10 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
         break;
     case SSH_AGENTC_ADD_SMARTCARD_KEY:
     case SSH_AGENTC_ADD_SMARTCARD_KEY_CONSTRAINED:
+        err = handle_smartcard_add(ag, c, now_ms, &req, &o, reply);
+        break;
     case SSH_AGENTC_REMOVE_SMARTCARD_KEY:
-        o.why = "PKCS#11 providers are not supported";
-        err = KW_ERR_DENIED;
+        err = handle_smartcard_remove(ag, &req, w, &o);
         break;
     default:
         o.why = "unknown message type";
@@ -940,7 +1314,7 @@ done:
                  (unsigned)req.type, o.detail[0] ? " " : "", o.detail, proto_type_name(o.fail_code),
                  o.why ? o.why : kw_strerror(err));
         audit_request(ag, c, req.type, false, o.key, o.comment, o.dest_user,
-                      o.why ? o.why : kw_strerror(err));
+                      o.why ? o.why : kw_strerror(err), NULL);
     } else if (reply->job != NULL) {
         log_debug("conn %lu: %s(%u) %s -> %s", c->id, proto_type_name(req.type), (unsigned)req.type,
                   o.detail,
@@ -949,13 +1323,43 @@ done:
     } else {
         log_debug("conn %lu: %s(%u)%s%s -> %s", c->id, proto_type_name(req.type),
                   (unsigned)req.type, o.detail[0] ? " " : "", o.detail, proto_type_name(w->buf[0]));
-        audit_request(ag, c, req.type, true, o.key, o.comment, o.dest_user, NULL);
+        audit_request(ag, c, req.type, true, o.key, o.comment, o.dest_user, NULL, o.warning);
     }
     key_free(o.key);
     proto_request_free(&req);
 }
 
 /* ---- finishing jobs ---- */
+
+/* The signature algorithm a request for key with flags must get (RFC 9987). */
+static const char *expected_algorithm(const struct key *key, uint32_t flags)
+{
+    if (key->kind != KEY_RSA)
+        return NULL; /* one algorithm per key type: key_verify() checks it */
+    if (flags & KEY_SIGN_RSA_SHA2_256)
+        return "rsa-sha2-256";
+    if (flags & KEY_SIGN_RSA_SHA2_512)
+        return "rsa-sha2-512";
+    return "ssh-rsa";
+}
+
+static bool provider_signature_ok(const struct agent_sign_job *sj, char *why, size_t whysize)
+{
+    const uint8_t *sig = sj->sig.buf;
+    const char *want = expected_algorithm(sj->key, sj->flags);
+    char alg[64];
+
+    if (key_verify(sj->key, sig, sj->sig.len, sj->data, sj->data_len) != 0) {
+        snprintf(why, whysize, "the module's signature does not verify");
+        return false;
+    }
+    if (want != NULL && (key_signature_algorithm(sig, sj->sig.len, alg, sizeof(alg)) != 0 ||
+                         strcmp(alg, want) != 0)) {
+        snprintf(why, whysize, "the module signed with another algorithm than %s", want);
+        return false;
+    }
+    return true;
+}
 
 /* The request a job came from, for log lines. */
 static uint8_t job_request_type(const struct agent_job *job)
@@ -965,6 +1369,8 @@ static uint8_t job_request_type(const struct agent_job *job)
         return SSH_AGENTC_LOCK;
     case AGENT_JOB_UNLOCK:
         return SSH_AGENTC_UNLOCK;
+    case AGENT_JOB_PROVIDER_ADD:
+        return SSH_AGENTC_ADD_SMARTCARD_KEY;
     default:
         return SSH_AGENTC_SIGN_REQUEST;
     }
@@ -973,6 +1379,8 @@ static uint8_t job_request_type(const struct agent_job *job)
 /* What the log says the request was about: never the passphrase. */
 static const char *job_detail(struct agent_job *job)
 {
+    if (job->kind == AGENT_JOB_PROVIDER_ADD)
+        return agent_provider_job(job)->path;
     return is_lock_job(job) ? "(passphrase withheld)" : agent_sign_job(job)->detail;
 }
 
@@ -983,11 +1391,17 @@ static void audit_job(struct agent *ag, const struct agent_conn *c, struct agent
     const struct agent_sign_job *sj;
 
     if (is_lock_job(job)) {
-        audit_request(ag, c, job_request_type(job), ok, NULL, NULL, NULL, why);
+        audit_request(ag, c, job_request_type(job), ok, NULL, NULL, NULL, why, NULL);
+        return;
+    }
+    if (job->kind == AGENT_JOB_PROVIDER_ADD) {
+        audit_request(ag, c, SSH_AGENTC_ADD_SMARTCARD_KEY, ok, NULL, agent_provider_job(job)->path,
+                      NULL, why, NULL);
         return;
     }
     sj = agent_sign_job(job);
-    audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, ok, sj->subject, sj->comment, sj->dest_user, why);
+    audit_request(ag, c, SSH_AGENTC_SIGN_REQUEST, ok, sj->subject, sj->comment, sj->dest_user, why,
+                  NULL);
 }
 
 /*
@@ -1047,8 +1461,8 @@ void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_jo
         job_fail(ag, c, job, o.why, reply);
         return;
     }
-    if (sign_offloaded(ag, c, id->key)) {
-        become_sign_job(sj, id->key); /* the caller's again, to run and finish */
+    if (id->provider != NULL || sign_offloaded(ag, c, id->key)) {
+        become_sign_job(sj, id); /* the caller's again, to run and finish */
         reply->job = job;
         return;
     }
@@ -1071,6 +1485,20 @@ void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *
     int err;
 
     agent_reply_free(reply);
+    if (job->kind == AGENT_JOB_PROVIDER_ADD) {
+        char whybuf[256];
+
+        if ((err = finish_provider_add(ag, agent_provider_job(job), &reply->msg, &why, whybuf,
+                                       sizeof(whybuf))) != 0) {
+            job_fail(ag, c, job, why ? why : kw_strerror(err), reply);
+            return;
+        }
+        log_info("conn %lu: %s(%u) %s -> SUCCESS: %s", c->id, proto_type_name(type), (unsigned)type,
+                 job_detail(job), whybuf);
+        audit_job(ag, c, job, true, NULL);
+        agent_job_free(job);
+        return;
+    }
     if (is_lock_job(job)) {
         err = finish_lock(ag, agent_lock_job(job), &reply->msg, &why, &reply->delay_ms);
         if (err != 0) {
@@ -1094,12 +1522,30 @@ void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *
             job_fail(ag, c, job, "agent was locked while signing", reply);
             return;
         }
+        /* A module's failure says more than the key's removal that followed it. */
+        if (job->kind == AGENT_JOB_PROVIDER_SIGN && sj->run_err != 0 && sj->provider_why[0]) {
+            job_fail(ag, c, job, sj->provider_why, reply);
+            return;
+        }
         if (id == NULL || id->key != sj->key) {
             job_fail(ag, c, job, "key was removed or expired while signing", reply);
             return;
         }
         if (sj->run_err != 0 || sj->sig.error != 0) {
-            job_fail(ag, c, job, kw_strerror(sj->run_err ? sj->run_err : sj->sig.error), reply);
+            job_fail(ag, c, job,
+                     sj->provider_why[0] ? sj->provider_why
+                                         : kw_strerror(sj->run_err ? sj->run_err : sj->sig.error),
+                     reply);
+            return;
+        }
+        /*
+         * A token's signature comes from a helper running code the agent
+         * does not trust: it must verify, with the algorithm asked for,
+         * before anyone sees it.
+         */
+        if (job->kind == AGENT_JOB_PROVIDER_SIGN &&
+            !provider_signature_ok(sj, sj->provider_why, sizeof(sj->provider_why))) {
+            job_fail(ag, c, job, sj->provider_why, reply);
             return;
         }
         if (put_sign_response(&reply->msg, wire_writer_view(&sj->sig)) != 0) {
@@ -1111,4 +1557,65 @@ void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *
               job_detail(job), proto_type_name(reply->msg.buf[0]));
     audit_job(ag, c, job, true, NULL);
     agent_job_free(job);
+}
+
+/* ---- keys a store kept (persist.h) ---- */
+
+int agent_restore(struct agent *ag, uint64_t now_ms, uint64_t now_wall,
+                  const struct persist_record *rec, const uint8_t *pub, size_t pub_len, char *why,
+                  size_t whysize)
+{
+    struct dest_constraints dest;
+    const struct identity *id;
+    struct key *key = NULL;
+    char *comment = NULL;
+    uint64_t expires = 0;
+    size_t used, size;
+    int err;
+
+    memset(&dest, 0, sizeof(dest));
+    if (rec->expires != 0 && rec->expires <= now_wall)
+        return AGENT_RESTORE_EXPIRED;
+    if (!key_secure_heap_has_room(&used, &size)) {
+        snprintf(why, whysize, "too many keys: secure heap reserve reached");
+        return KW_ERR_TOO_LARGE;
+    }
+    if (ag->keys.count >= KEYSTORE_MAX_IDENTITIES) {
+        snprintf(why, whysize, "too many keys (the limit is %d)", KEYSTORE_MAX_IDENTITIES);
+        return KW_ERR_TOO_LARGE;
+    }
+    if ((err = persist_record_key(rec, pub, pub_len, &key, why, whysize)) != 0)
+        goto out;
+    if ((comment = malloc(rec->comment.len + 1)) == NULL) {
+        snprintf(why, whysize, "out of memory");
+        err = KW_ERR_ALLOC;
+        goto out;
+    }
+    if (rec->comment.len)
+        memcpy(comment, rec->comment.ptr, rec->comment.len);
+    comment[rec->comment.len] = '\0';
+    if (rec->dest.len != 0 && (err = dest_decode(rec->dest, &dest)) != 0) {
+        snprintf(why, whysize, "the destination constraints: %s", kw_strerror(err));
+        goto out;
+    }
+    if (rec->expires != 0)
+        expires = now_ms + (rec->expires - now_wall) * 1000;
+    if ((err = keystore_add(&ag->keys, key, comment, expires, rec->confirm, &dest)) != 0) {
+        snprintf(why, whysize, "%s", kw_strerror(err));
+        goto out;
+    }
+    /* The keystore owns key, comment and dest now; the identity names them. */
+    id = keystore_find(&ag->keys, key->blob, key->blob_len);
+    log_info("loaded %s %s%s%s%s", key_short_name(key), id->fp, expires ? " (lifetime)" : "",
+             rec->confirm ? " (confirm)" : "", id->dest.count != 0 ? " (permitted hops)" : "");
+    agent_audit_note(ag, "load", true, key, comment, NULL);
+    return 0;
+out:
+    key_free(key);
+    dest_free(&dest);
+    if (comment != NULL) {
+        kw_memzero(comment, strlen(comment));
+        free(comment);
+    }
+    return err;
 }

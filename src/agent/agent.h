@@ -22,6 +22,8 @@
 #include "agent/binding.h"
 #include "agent/keystore.h"
 #include "agent/lock.h"
+#include "agent/provider.h"
+#include "agent/persist.h"
 #include "base/wire.h"
 
 struct agent_conn;
@@ -50,6 +52,10 @@ struct agent {
     /* Where audit events go (keyward-agent -l); NULL for none. */
     audit_fn audit;
     void *audit_ctx;
+    /* PKCS#11 modules loaded, who may load them, and the transport's hook to stop one. */
+    struct provider_set providers;
+    /* Where added keys are kept across restarts (Windows); NULL: nowhere. */
+    const struct agent_persist *persist;
 };
 
 /*
@@ -77,6 +83,15 @@ enum agent_job_kind {
     AGENT_JOB_SIGN,        /* agent_job_run() on a worker, then agent_job_finish() */
     AGENT_JOB_LOCK,        /* likewise */
     AGENT_JOB_UNLOCK,      /* likewise */
+    /*
+     * PKCS#11 (docs/providers.md), carried out by the transport, which then
+     * calls agent_job_finish(): PROVIDER_ADD starts a helper for the
+     * module and LOADs it (struct agent_provider_job); PROVIDER_SIGN asks
+     * the helper of the key's module for a signature (struct
+     * agent_sign_job, with host set).
+     */
+    AGENT_JOB_PROVIDER_ADD,
+    AGENT_JOB_PROVIDER_SIGN,
 };
 
 /*
@@ -115,6 +130,33 @@ struct agent_sign_job {
     const char *detail;     /* what the request was about, for the log */
     const char *comment;    /* for the audit log; "" if none */
     const char *dest_user;  /* likewise: the user of the userauth request signed */
+    void *host;             /* PROVIDER_SIGN: the helper to ask (provider.h) */
+    char provider_why[160]; /* PROVIDER_SIGN: the helper's reason when it failed */
+};
+
+/*
+ * AGENT_JOB_PROVIDER_ADD: ssh-add -s. The transport starts a helper for
+ * path, sends it LOAD with the PIN (and clears pin right after), and fills
+ * in host and keys (the KEYS reply's body after its type byte), or run_err
+ * and why. agent_job_finish() then adds the identities.
+ */
+struct agent_provider_job {
+    struct agent_job job;
+    char *path;   /* canonical, allowed */
+    uint8_t *pin; /* cleared once sent, and when the job is freed */
+    size_t pin_len;
+    uint64_t expires_ms; /* 0: none */
+    bool confirm;
+    struct dest_constraints dest;
+    bool certs_only;
+    struct key **certs; /* to graft onto the token's keys */
+    size_t ncerts;
+    void *host; /* the transport's helper, once started; released if the job ends */
+    void (*release)(void *ctx, void *host); /* without the agent taking it (provider.h) */
+    void *release_ctx;
+    struct wire_writer keys; /* uint32 n, then n times string blob, string comment */
+    int run_err;
+    char why[200];
 };
 
 /* AGENT_JOB_LOCK and AGENT_JOB_UNLOCK: the passphrase's hash, made on a worker. */
@@ -134,6 +176,12 @@ struct agent_lock_job {
 static inline struct agent_sign_job *agent_sign_job(struct agent_job *job)
 {
     return (struct agent_sign_job *)job; /* its first member */
+}
+
+/* The job's own struct: for AGENT_JOB_PROVIDER_ADD only. */
+static inline struct agent_provider_job *agent_provider_job(struct agent_job *job)
+{
+    return (struct agent_provider_job *)job; /* its first member */
 }
 
 /* The job's own struct: for AGENT_JOB_LOCK and AGENT_JOB_UNLOCK only. */
@@ -204,8 +252,36 @@ void agent_job_finish(struct agent *ag, struct agent_conn *c, struct agent_job *
 /* Frees a job that will not be finished (its connection went away). Consumes job. */
 void agent_job_free(struct agent_job *job);
 
+/*
+ * The helper host of a module died or stopped answering (the transport
+ * has failed its pending requests): the module's identities are removed,
+ * since they cannot sign any more, and it may be added again. why is for
+ * the log.
+ */
+void agent_provider_lost(struct agent *ag, void *host, const char *why);
+
 /* Drops expired keys; returns the next expiry (monotonic ms) or 0 if none. */
 uint64_t agent_expire(struct agent *ag, uint64_t now_ms);
+
+/*
+ * Adds an identity a store kept (persist.h), at start, before any client.
+ * pub is the public blob the store filed the entry under: the key must be
+ * that one. Returns 0 (the audit log gets a "load" event), AGENT_RESTORE_EXPIRED
+ * if the record's expiry has passed (nothing loaded: the caller deletes
+ * the entry), or a KW_ERR_* code with why filled in. now_wall is seconds
+ * since the epoch; now_ms the monotonic clock agent_handle() is given.
+ */
+#define AGENT_RESTORE_EXPIRED 1
+int agent_restore(struct agent *ag, uint64_t now_ms, uint64_t now_wall,
+                  const struct persist_record *rec, const uint8_t *pub, size_t pub_len, char *why,
+                  size_t whysize);
+
+/*
+ * Sends an event that is not a request's to the audit log, if there is one
+ * (a stored entry that could not be loaded, say). key and comment may be NULL.
+ */
+void agent_audit_note(struct agent *ag, const char *event, bool ok, const struct key *key,
+                      const char *comment, const char *reason);
 
 /* The extension names answered by "query", NULL-terminated. */
 extern const char *const agent_extensions[];

@@ -104,7 +104,7 @@ size_t audit_format_json(const struct audit_event *ev, time_t now, char *buf, si
     if (ev->conn != 0)
         put(&o, ",\"conn\":%lu", ev->conn);
     if (ev->key != NULL) {
-        key_fingerprint(ev->key, fp, sizeof(fp));
+        key_fingerprint_sha256(ev->key, fp, sizeof(fp));
         put_string(&o, "key_type", key_type_name(ev->key));
         put_string(&o, "key_fingerprint", fp);
     }
@@ -120,12 +120,13 @@ size_t audit_format_json(const struct audit_event *ev, time_t now, char *buf, si
             ev->forwarded ? "true" : "false");
     }
     if (ev->dest_hostkey != NULL) {
-        key_fingerprint(ev->dest_hostkey, fp, sizeof(fp));
+        key_fingerprint_sha256(ev->dest_hostkey, fp, sizeof(fp));
         put_string(&o, "dest_hostkey_type", key_type_name(ev->dest_hostkey));
         put_string(&o, "dest_hostkey_fingerprint", fp);
     }
     put_string(&o, "dest_user", ev->dest_user);
     put_string(&o, "reason", ev->reason);
+    put_string(&o, "warning", ev->warning);
     put(&o, "}");
     if (o.overflow) {
         buf[0] = '\0';

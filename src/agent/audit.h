@@ -30,7 +30,8 @@ struct audit_client {
 
 struct audit_event {
     const char *event;                 /* "sign", "refused", "add", "remove", "remove-all",
-                                          "expire", "lock", "unlock" */
+                                          "expire", "lock", "unlock"; on Windows also
+                                          "load" (a stored key) and "import" */
     const char *outcome;               /* "ok" or "refused" */
     const char *request;               /* the request's type name, e.g. "SIGN_REQUEST" */
     unsigned long conn;                /* connection number in the -d log; 0 if none */
@@ -42,6 +43,7 @@ struct audit_event {
     const struct key *dest_hostkey; /* the most recently bound host */
     const char *dest_user;          /* from the userauth request signed */
     const char *reason;             /* why it was refused */
+    const char *warning;            /* done, but not all of it (a key not stored) */
 };
 
 typedef void (*audit_fn)(void *ctx, const struct audit_event *ev);

@@ -277,3 +277,45 @@ bool dest_permitted(const struct dest_constraints *dc, const struct binding_set 
     }
     return true;
 }
+
+static int hop_copy(const struct dest_hop *from, struct dest_hop *to)
+{
+    size_t i;
+
+    memset(to, 0, sizeof(*to));
+    if ((from->user != NULL && (to->user = strdup(from->user)) == NULL) ||
+        (from->hostname != NULL && (to->hostname = strdup(from->hostname)) == NULL))
+        return KW_ERR_ALLOC;
+    if (from->nkeys == 0)
+        return 0;
+    to->keys = calloc(from->nkeys, sizeof(*to->keys));
+    to->key_is_ca = calloc(from->nkeys, sizeof(*to->key_is_ca));
+    if (to->keys == NULL || to->key_is_ca == NULL)
+        return KW_ERR_ALLOC;
+    for (i = 0; i < from->nkeys; i++) {
+        to->keys[i] = key_ref(from->keys[i]);
+        to->key_is_ca[i] = from->key_is_ca[i];
+    }
+    to->nkeys = from->nkeys;
+    return 0;
+}
+
+int dest_copy(const struct dest_constraints *from, struct dest_constraints *to)
+{
+    size_t i;
+
+    memset(to, 0, sizeof(*to));
+    if (from->count == 0)
+        return 0;
+    if ((to->items = calloc(from->count, sizeof(*to->items))) == NULL)
+        return KW_ERR_ALLOC;
+    to->count = from->count;
+    for (i = 0; i < from->count; i++) {
+        if (hop_copy(&from->items[i].from, &to->items[i].from) != 0 ||
+            hop_copy(&from->items[i].to, &to->items[i].to) != 0) {
+            dest_free(to);
+            return KW_ERR_ALLOC;
+        }
+    }
+    return 0;
+}

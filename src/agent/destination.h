@@ -55,6 +55,8 @@ struct dest_constraints {
 /* Decodes the constraint's string; all or nothing. */
 int dest_decode(struct wire_view v, struct dest_constraints *out);
 void dest_free(struct dest_constraints *dc);
+/* A copy of from (its keys shared by reference), for one more identity. */
+int dest_copy(const struct dest_constraints *from, struct dest_constraints *to);
 
 /*
  * Whether a key with these constraints may be used on a connection with

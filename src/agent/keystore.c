@@ -125,6 +125,21 @@ size_t keystore_remove_all(struct keystore *ks)
     return n;
 }
 
+size_t keystore_remove_provider(struct keystore *ks, const struct provider *p)
+{
+    size_t i = 0, removed = 0;
+
+    while (i < ks->count) {
+        if (ks->ids[i]->provider == p) {
+            remove_at(ks, i);
+            removed++;
+        } else {
+            i++;
+        }
+    }
+    return removed;
+}
+
 size_t keystore_expire(struct keystore *ks, uint64_t now_ms, uint64_t *next_ms)
 {
     size_t i = 0, removed = 0;

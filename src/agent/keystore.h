@@ -17,6 +17,8 @@
 #include "agent/destination.h"
 #include "crypto/key.h"
 
+struct provider; /* agent/provider.h */
+
 struct identity {
     struct key *key;
     char *comment;
@@ -29,6 +31,12 @@ struct identity {
      * time was a measurable share of a fast signature's cost.
      */
     char fp[KEY_FINGERPRINT_SIZE];
+    /*
+     * Where the private key is: NULL for a key the agent holds itself, or
+     * the PKCS#11 module whose helper process signs with it (the provider
+     * set in agent.h owns it; its identities are removed before it goes).
+     */
+    struct provider *provider;
 };
 
 /*
@@ -60,6 +68,8 @@ int keystore_add(struct keystore *ks, struct key *key, char *comment, uint64_t e
 struct identity *keystore_find(const struct keystore *ks, const uint8_t *blob, size_t len);
 int keystore_remove(struct keystore *ks, const uint8_t *blob, size_t len);
 size_t keystore_remove_all(struct keystore *ks);
+/* Removes every identity whose key provider p holds; returns how many. */
+size_t keystore_remove_provider(struct keystore *ks, const struct provider *p);
 
 /*
  * Removes identities whose expiry is at or before now_ms and returns how

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/provider.h"
 #include "base/err.h"
 #include "base/memzero.h"
 
@@ -25,7 +26,63 @@ static int view_to_cstring(struct wire_view v, char **out)
     return 0;
 }
 
-static int decode_constraints(struct wire_reader *r, struct add_constraints *c)
+void add_constraints_free(struct add_constraints *c)
+{
+    size_t i;
+
+    dest_free(&c->dest);
+    for (i = 0; i < c->ncerts; i++)
+        key_free(c->certs[i]);
+    free(c->certs);
+    c->certs = NULL;
+    c->ncerts = 0;
+}
+
+/*
+ * associated-certs-v00@openssh.com: bool certs_only, then a string holding
+ * one or more certificate blobs, each a string. Every one must parse and
+ * carry a valid CA signature (key_from_blob()), as OpenSSH requires.
+ */
+static int decode_associated_certs(struct wire_view body, struct add_constraints *c)
+{
+    struct wire_reader r, certs;
+    struct wire_view blob;
+    struct key **grown, *cert;
+    int err;
+
+    if (c->certs != NULL)
+        return KW_ERR_CONSTRAINT; /* given twice */
+    wire_reader_from_view(&r, body);
+    c->certs_only = wire_get_bool(&r);
+    blob = wire_get_string(&r);
+    if ((err = wire_reader_finish(&r)) != 0)
+        return err;
+    wire_reader_from_view(&certs, blob);
+    if (wire_remaining(&certs) == 0)
+        return KW_ERR_CONSTRAINT;
+    while (wire_remaining(&certs) > 0) {
+        blob = wire_get_string(&certs);
+        if (certs.error)
+            return certs.error;
+        if (c->ncerts >= PROVIDER_MAX_CERTS)
+            return KW_ERR_TOO_LARGE;
+        if ((err = key_from_blob(blob.ptr, blob.len, &cert)) != 0)
+            return err;
+        if (!cert->is_cert) {
+            key_free(cert);
+            return KW_ERR_CONSTRAINT;
+        }
+        if ((grown = realloc(c->certs, (c->ncerts + 1) * sizeof(*grown))) == NULL) {
+            key_free(cert);
+            return KW_ERR_ALLOC;
+        }
+        c->certs = grown;
+        c->certs[c->ncerts++] = cert;
+    }
+    return 0;
+}
+
+static int decode_constraints(struct wire_reader *r, struct add_constraints *c, bool smartcard)
 {
     uint8_t type;
 
@@ -50,17 +107,24 @@ static int decode_constraints(struct wire_reader *r, struct add_constraints *c)
             if (r->error)
                 return r->error;
             /*
-             * Only destination restrictions. Any other extension (e.g. a
-             * FIDO provider) must make the add fail rather than load a
-             * key with less protection than the user asked for.
+             * Destination restrictions, and certificates for a token's
+             * keys. Any other extension (e.g. a FIDO provider) must make
+             * the add fail rather than load a key with less protection
+             * than the user asked for.
              */
-            if (!wire_view_eq_str(name, DEST_EXTENSION) || c->dest.count != 0)
-                return KW_ERR_CONSTRAINT;
             body = wire_get_string(r);
             if (r->error)
                 return r->error;
+            if (smartcard && wire_view_eq_str(name, ASSOCIATED_CERTS_EXTENSION)) {
+                if ((err = decode_associated_certs(body, c)) != 0)
+                    return err;
+                break;
+            }
+            if (!wire_view_eq_str(name, DEST_EXTENSION) || c->dest.count != 0)
+                return KW_ERR_CONSTRAINT;
             if ((err = dest_decode(body, &c->dest)) != 0)
                 return err;
+            c->dest_raw = body;
             break;
         }
         default:
@@ -75,16 +139,19 @@ static int decode_constraints(struct wire_reader *r, struct add_constraints *c)
 static int decode_add(struct wire_reader *r, struct agent_request *req, bool constrained)
 {
     struct wire_view comment;
+    size_t start = r->pos;
     int err;
 
     if ((err = key_from_private(r, &req->u.add.key)) != 0)
         return err;
+    req->u.add.priv.ptr = r->data + start;
+    req->u.add.priv.len = r->pos - start;
     comment = wire_get_string(r);
     if (r->error)
         return r->error;
     if ((err = view_to_cstring(comment, &req->u.add.comment)) != 0)
         return err;
-    if (constrained && (err = decode_constraints(r, &req->u.add.constraints)) != 0)
+    if (constrained && (err = decode_constraints(r, &req->u.add.constraints, false)) != 0)
         return err;
     return wire_reader_finish(r);
 }
@@ -123,6 +190,26 @@ int proto_decode_request(const uint8_t *msg, size_t len, struct agent_request *r
         req->u.ext.name = wire_get_string(&r);
         req->u.ext.body = wire_get_rest(&r);
         break;
+    case SSH_AGENTC_ADD_SMARTCARD_KEY:
+    case SSH_AGENTC_REMOVE_SMARTCARD_KEY:
+    case SSH_AGENTC_ADD_SMARTCARD_KEY_CONSTRAINED: {
+        int err;
+
+        req->u.smartcard.provider = wire_get_string(&r);
+        req->u.smartcard.pin = wire_get_string(&r);
+        if (r.error)
+            return r.error;
+        /* Paths and PINs are C strings to OpenSSH: no NUL inside. */
+        if (req->u.smartcard.provider.len == 0 ||
+            memchr(req->u.smartcard.provider.ptr, '\0', req->u.smartcard.provider.len) != NULL ||
+            (req->u.smartcard.pin.len > 0 &&
+             memchr(req->u.smartcard.pin.ptr, '\0', req->u.smartcard.pin.len) != NULL))
+            return KW_ERR_BAD_FORMAT;
+        if (req->type == SSH_AGENTC_ADD_SMARTCARD_KEY_CONSTRAINED &&
+            (err = decode_constraints(&r, &req->u.smartcard.constraints, true)) != 0)
+            return err;
+        break;
+    }
     default:
         /* Unknown types: the body is not ours to judge. */
         return 0;
@@ -134,12 +221,14 @@ void proto_request_free(struct agent_request *req)
 {
     if (req->type == SSH_AGENTC_ADD_IDENTITY || req->type == SSH_AGENTC_ADD_ID_CONSTRAINED) {
         key_free(req->u.add.key);
-        dest_free(&req->u.add.constraints.dest);
+        add_constraints_free(&req->u.add.constraints);
         if (req->u.add.comment != NULL) {
             kw_memzero(req->u.add.comment, strlen(req->u.add.comment));
             free(req->u.add.comment);
         }
     }
+    if (req->type == SSH_AGENTC_ADD_SMARTCARD_KEY_CONSTRAINED)
+        add_constraints_free(&req->u.smartcard.constraints);
     memset(req, 0, sizeof(*req));
 }
 

@@ -19,12 +19,27 @@
 #include "crypto/key.h"
 #include "proto/msg.h"
 
+/* The constraint extension that attaches certificates to a token's keys (PROTOCOL.agent). */
+#define ASSOCIATED_CERTS_EXTENSION "associated-certs-v00@openssh.com"
+
 struct add_constraints {
     bool has_lifetime;
     uint32_t lifetime_secs;
     bool confirm;
     struct dest_constraints dest; /* count 0: no destination restriction */
+    /*
+     * associated-certs-v00@openssh.com, in ADD_SMARTCARD_KEY_CONSTRAINED
+     * only: certificates to graft onto the token's keys, and whether to
+     * load only those. Owned; at most PROVIDER_MAX_CERTS.
+     */
+    bool certs_only;
+    struct key **certs;
+    size_t ncerts;
+    struct wire_view dest_raw;    /* dest's encoded body, as it came (for the key store) */
 };
+
+/* Frees what the constraints own (destinations and certificates). */
+void add_constraints_free(struct add_constraints *c);
 
 struct agent_request {
     uint8_t type;
@@ -35,13 +50,19 @@ struct agent_request {
             uint32_t flags;
         } sign;
         struct {
-            struct key *key; /* owned by the request until taken */
-            char *comment;   /* owned by the request until taken */
+            struct key *key;       /* owned by the request until taken */
+            char *comment;         /* owned by the request until taken */
+            struct wire_view priv; /* the private part exactly as it came, type string on */
             struct add_constraints constraints;
         } add;
         struct {
             struct wire_view key_blob;
         } remove;
+        struct {
+            struct wire_view provider;          /* the module path as the client gave it */
+            struct wire_view pin;               /* ignored by REMOVE_SMARTCARD_KEY */
+            struct add_constraints constraints; /* ADD_SMARTCARD_KEY_CONSTRAINED */
+        } smartcard;
         struct {
             struct wire_view passphrase;
         } lock;

@@ -4,6 +4,7 @@
 #include "base/match.h"
 
 #include <stddef.h>
+#include <string.h>
 
 bool match_glob(const char *s, const char *p)
 {
@@ -31,4 +32,38 @@ bool match_glob(const char *s, const char *p)
     while (*p == '*')
         p++;
     return *p == '\0';
+}
+
+int match_pattern_list(const char *s, const char *list)
+{
+    char pat[1024];
+    bool matched = false;
+    const char *p = list, *end;
+
+    while (*p != '\0') {
+        bool negate = false;
+        size_t len;
+
+        end = strchr(p, ',');
+        len = end ? (size_t)(end - p) : strlen(p);
+        if (len > 0 && *p == '!') {
+            negate = true;
+            p++;
+            len--;
+        }
+        /* A pattern too long to hold matches nothing rather than a prefix of it. */
+        if (len < sizeof(pat)) {
+            memcpy(pat, p, len);
+            pat[len] = '\0';
+            if (match_glob(s, pat)) {
+                if (negate)
+                    return -1; /* a negated match wins over every other */
+                matched = true;
+            }
+        }
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return matched ? 1 : 0;
 }

@@ -11,4 +11,11 @@
 /* True if the whole of s matches pattern. Linear in practice, never exponential. */
 bool match_glob(const char *s, const char *pattern);
 
+/*
+ * A comma-separated pattern-list as in ssh_config(5)'s PATTERNS, for
+ * keyward-agent -P: 1 if s matches a pattern, -1 if it matches a negated
+ * one ("!pattern", which wins over any other), 0 if neither.
+ */
+int match_pattern_list(const char *s, const char *list);
+
 #endif

@@ -1579,25 +1579,6 @@ int key_verify(const struct key *k, const uint8_t *sigblob, size_t siglen, const
 
 /* ---- names and fingerprints ---- */
 
-void key_fingerprint(const struct key *k, char *buf, size_t bufsize)
-{
-    uint8_t digest[32];
-    unsigned char b64[48];
-    unsigned int dlen = sizeof(digest);
-    int n;
-
-    if (bufsize == 0)
-        return;
-    buf[0] = '\0';
-    if (EVP_Digest(k->plain_blob, k->plain_blob_len, digest, &dlen, EVP_sha256(), NULL) != 1)
-        return;
-    n = EVP_EncodeBlock(b64, digest, (int)dlen);
-    /* ssh-keygen prints SHA256 fingerprints without base64 padding. */
-    while (n > 0 && b64[n - 1] == '=')
-        b64[--n] = '\0';
-    snprintf(buf, bufsize, "SHA256:%s", (const char *)b64);
-}
-
 const char *key_type_name(const struct key *k)
 {
     const struct kind_info *ki = info_of(k->kind);

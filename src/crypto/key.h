@@ -124,8 +124,23 @@ int key_verify(const struct key *k, const uint8_t *sig, size_t siglen, const uin
 /* The algorithm name that a signature blob carries, e.g. "rsa-sha2-256". */
 int key_signature_algorithm(const uint8_t *sig, size_t siglen, char *buf, size_t bufsize);
 
-/* "SHA256:<base64>" of the plain public key, as ssh-keygen -l prints it. */
+/*
+ * Fingerprints of the plain public key, as ssh-keygen -l prints them
+ * (src/crypto/fingerprint.c). key_fingerprint() is the one people read in
+ * logs and confirm prompts: SHA-256 unless keyward-agent -E chose MD5 at
+ * start-up. key_fingerprint_sha256() is always "SHA256:<base64>", for
+ * records that programs read (the audit log).
+ */
+enum key_fp_hash {
+    KEY_FP_SHA256, /* "SHA256:<base64, unpadded>" */
+    KEY_FP_MD5,    /* "MD5:xx:xx:...:xx" */
+};
 void key_fingerprint(const struct key *k, char *buf, size_t bufsize);
+void key_fingerprint_sha256(const struct key *k, char *buf, size_t bufsize);
+/* -E: "sha256" or "md5", as ssh-agent and ssh-keygen spell them. */
+int key_fp_hash_from_name(const char *name, enum key_fp_hash *out);
+/* Sets the hash key_fingerprint() uses, once, before any key is added. */
+void key_fingerprint_set_hash(enum key_fp_hash hash);
 #define KEY_FINGERPRINT_SIZE 64
 
 /* "ssh-ed25519", "ecdsa-sha2-nistp256-cert-v01@openssh.com", ... */

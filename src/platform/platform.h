@@ -137,8 +137,16 @@ int platform_stdio_open(uv_pipe_t *in, uv_pipe_t *out);
 void platform_stdio_drain(unsigned timeout_ms);
 #else
 /*
- * Creates a fresh private directory (mode 0700) for the default socket,
- * under $XDG_RUNTIME_DIR, else $TMPDIR, else /tmp. Writes its path to dir.
+ * Writes len characters drawn uniformly from [a-zA-Z0-9] (from getentropy)
+ * and a NUL to out, which holds len + 1 bytes. KW_ERR_SYSTEM, errno set,
+ * if the system gives no randomness.
+ */
+int platform_random_name(char *out, size_t len);
+
+/*
+ * Creates a fresh private directory (mode 0700) for keyward-agent -T's
+ * socket, $TMPDIR/keyward-<10 random characters> ($TMPDIR unset: /tmp).
+ * Writes its path to dir.
  */
 int platform_make_socket_dir(char *dir, size_t dirsize, char *err, size_t errsize);
 

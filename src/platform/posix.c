@@ -92,13 +92,31 @@ bool platform_peer_allowed(uv_pipe_t *conn, struct peer_info *peer)
     return uid == getuid() || uid == 0;
 }
 
+int platform_random_name(char *out, size_t len)
+{
+    /*
+     * 248 = 4 * 62: rejecting larger bytes keeps every character equally
+     * likely. The alphabet is OpenSSH's, lower case first.
+     */
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    size_t filled = 0;
+
+    while (filled < len) {
+        unsigned char bytes[32];
+        if (getentropy(bytes, sizeof(bytes)) != 0)
+            return KW_ERR_SYSTEM;
+        for (size_t i = 0; i < sizeof(bytes) && filled < len; i++)
+            if (bytes[i] < 248)
+                out[filled++] = alphabet[bytes[i] % 62];
+    }
+    out[len] = '\0';
+    return 0;
+}
+
 int platform_make_socket_dir(char *dir, size_t dirsize, char *err, size_t errsize)
 {
-    const char *base = getenv("XDG_RUNTIME_DIR");
-    struct stat st;
+    const char *base = getenv("TMPDIR");
 
-    if (base == NULL || *base == '\0' || stat(base, &st) != 0 || !S_ISDIR(st.st_mode))
-        base = getenv("TMPDIR");
     if (base == NULL || *base == '\0')
         base = "/tmp";
     /*
@@ -108,24 +126,14 @@ int platform_make_socket_dir(char *dir, size_t dirsize, char *err, size_t errsiz
      * is created 0700, so nobody else can reach the socket; a name that
      * exists already is drawn again.
      */
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     enum { NAME_RANDOM = 10, TRIES = 100 };
     for (int attempt = 0; attempt < TRIES; attempt++) {
         char name[NAME_RANDOM + 1];
-        size_t filled = 0;
-        while (filled < NAME_RANDOM) {
-            unsigned char bytes[32];
-            if (getentropy(bytes, sizeof(bytes)) != 0) {
-                snprintf(err, errsize, "cannot name a socket directory: getentropy: %s",
-                         strerror(errno));
-                return KW_ERR_SYSTEM;
-            }
-            /* 248 = 4 * 62: rejecting larger bytes keeps every character equally likely. */
-            for (size_t i = 0; i < sizeof(bytes) && filled < NAME_RANDOM; i++)
-                if (bytes[i] < 248)
-                    name[filled++] = alphabet[bytes[i] % 62];
+        if (platform_random_name(name, NAME_RANDOM) != 0) {
+            snprintf(err, errsize, "cannot name a socket directory: getentropy: %s",
+                     strerror(errno));
+            return KW_ERR_SYSTEM;
         }
-        name[NAME_RANDOM] = '\0';
         if ((size_t)snprintf(dir, dirsize, "%s/keyward-%s", base, name) >= dirsize) {
             snprintf(err, errsize, "socket directory path too long under %s", base);
             return KW_ERR_TOO_LARGE;

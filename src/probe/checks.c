@@ -802,6 +802,38 @@ static int check_unknown_extension(const struct probe_options *opt, struct probe
     return err;
 }
 
+/*
+ * ADD_SMARTCARD_KEY for a module that cannot exist (a random name in a
+ * directory that does not exist): every agent, with or without PKCS#11,
+ * must refuse it, and keep the connection.
+ */
+static int check_smartcard_missing(const struct probe_options *opt, struct probe_result *res)
+{
+    struct wire_writer body;
+    uint8_t rnd[8];
+    char path[96];
+    size_t i;
+    int err;
+
+    if ((err = random_bytes(rnd, sizeof(rnd))) != 0)
+        return err;
+    snprintf(path, sizeof(path), "/nonexistent-keyward-probe/");
+    for (i = 0; i < sizeof(rnd); i++)
+        text_add(path, sizeof(path), "%02x", rnd[i]);
+    text_add(path, sizeof(path), ".so");
+    wire_writer_init(&body);
+    wire_put_u8(&body, SSH_AGENTC_ADD_SMARTCARD_KEY);
+    wire_put_cstring(&body, path);
+    wire_put_cstring(&body, "");
+    err = expect_plain_failure(opt, "ADD_SMARTCARD_KEY of a module that does not exist", &body,
+                               "a smartcard add of a missing module",
+                               "a client whose PKCS#11 module is missing or mistyped loses the "
+                               "agent",
+                               res);
+    wire_writer_free(&body);
+    return err;
+}
+
 static int check_empty_message(const struct probe_options *opt, struct probe_result *res)
 {
     struct wire_writer body;
@@ -1154,6 +1186,115 @@ out:
     wire_writer_free(&body);
     exchange_free(&add);
     exchange_free(&lock);
+    exchange_free(&unlock);
+    exchange_free(&list);
+    return err;
+}
+
+/*
+ * session-bind while the agent is locked. OpenSSH 10.5+ (and keyward)
+ * accept it, so that ssh can bind its connection before the user unlocks;
+ * earlier OpenSSH refuses every extension while locked. Either answer is
+ * clean as long as the connection stays: refusing is "not supported".
+ */
+static int check_bind_while_locked(const struct probe_options *opt, struct probe_result *res)
+{
+    static const char *const consequence =
+        "clients that keep one agent connection lose the agent while it is locked";
+    struct transport *t = NULL;
+    struct key *hostkey = NULL;
+    struct wire_writer body;
+    struct exchange lock, bind, unlock, list;
+    uint8_t rnd[12];
+    char pass[2 * sizeof(rnd) + 16];
+    bool ok, alive, locked = false;
+    int err, type, bind_type;
+    size_t i;
+
+    exchange_init(&lock);
+    exchange_init(&bind);
+    exchange_init(&unlock);
+    exchange_init(&list);
+    wire_writer_init(&body);
+    if ((err = random_bytes(rnd, sizeof(rnd))) != 0)
+        goto out;
+    snprintf(pass, sizeof(pass), "probe-");
+    for (i = 0; i < sizeof(rnd); i++)
+        text_add(pass, sizeof(pass), "%02x", rnd[i]);
+    if ((err = key_generate(KEY_ED25519, 0, &hostkey)) != 0)
+        goto out;
+    if ((err = open_conn(opt, "a connection", &t, res, &ok)) != 0 || !ok)
+        goto out;
+
+    wire_put_u8(&body, SSH_AGENTC_LOCK);
+    wire_put_cstring(&body, pass);
+    if ((err = exchange_msg(t, opt, "LOCK with a throwaway passphrase", &body, &lock)) != 0)
+        goto out;
+    type = reply_type(&lock);
+    if (type != SSH_AGENT_SUCCESS) {
+        if (type == SSH_AGENT_FAILURE)
+            set_verdict(res, PROBE_UNSUPPORTED,
+                        "LOCK refused with 5 (SSH_AGENT_FAILURE), perhaps already locked: "
+                        "session-bind while locked not tried");
+        else if (type >= 0)
+            set_fail(res, NULL, &lock, "LOCK must be answered with SUCCESS or FAILURE: %s",
+                     consequence);
+        else
+            fail_lost(res, NULL, &lock, "LOCK", consequence);
+        goto out;
+    }
+    locked = true;
+
+    if ((err = send_session_bind(t, opt, "session-bind (authentication) while locked", hostkey,
+                                 false, false, &bind)) != 0)
+        goto out;
+    bind_type = reply_type(&bind);
+    if (bind_type != SSH_AGENT_SUCCESS && !is_failure_reply(bind_type)) {
+        if (bind_type >= 0)
+            set_fail(res, &lock, &bind,
+                     "a session-bind while locked must be answered with SUCCESS or a failure "
+                     "reply");
+        else
+            fail_lost(res, &lock, &bind, "a session-bind while locked", consequence);
+        goto out;
+    }
+    if ((err = expect_alive(t, opt, &bind, "a session-bind while locked", consequence, res, &list,
+                            &alive)) != 0 ||
+        !alive)
+        goto out;
+
+    wire_writer_reset(&body);
+    wire_put_u8(&body, SSH_AGENTC_UNLOCK);
+    wire_put_cstring(&body, pass);
+    if ((err = exchange_msg(t, opt, "UNLOCK with the same passphrase", &body, &unlock)) != 0)
+        goto out;
+    if (reply_type(&unlock) != SSH_AGENT_SUCCESS) {
+        if (reply_type(&unlock) >= 0)
+            set_fail(res, &bind, &unlock, "UNLOCK with the right passphrase was refused");
+        else
+            fail_lost(res, &bind, &unlock, "UNLOCK", consequence);
+        goto out;
+    }
+    locked = false;
+    if (bind_type == SSH_AGENT_SUCCESS)
+        set_verdict(res, PROBE_PASS,
+                    "session-bind accepted while locked (as OpenSSH 10.5+); the connection "
+                    "stayed, and UNLOCK worked");
+    else
+        set_verdict(res, PROBE_UNSUPPORTED,
+                    "session-bind refused while locked with %d (%s), as OpenSSH before 10.5; "
+                    "the connection stayed, and UNLOCK worked",
+                    bind_type, reply_name(bind_type));
+out:
+    if (locked)
+        text_add(res->why, sizeof(res->why),
+                 "%sthe agent may be left LOCKED: unlock it with ssh-add -X, passphrase %s",
+                 res->why[0] ? "; " : "", pass);
+    transport_close(t);
+    key_free(hostkey);
+    wire_writer_free(&body);
+    exchange_free(&lock);
+    exchange_free(&bind);
     exchange_free(&unlock);
     exchange_free(&list);
     return err;
@@ -1668,6 +1809,9 @@ const struct probe_check probe_checks[] = {
      false, false, check_unknown_message},
     {"unknown-extension", "an unknown extension gets SSH_AGENT_FAILURE (5), connection lives",
      false, false, check_unknown_extension},
+    {"smartcard-missing-module",
+     "ADD_SMARTCARD_KEY of a module that does not exist gets a failure, connection lives", false,
+     false, check_smartcard_missing},
     {"empty-message", "a zero-length message gets SSH_AGENT_FAILURE (5), connection lives", false,
      false, check_empty_message},
     {"query", "the query extension lists extension names (29), or is refused cleanly", false, false,
@@ -1676,6 +1820,9 @@ const struct probe_check probe_checks[] = {
      false, false, check_extension_framing},
     {"lock-unlock", "LOCK and UNLOCK with a throwaway passphrase work or fail cleanly", true, false,
      check_lock_unlock},
+    {"bind-while-locked",
+     "a session-bind while locked is accepted (OpenSSH 10.5+) or refused cleanly", true, false,
+     check_bind_while_locked},
     {"malformed-requests",
      "bad key blobs, overlong lengths, truncation, trailing bytes get failure replies", false,
      false, check_malformed_requests},

@@ -732,6 +732,11 @@ static void start_confirm(struct conn *c)
     prompts_pump(srv);
 }
 
+static void on_provider_done(void *arg)
+{
+    finish_job(arg);
+}
+
 static void start_job(struct conn *c, struct agent_job *job)
 {
     c->job = job;
@@ -742,6 +747,14 @@ static void start_job(struct conn *c, struct agent_job *job)
     }
     c->refs++;
     c->srv->jobs++; /* finish_job() counts it out, on every path */
+    if (job->kind == AGENT_JOB_PROVIDER_ADD) {
+        provider_host_load(&c->srv->providers, agent_provider_job(job), on_provider_done, c);
+        return;
+    }
+    if (job->kind == AGENT_JOB_PROVIDER_SIGN) {
+        provider_host_sign(&c->srv->providers, agent_sign_job(job), on_provider_done, c);
+        return;
+    }
     if (job->kind == AGENT_JOB_SIGN && agent_sign_job(job)->fast) {
         c->lane_item.job = job;
         sign_lane_push(&c->srv->lane, &c->lane_item);
@@ -992,6 +1005,14 @@ static unsigned threadpool_size(void)
     return (unsigned)n;
 }
 
+/* A helper died or hung: the agent drops its module's keys (agent_provider_lost()). */
+static void on_provider_lost(void *ctx, void *host, const char *why)
+{
+    struct server *srv = ctx;
+
+    agent_provider_lost(srv->agent, host, why);
+}
+
 void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
 {
     int r;
@@ -1022,6 +1043,11 @@ void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
     srv->expiry_timer.data = srv;
     /* The timer alone must not keep the loop alive at shutdown. */
     uv_unref((uv_handle_t *)&srv->expiry_timer);
+    provider_hosts_init(&srv->providers, loop);
+    srv->providers.lost = on_provider_lost;
+    srv->providers.ctx = srv;
+    agent->providers.release = provider_host_release;
+    agent->providers.ctx = &srv->providers;
 }
 
 #ifdef _WIN32
@@ -1062,6 +1088,7 @@ void server_close(struct server *srv)
         uv_close((uv_handle_t *)&srv->resume, NULL);
     if (srv->lane_ready)
         sign_lane_close(&srv->lane);
+    provider_hosts_close(&srv->providers);
 }
 
 /*

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "agent/agent.h"
+#include "server/provider_host.h"
 #include "server/sign_lane.h"
 #include "transport/listener.h"
 
@@ -59,8 +60,10 @@ struct server {
     unsigned workers;
     unsigned cores;
     struct sign_lane lane; /* fast signatures handed to workers */
-    bool lane_ready;       /* lane set up; if not, fast signatures stay inline */
-    struct conn *conns;    /* every open connection, for shutdown */
+    /* PKCS#11 helpers (provider_host.h); set providers.helper_path to enable loading. */
+    struct provider_hosts providers;
+    bool lane_ready;    /* lane set up; if not, fast signatures stay inline */
+    struct conn *conns; /* every open connection, for shutdown */
     /*
      * Connections with requests buffered that wait for their next turn: a
      * connection handles a bounded batch of requests per turn, then the

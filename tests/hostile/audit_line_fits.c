@@ -80,12 +80,13 @@ int main(void)
     ev.dest_hostkey = k;
     ev.dest_user = huge[1];
     ev.reason = huge[2];
+    ev.warning = huge[3];
     n = audit_format_json(&ev, 1700000000, line, sizeof(line));
     printf("# the largest event takes %zu bytes; keyward-agent's line holds %d\n", n,
            AUDIT_LINE_MAX - 2);
     check(n != 0 && n <= AUDIT_LINE_MAX - 2, "the largest possible event fits the agent's line");
-    /* comment, client_exe, dest_user, reason: each cut to the bound. */
-    check(count(line, "\\u0001") == 4 * AUDIT_FIELD_MAX, "each string field is cut to the bound");
+    /* comment, client_exe, dest_user, reason, warning: each cut to the bound. */
+    check(count(line, "\\u0001") == 5 * AUDIT_FIELD_MAX, "each string field is cut to the bound");
     n = audit_format_json(&ev, 1700000000, line, AUDIT_LINE_MAX - 2);
     check(n != 0, "formatted directly into a buffer of the agent's size");
 

@@ -214,7 +214,8 @@ static const struct {
     [K_LOCK_EMPTY] = {"LOCK(empty passphrase)", 1, {SSH_AGENT_FAILURE}, true},
     [K_UNLOCK] = {"UNLOCK", 5, {SSH_AGENT_SUCCESS, SSH_AGENT_FAILURE}, false},
     [K_UNLOCK_WRONG] = {"UNLOCK(wrong passphrase)", 1, {SSH_AGENT_FAILURE}, false},
-    [K_QUERY] = {"EXT(query)", 3, {SSH_AGENT_EXTENSION_RESPONSE}, true},
+    /* Refused while the agent is locked (OpenSSH 10.5+), which another connection may do. */
+    [K_QUERY] = {"EXT(query)", 3, {SSH_AGENT_EXTENSION_RESPONSE, SSH_AGENT_FAILURE}, true},
     [K_BIND] = {"EXT(session-bind)", 3, {SSH_AGENT_SUCCESS, SSH_AGENT_EXTENSION_FAILURE}, true},
     [K_BIND_BAD] = {"EXT(session-bind, bad signature)", 2, {SSH_AGENT_EXTENSION_FAILURE}, true},
     [K_EXT_UNKNOWN] = {"EXT(unknown)", 2, {SSH_AGENT_FAILURE}, true},

@@ -34,11 +34,11 @@ options_in() {
         sed -E 's/^[][[:space:]|]//' |
         while read -r word; do
             case $word in
-                --*) echo "$word" ;;
+                --*) printf '%s\n' "$word" ;;
                 -*)
                     word=${word#-}
                     while [ -n "$word" ]; do
-                        echo "-${word:0:1}"
+                        printf -- '-%s\n' "${word:0:1}" # not echo: echo -E or -n is an option to echo
                         word=${word:1}
                     done
                     ;;

@@ -2,7 +2,8 @@
 # `make install` and `make uninstall`, into a temporary DESTDIR with a prefix
 # other than the configured one:
 #   - the Makefile's install and uninstall recipes pass PREFIX and DESTDIR on;
-#   - cmake --install puts the programs in bin/, the manual pages in
+#   - cmake --install puts the programs in bin/ (the agent's PKCS#11 helper
+#     in libexec/keyward/), the manual pages in
 #     share/man/man1/ and the systemd user units in lib/systemd/user/, with
 #     ExecStart naming the installed agent; nothing from tests/ is installed;
 #   - the installed programs run, man finds the installed page, and
@@ -105,6 +106,7 @@ fi
 expected=(
     bin/keyward-agent
     bin/keyward-probe
+    libexec/keyward/keyward-pkcs11-helper
     share/man/man1/keyward-agent.1
     share/man/man1/keyward-probe.1
     lib/systemd/user/keyward-agent.socket
@@ -118,7 +120,7 @@ else
 fi
 for f in "${expected[@]}"; do
     case $f in
-        bin/*) check "$f is installed and executable" test -f "$root/$f" -a -x "$root/$f" ;;
+        bin/* | libexec/*) check "$f is installed and executable" test -f "$root/$f" -a -x "$root/$f" ;;
         *) check "$f is installed" test -f "$root/$f" ;;
     esac
 done
@@ -135,9 +137,11 @@ check_out "ExecStart names the installed agent" "ExecStart=$prefix/bin/keyward-a
 check "no @VARIABLE@ is left in the service" fails grep -q '@[A-Z_]*@' "$service"
 
 # The installed programs run from where they were installed.
-check_out "the installed keyward-agent runs" "keyward-agent $(
-    "$build/keyward-agent" --version | awk '{print $2}')" "$root/bin/keyward-agent" --version
+check_out "the installed keyward-agent runs" "$("$build/keyward-agent" --version)" \
+    "$root/bin/keyward-agent" --version
 check "the installed keyward-probe runs" quiet "$root/bin/keyward-probe" --version
+check "the installed keyward-pkcs11-helper runs" \
+    quiet "$root/libexec/keyward/keyward-pkcs11-helper" --version
 if command -v man >/dev/null 2>&1; then
     check_out "man finds the installed keyward-agent(1)" "$root/share/man/man1/keyward-agent.1" \
         man --manpath="$root/share/man" -w keyward-agent

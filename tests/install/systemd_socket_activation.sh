@@ -171,11 +171,11 @@ ssh-add -l </dev/null >/dev/null 2>&1
 echo "list=$?"
 CHILD
 chmod 700 "$E2E_TMP/child.sh"
-mkdir -m 700 "$E2E_TMP/xdg"
-e2e_run env XDG_RUNTIME_DIR="$E2E_TMP/xdg" \
+mkdir -m 700 "$E2E_TMP/h" # lib.sh checks that the tests leave $HOME/.ssh alone
+e2e_run env HOME="$E2E_TMP/h" \
     "$LAUNCHER" --wrong-pid "$E2E_TMP/w.sock" "$A" "$E2E_TMP/child.sh"
 expect_rc "LISTEN_PID of another process: the agent starts as usual" 0
-expect_contains "with a socket of its own" "sock=$E2E_TMP/xdg/keyward-" "$E2E_OUT"
+expect_contains "with a socket of its own" "sock=$E2E_TMP/h/.ssh/agent/s." "$E2E_OUT"
 expect_contains "that serves" "list=1" "$E2E_OUT"
 expect_contains "and its command sees no LISTEN_ variables" "listen_vars=0" "$E2E_OUT"
 

@@ -190,9 +190,10 @@ pt_expect_table() {
 # (also expected when the probe talks to that agent through keyward-relay).
 # With --no-modify the checks that add keys or lock are skipped.
 pt_expect_openssh_table() {
-    local modifying=pass what="full run"
+    local modifying=pass locked_bind=unsupported what="full run"
     if [ "${1:-}" = --no-modify ]; then
         modifying=skipped
+        locked_bind=skipped
         what="--no-modify run"
     fi
     pt_expect_rc 1 "$what"
@@ -202,10 +203,12 @@ pt_expect_openssh_table() {
         bind-limit=pass \
         unknown-message=pass \
         unknown-extension=pass \
+        smartcard-missing-module=pass \
         empty-message=fail \
         query=unsupported \
         extension-reply-framing=pass \
         lock-unlock=$modifying \
+        bind-while-locked=$locked_bind \
         malformed-requests=pass \
         malformed-add=$modifying \
         oversized-frame=pass \
@@ -218,6 +221,9 @@ pt_expect_openssh_table() {
     pt_expect_verdict empty-message fail '"sent": "empty message (frame length 0): 00000000"' \
         "no reply within"
     [ "$modifying" = pass ] && pt_expect_verdict lock-unlock pass "hidden while locked"
+    # 9.2 refuses every extension while locked; OpenSSH 10.5 accepts session-bind.
+    [ "$modifying" = pass ] &&
+        pt_expect_verdict bind-while-locked unsupported "refused while locked with 5 (SSH_AGENT_FAILURE)"
     return 0
 }
 

@@ -27,10 +27,12 @@ pt_expect_table \
     bind-limit=fail \
     unknown-message=pass \
     unknown-extension=pass \
+    smartcard-missing-module=pass \
     empty-message=pass \
     query=unsupported \
     extension-reply-framing=pass \
     lock-unlock=unsupported \
+    bind-while-locked=unsupported \
     malformed-requests=pass \
     malformed-add=pass \
     oversized-frame=pass \

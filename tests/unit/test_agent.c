@@ -23,6 +23,7 @@
 #include "agent/request.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/path.h"
 #include "base/wire.h"
 #include "check.h"
 #include "crypto/key.h"
@@ -430,6 +431,11 @@ static void test_lock(void)
     CHECK_EQ(add_key(&c, k, "k", NULL, 0), SSH_AGENT_FAILURE);
     random_sid(sid);
     CHECK_EQ(session_bind(&c, k, sid, sizeof(sid), false, false), SSH_AGENT_SUCCESS);
+    /* Any other extension fails while locked, query too (OpenSSH 10.5). */
+    wire_writer_reset(&req);
+    wire_put_u8(&req, SSH_AGENTC_EXTENSION);
+    wire_put_cstring(&req, EXT_QUERY);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE);
 
     /* Wrong passphrase: failure, with a growing delay for this reply. */
     wire_writer_reset(&req);
@@ -469,6 +475,10 @@ static void test_lock(void)
     CHECK_EQ(list_count(&c), 1);
     CHECK_EQ(sign_with(&c, k, 0), SSH_AGENT_SIGN_RESPONSE);
     CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE); /* not locked */
+    wire_writer_reset(&req);
+    wire_put_u8(&req, SSH_AGENTC_EXTENSION);
+    wire_put_cstring(&req, EXT_QUERY);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_EXTENSION_RESPONSE); /* unlocked: query again */
     wire_writer_free(&req);
 
     key_free(k);
@@ -1239,6 +1249,266 @@ out:
     agent_conn_cleanup(&c);
 }
 
+/* ---- PKCS#11 modules, with the transport's part played by the test ---- */
+
+static void *released[8];
+static unsigned nreleased;
+
+static void record_release(void *ctx, void *host)
+{
+    (void)ctx;
+    if (nreleased < 8)
+        released[nreleased] = host;
+    nreleased++;
+}
+
+static void put_smartcard(struct wire_writer *req, uint8_t type, const char *module,
+                          const char *pin)
+{
+    wire_writer_reset(req);
+    wire_put_u8(req, type);
+    wire_put_cstring(req, module);
+    wire_put_cstring(req, pin);
+}
+
+/* Sends ADD_SMARTCARD_KEY; returns its job (NULL: answered at once, type in *type). */
+static struct agent_provider_job *smartcard_add(struct agent_conn *c, const char *module,
+                                                uint8_t *type, struct agent_reply *reply)
+{
+    struct wire_writer req;
+    struct agent_job *job;
+
+    wire_writer_init(&req);
+    put_smartcard(&req, SSH_AGENTC_ADD_SMARTCARD_KEY, module, "1234");
+    agent_handle(&ag, c, now_ms, req.buf, req.len, reply);
+    wire_writer_free(&req);
+    job = reply->job;
+    reply->job = NULL;
+    *type = reply->msg.len > 0 ? reply->msg.buf[0] : 0;
+    if (job == NULL)
+        return NULL;
+    CHECK_EQ(job->kind, AGENT_JOB_PROVIDER_ADD);
+    return agent_provider_job(job);
+}
+
+/* What the helper answers to LOAD: these keys, labelled. */
+static void helper_lists(struct agent_provider_job *pj, void *host, struct key **keys,
+                         const char **labels, uint32_t n)
+{
+    uint32_t i;
+
+    wire_put_u32(&pj->keys, n);
+    for (i = 0; i < n; i++) {
+        wire_put_string(&pj->keys, keys[i]->blob, keys[i]->blob_len);
+        wire_put_cstring(&pj->keys, labels[i]);
+    }
+    pj->host = host;
+}
+
+/* A sign request for k; returns the PROVIDER_SIGN job, or NULL and the reply type. */
+static struct agent_sign_job *provider_sign_request(struct agent_conn *c, const struct key *k,
+                                                    uint32_t flags, const uint8_t *data, size_t len,
+                                                    uint8_t *type, struct agent_reply *reply)
+{
+    struct wire_writer req;
+    struct agent_job *job;
+
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_SIGN_REQUEST);
+    wire_put_string(&req, k->blob, k->blob_len);
+    wire_put_string(&req, data, len);
+    wire_put_u32(&req, flags);
+    agent_handle(&ag, c, now_ms, req.buf, req.len, reply);
+    wire_writer_free(&req);
+    job = reply->job;
+    reply->job = NULL;
+    *type = reply->msg.len > 0 ? reply->msg.buf[0] : 0;
+    if (job == NULL)
+        return NULL;
+    CHECK_EQ(job->kind, AGENT_JOB_PROVIDER_SIGN);
+    return agent_sign_job(job);
+}
+
+static void test_pkcs11_modules(void)
+{
+    static const uint8_t data[] = "a userauth request, say";
+    struct agent_conn c, remote;
+    struct agent_reply reply;
+    struct agent_provider_job *pj;
+    struct agent_sign_job *sj;
+    struct key *ed = NULL, *rsa = NULL;
+    struct key *keys[2];
+    const char *labels[2] = {"token key", ""};
+    char module[4096], pattern[4200], logbuf[8192];
+    struct wire_writer req;
+    int host1, host2; /* the transport's helpers, as far as the agent can tell */
+    uint8_t type, sid[32];
+    FILE *f;
+
+    agent_conn_init(&c, 40);
+    agent_conn_init(&remote, 41);
+    agent_reply_init(&reply);
+    wire_writer_init(&req);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &ed), 0);
+    CHECK_EQ(key_generate(KEY_RSA, 2048, &rsa), 0);
+    keys[0] = ed;
+    keys[1] = rsa;
+    /* A module file of our own, the only one -P allows. */
+    f = fopen("test_agent_module.tmp", "w");
+    CHECK(f != NULL);
+    if (f != NULL)
+        fclose(f);
+    CHECK_EQ(kw_canonical_path("test_agent_module.tmp", module, sizeof(module)), 0);
+    snprintf(pattern, sizeof(pattern), "/no/such/dir/*,%s", module);
+    ag.providers.allowed = pattern;
+    ag.providers.release = record_release;
+    nreleased = 0;
+
+    /* Refused at once, with a failure reply: no such file, not allowed, from a forwarded conn. */
+    CHECK(smartcard_add(&c, "/no/such/module.so", &type, &reply) == NULL);
+    CHECK_EQ(type, SSH_AGENT_FAILURE);
+    ag.providers.allowed = "/usr/lib*/*,/usr/local/lib*/*";
+    capture_begin();
+    CHECK(smartcard_add(&c, "test_agent_module.tmp", &type, &reply) == NULL);
+    CHECK(strstr(capture_end(logbuf, sizeof(logbuf)), "allow-list (keyward-agent -P)") != NULL);
+    CHECK_EQ(type, SSH_AGENT_FAILURE);
+    ag.providers.allowed = pattern;
+    random_sid(sid);
+    CHECK_EQ(session_bind(&remote, ed, sid, sizeof(sid), true, false), SSH_AGENT_SUCCESS);
+    CHECK(smartcard_add(&remote, module, &type, &reply) == NULL);
+    CHECK_EQ(type, SSH_AGENT_FAILURE);
+    /* -O allow-remote-pkcs11 lets it through to the transport. */
+    ag.providers.allow_remote = true;
+    pj = smartcard_add(&remote, module, &type, &reply);
+    CHECK(pj != NULL);
+    if (pj != NULL)
+        agent_job_free(&pj->job); /* its client went away before the helper started */
+    ag.providers.allow_remote = false;
+    CHECK_EQ(nreleased, 0);
+
+    /* Loaded: both keys listed, the unlabelled one named after the module. */
+    pj = smartcard_add(&c, "./test_agent_module.tmp", &type, &reply);
+    CHECK(pj != NULL);
+    if (pj == NULL)
+        goto out;
+    CHECK_EQ(strcmp(pj->path, module), 0);
+    CHECK_EQ(pj->pin_len, 4);
+    CHECK_EQ(memcmp(pj->pin, "1234", 4), 0);
+    helper_lists(pj, &host1, keys, labels, 2);
+    agent_job_finish(&ag, &c, &pj->job, &reply);
+    CHECK_EQ(reply.msg.buf[0], SSH_AGENT_SUCCESS);
+    CHECK_EQ(list_count(&c), 2);
+    CHECK_EQ(strcmp(keystore_find(&ag.keys, ed->blob, ed->blob_len)->comment, "token key"), 0);
+    CHECK_EQ(strcmp(keystore_find(&ag.keys, rsa->blob, rsa->blob_len)->comment, module), 0);
+    CHECK(smartcard_add(&c, module, &type, &reply) == NULL); /* already loaded */
+    CHECK_EQ(type, SSH_AGENT_FAILURE);
+
+    /* Signing goes to the module's helper, and its answer is checked. */
+    sj = provider_sign_request(&c, ed, 0, data, sizeof(data), &type, &reply);
+    CHECK(sj != NULL && sj->host == &host1);
+    if (sj != NULL) {
+        CHECK_EQ(key_sign(ed, sj->data, sj->data_len, sj->flags, &sj->sig), 0);
+        agent_job_finish(&ag, &c, &sj->job, &reply);
+        CHECK_EQ(reply.msg.buf[0], SSH_AGENT_SIGN_RESPONSE);
+    }
+    sj = provider_sign_request(&c, rsa, KEY_SIGN_RSA_SHA2_256, data, sizeof(data), &type, &reply);
+    CHECK(sj != NULL);
+    if (sj != NULL) {
+        /* A valid signature, but not with the algorithm asked for. */
+        CHECK_EQ(key_sign(rsa, sj->data, sj->data_len, KEY_SIGN_RSA_SHA2_512, &sj->sig), 0);
+        capture_begin();
+        agent_job_finish(&ag, &c, &sj->job, &reply);
+        CHECK(strstr(capture_end(logbuf, sizeof(logbuf)), "another algorithm than rsa-sha2-256") !=
+              NULL);
+        CHECK_EQ(reply.msg.buf[0], SSH_AGENT_FAILURE);
+    }
+    sj = provider_sign_request(&c, ed, 0, data, sizeof(data), &type, &reply);
+    if (sj != NULL) {
+        /* Garbage from the module. */
+        wire_put_cstring(&sj->sig, "ssh-ed25519");
+        wire_put_cstring(&sj->sig, "not a signature");
+        agent_job_finish(&ag, &c, &sj->job, &reply);
+        CHECK_EQ(reply.msg.buf[0], SSH_AGENT_FAILURE);
+    }
+    sj = provider_sign_request(&c, ed, 0, data, sizeof(data), &type, &reply);
+    if (sj != NULL) {
+        /* The helper said no (the transport's failure). */
+        sj->run_err = KW_ERR_DENIED;
+        snprintf(sj->provider_why, sizeof(sj->provider_why), "the module's helper failed: PIN");
+        capture_begin();
+        agent_job_finish(&ag, &c, &sj->job, &reply);
+        CHECK(strstr(capture_end(logbuf, sizeof(logbuf)), "the module's helper failed: PIN") !=
+              NULL);
+        CHECK_EQ(reply.msg.buf[0], SSH_AGENT_FAILURE);
+    }
+
+    /* ssh-add -e: the keys go, the helper is released. */
+    put_smartcard(&req, SSH_AGENTC_REMOVE_SMARTCARD_KEY, module, "");
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+    CHECK_EQ(list_count(&c), 0);
+    CHECK_EQ(nreleased, 1);
+    CHECK(released[0] == &host1);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE); /* not loaded any more */
+
+    /* A helper that dies: its keys go, and the module can be loaded again. */
+    pj = smartcard_add(&c, module, &type, &reply);
+    CHECK(pj != NULL);
+    if (pj == NULL)
+        goto out;
+    helper_lists(pj, &host2, keys, labels, 1);
+    agent_job_finish(&ag, &c, &pj->job, &reply);
+    CHECK_EQ(list_count(&c), 1);
+    agent_provider_lost(&ag, &host2, "its helper was killed by signal 6");
+    CHECK_EQ(list_count(&c), 0);
+    CHECK_EQ(nreleased, 1); /* a dead helper is not released again */
+    pj = smartcard_add(&c, module, &type, &reply);
+    CHECK(pj != NULL);
+    if (pj == NULL)
+        goto out;
+    /* A module that lists nothing usable: failure, and its helper released. */
+    wire_put_u32(&pj->keys, 1);
+    wire_put_cstring(&pj->keys, "not a key");
+    wire_put_cstring(&pj->keys, "label");
+    pj->host = &host1;
+    agent_job_finish(&ag, &c, &pj->job, &reply);
+    CHECK_EQ(reply.msg.buf[0], SSH_AGENT_FAILURE);
+    CHECK_EQ(nreleased, 2);
+    CHECK(released[1] == &host1);
+
+    /* ssh-add -D removes token keys and their modules. */
+    pj = smartcard_add(&c, module, &type, &reply);
+    if (pj == NULL)
+        goto out;
+    helper_lists(pj, &host2, keys, labels, 2);
+    agent_job_finish(&ag, &c, &pj->job, &reply);
+    CHECK_EQ(list_count(&c), 2);
+    wire_writer_reset(&req);
+    wire_put_u8(&req, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+    CHECK_EQ(list_count(&c), 0);
+    CHECK_EQ(nreleased, 3);
+    CHECK(released[2] == &host2);
+    CHECK(ag.providers.head == NULL);
+
+    /* A loaded module whose client left: the helper is released with the job. */
+    pj = smartcard_add(&c, module, &type, &reply);
+    if (pj != NULL) {
+        pj->host = &host1;
+        agent_job_refuse(&ag, &c, &pj->job, "the client left", &reply);
+    }
+    CHECK_EQ(nreleased, 4);
+out:
+    remove("test_agent_module.tmp");
+    ag.providers.allowed = PROVIDER_DEFAULT_ALLOWED;
+    ag.providers.release = NULL;
+    key_free(ed);
+    key_free(rsa);
+    wire_writer_free(&req);
+    agent_reply_free(&reply);
+    agent_conn_cleanup(&c);
+    agent_conn_cleanup(&remote);
+}
+
 int main(void)
 {
     log_init("test_agent", LOG_LEVEL_ERROR, LOG_SINK_STDERR);
@@ -1258,6 +1528,7 @@ int main(void)
     test_offload_fast_signatures();
     test_secure_heap();
     test_mldsa44_ed25519();
+    test_pkcs11_modules();
     agent_cleanup(&ag);
     CRYPTO_secure_malloc_done();
     return check_finish("test_agent");

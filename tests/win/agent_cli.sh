@@ -8,7 +8,8 @@
 #   - the same for a pipe chosen with -a;
 #   - the first agent goes on serving;
 #   - --version, -D (a no-op), and clear refusals of -s, -c, -k, a command,
-#     a bad pipe name and a bad lifetime.
+#     a bad pipe name, a bad lifetime, and key store options that contradict
+#     each other; --help names the key store's options.
 . "$(dirname "$0")/lib.sh" "$1"
 
 # Runs the agent expecting exit status 1 and a message with every given string.
@@ -54,4 +55,14 @@ expect_error cmd.exe "running a command under the agent is not supported on Wind
 expect_error -a 'C:\agent.sock' "invalid pipe name"
 expect_error -a '\\.\pipe\' "invalid pipe name"
 expect_error -t soon "invalid lifetime"
+expect_error --key-store 'C:\k' --no-key-store "contradict each other"
+expect_error --dry-run "--dry-run goes with --import-windows-agent"
+expect_error --import-windows-agent --no-key-store "needs the key store"
+expect_error -E sha1 "invalid fingerprint hash"
+expect_error -O frobnicate "unknown -O option"
+expect_error -P 'C:\\a\\*' -P 'C:\\b\\*' "-P given twice"
+help=$(wine_run "$AGENT" --help)
+for opt in --key-store --no-key-store --import-windows-agent --dry-run -E -O -P; do
+    grep -qF -- "$opt" <<<"$help" || fail "--help does not mention $opt"
+done
 echo "PASS"

@@ -34,12 +34,13 @@ work=$(mktemp -d /tmp/keyward-win.XXXXXX)
 agent_pid=
 agent_log=
 relay_pid=
+socat_pid=
 relay_log=
 started_pid= # the last program wine_start_serving started
 
 cleanup() {
     local p
-    for p in $agent_pid $relay_pid $started_pid; do
+    for p in $agent_pid $relay_pid $started_pid $socat_pid; do
         if kill -0 "$p" 2>/dev/null; then
             kill "$p" 2>/dev/null || true
             wait "$p" 2>/dev/null || true
@@ -107,11 +108,29 @@ wine_interrupt() {
     [ "$status" -eq 0 ] || fail "$name exited with status $status after Ctrl-C"
 }
 
-# Starts keyward-agent.exe -d with the given arguments, logging to
-# $work/agent.log. Sets agent_pid, the process Ctrl-C goes to.
+# A Linux path as Wine names it: drive Z: is the Linux root.
+winpath() {
+    printf 'Z:%s' "${1//\//\\}"
+}
+
+# The key store of the agents a test starts: the test's own, since the
+# default (%LOCALAPPDATA%\keyward\keys) is one for every test in the prefix.
+store_dir=$work/store
+
+# Starts keyward-agent.exe -d with the given arguments (and --key-store
+# $store_dir unless they name a store), logging to $work/agent.log. Sets
+# agent_pid, the process Ctrl-C goes to.
 start_agent() {
+    local a own=
+    for a in "$@"; do
+        case $a in --key-store | --no-key-store) own=1 ;; esac
+    done
     agent_log=$work/agent.log
-    wine_start_serving "$AGENT" "$agent_log" "$@"
+    if [ -n "$own" ]; then
+        wine_start_serving "$AGENT" "$agent_log" "$@"
+    else
+        wine_start_serving "$AGENT" "$agent_log" --key-store "$(winpath "$store_dir")" "$@"
+    fi
     agent_pid=$started_pid
 }
 
@@ -159,4 +178,19 @@ stop_relay() {
     wine_interrupt "$relay_pid" keyward-relay.exe
     relay_pid=
     grep -q "shutting down: interrupted" "$relay_log" || fail "no relay shutdown logged"
+}
+
+# The service's store and keyward's store tests: the Linux ssh tools reach
+# PIPE through keyward-relay.exe, one per client, on the Unix socket SOCK
+# (README's WSL2 line, socat), and SSH_AUTH_SOCK names it. Sets socat_pid.
+start_socket_relay() {
+    local sock=$1 pipe=$2
+    command -v socat >/dev/null || fail "socat is not installed (scripts/setup.sh installs it)"
+    [ -f "$RELAY" ] || fail "$RELAY is not built (make win)"
+    socat UNIX-LISTEN:"$sock",fork,umask=077 \
+        EXEC:"wine $RELAY - ${pipe//\\//}" </dev/null >/dev/null 2>"$work/socat.log" &
+    socat_pid=$!
+    for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
+    [ -S "$sock" ] || fail "socat did not listen on $sock"
+    export SSH_AUTH_SOCK=$sock
 }
