@@ -68,7 +68,7 @@ if [ "$(id -u)" != 0 ]; then
     # apt-get source as another user is fine, but the cache is root's.
     [ -w "$top" ] || fail "cannot write $top (run as root, or set KEYWARD_CACHE)"
 fi
-for p in dpkg-dev gcc make perl autoconf; do
+for p in dpkg-dev gcc make perl autoconf automake; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
         fail "package $p is missing (scripts/setup.sh installs it)"
 done
@@ -160,7 +160,8 @@ build_openssh() {
     # privilege-separation directory must be root's and not writable by
     # others; the prefix's own var/empty is.
     # Debian's patches change configure.ac, so configure is made anew (as
-    # the package's own build does, with dh_autoreconf).
+    # the package's own build does, with dh_autoreconf; autoreconf runs
+    # automake's aclocal too).
     (
         cd "$scratch/src"
         run autoreconf

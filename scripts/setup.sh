@@ -74,6 +74,7 @@ needs=(
     "dpkg-dev dpkg-source"
     "perl perl"
     "autoconf autoreconf"
+    "automake aclocal"
 )
 # The Debian package (make deb), beside build_needs: build-essential,
 # dpkg-buildpackage and its helpers, dh and its cmake build system, lintian (no fakeroot:
