@@ -3,6 +3,8 @@
 #   make test   install what is missing, build, run every test
 #   make repro  the seed report end to end, keyward beside OpenSSH and a Windows-like agent
 #   make win    cross-build keyward-agent.exe and the Windows tests (build-win/)
+#   make build-pq   keyward against OpenSSL 3.5 under ASan/UBSan, with OpenSSH
+#               from Debian's source, both built once into the cache (build-pq/)
 #   make test-fresh   make test on a brand-new Debian 12 root (debootstrap, chroot)
 #   make deb     the Debian package in build-deb/ (dpkg-buildpackage, lintian)
 #   make test-deb     make deb, and that package installed, used and purged, in fresh Debian 12 roots
@@ -47,10 +49,11 @@ run: build
 
 # The Linux build's ctest also runs the Windows programs under Wine (win_*).
 # A skipped test fails make test too (scripts/ctest-strict.sh).
-test: build build-asan win
+test: build build-asan win build-pq
 	@cmake -S . -B $(BUILD) -DKEYWARD_WIN_BUILD_DIR=$(abspath $(WIN_BUILD)) >/dev/null
 	scripts/ctest-strict.sh $(BUILD) $(JOBS)
 	scripts/ctest-strict.sh $(ASAN_BUILD) $(JOBS)
+	scripts/ctest-strict.sh $(PQ_BUILD) $(JOBS) -L pq
 
 # The README's `make test` as a newcomer runs it: the committed HEAD cloned
 # into a fresh debootstrap'd Debian 12 root that gets only git and make, so
@@ -67,7 +70,7 @@ repro: build
 		windows-like:breaks:$(BUILD)/tests/closing_agent
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(WIN_BUILD) $(DEB_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(WIN_BUILD) $(DEB_BUILD) $(PQ_BUILD)
 
 # --- install ---
 #   make install [PREFIX=/usr/local] [DESTDIR=/staging]
@@ -144,3 +147,25 @@ bench: setup
 	@mkdir -p $(BENCH_OUT)
 	$(BENCH_BUILD)/agent_bench --keyward $(BENCH_BUILD)/keyward-agent --openssh /usr/bin/ssh-agent \
 		--out $(BENCH_OUT) $(BENCH_ARGS)
+
+# --- post-quantum keys (issue 19) ---
+#   make build-pq
+#       keyward built against OpenSSL 3.5 (ML-DSA; Debian 12 has 3.0) under
+#       ASan/UBSan in $(PQ_BUILD), told where OpenSSH built from Debian
+#       unstable's source is (KEYWARD_OPENSSH_DIR). Both come from
+#       scripts/pq-deps.sh, built once into the cache. make test runs its
+#       tests labelled "pq": the ML-DSA unit tests and the end-to-end suites
+#       with that OpenSSH's tools and sshd (tests/CMakeLists.txt). A new
+#       OpenSSL prefix means a fresh CMake cache (pkg-config's result is cached).
+PQ_BUILD ?= build-pq
+.PHONY: build-pq
+
+build-pq: setup
+	@ossl=$$(scripts/pq-deps.sh openssl | tail -n 1) && test -n "$$ossl" && \
+	ossh=$$(scripts/pq-deps.sh openssh | tail -n 1) && test -n "$$ossh" && \
+	if [ "$$(cat $(PQ_BUILD)/.pq-deps 2>/dev/null)" != "$$ossl $$ossh" ]; then \
+		rm -f $(PQ_BUILD)/CMakeCache.txt; mkdir -p $(PQ_BUILD); \
+		echo "$$ossl $$ossh" >$(PQ_BUILD)/.pq-deps; fi && \
+	cmake -S . -B $(PQ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_SANITIZE=ON -DKEYWARD_WERROR=ON \
+		-DCMAKE_PREFIX_PATH="$$ossl" -DKEYWARD_OPENSSH_DIR="$$ossh" >/dev/null
+	@cmake --build $(PQ_BUILD) -j$(JOBS)

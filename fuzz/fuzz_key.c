@@ -80,6 +80,17 @@ static void canonical_blob(const struct key *k, struct wire_writer *w)
         put_bn(w, k->pkey, OSSL_PKEY_PARAM_RSA_E);
         put_bn(w, k->pkey, OSSL_PKEY_PARAM_RSA_N);
         break;
+    case KEY_MLDSA44_ED25519: {
+        /* One string: the ML-DSA-44 public key, then the Ed25519 one. */
+        uint8_t pk[1312 + 32];
+        size_t mlen = 1312, elen = 32;
+
+        FUZZ_ASSERT(k->pkey_ed != NULL);
+        FUZZ_ASSERT(EVP_PKEY_get_raw_public_key(k->pkey, pk, &mlen) == 1 && mlen == 1312);
+        FUZZ_ASSERT(EVP_PKEY_get_raw_public_key(k->pkey_ed, pk + 1312, &elen) == 1 && elen == 32);
+        wire_put_string(w, pk, sizeof(pk));
+        break;
+    }
     }
     FUZZ_ASSERT(w->error == 0);
 }

@@ -5,13 +5,15 @@
 # every such tool: under make test a skip means a missing install step,
 # which must not pass for green (issue 14: a missing `wine` did).
 #
-#   scripts/ctest-strict.sh BUILD_DIR JOBS
+#   scripts/ctest-strict.sh BUILD_DIR JOBS [CTEST_ARG...]
+#       (e.g. -L pq: only the tests with that label)
 set -uo pipefail
 build=${1:?usage: ctest-strict.sh BUILD_DIR JOBS}
 jobs=${2:-2}
+shift 2 || shift $#
 cd "$build" || exit 1
 log=$PWD/ctest-last.log
-ctest --output-on-failure -j"$jobs" 2>&1 | tee "$log"
+ctest --output-on-failure -j"$jobs" "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 skipped=$(grep -E '\(Skipped\)|\*\*\*Skipped' "$log" | sed 's/^/    /' | sort -u)
 if [ -n "$skipped" ]; then

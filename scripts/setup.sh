@@ -68,6 +68,13 @@ needs=(
     # symbol checks of the built programs (tests/relay/links_no_crypto.sh)
     "binutils nm readelf"
     "binutils-mingw-w64-x86-64 x86_64-w64-mingw32-nm"
+    # scripts/pq-deps.sh (make build-pq): OpenSSL 3.5 and OpenSSH from
+    # Debian's source packages; OpenSSH's configure is remade after Debian's
+    # patches
+    "dpkg-dev dpkg-source"
+    "perl perl"
+    "autoconf autoreconf"
+    "automake aclocal"
 )
 # The Debian package (make deb), beside build_needs: build-essential,
 # dpkg-buildpackage and its helpers, dh and its cmake build system, lintian (no fakeroot:

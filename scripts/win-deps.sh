@@ -1,7 +1,8 @@
 #!/bin/bash
 # Cross-build the static Windows (x86_64-w64-mingw32) dependencies of keyward,
-# OpenSSL 3.0 (libcrypto) and libuv, from Debian 12's own source packages, into
-# one prefix under the cache:
+# OpenSSL 3.5 LTS (libcrypto; Debian 13's source package, for ML-DSA) and
+# libuv (Debian 12's), from Debian's own source packages, into one prefix
+# under the cache:
 #
 #   ${KEYWARD_CACHE:-/var/cache/keyward}/win-deps/openssl-<ver>_libuv-<ver>/
 #
@@ -25,6 +26,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 toolchain="$repo/cmake/mingw-w64-x86_64.cmake"
 # shellcheck source=scripts/lib/apt-sources.sh
 . "$repo/scripts/lib/apt-sources.sh"
+# shellcheck source=scripts/lib/deb-source.sh
+. "$repo/scripts/lib/deb-source.sh"
 
 cache=${KEYWARD_CACHE:-/var/cache/keyward}
 top="$cache/win-deps"
@@ -169,12 +172,11 @@ sort_debian_versions() {
     [ ${#sorted[@]} -eq 0 ] || printf '%s\n' "${sorted[@]}"
 }
 
-if [ -z "$(src_versions openssl)" ] || [ -z "$(src_versions libuv1)" ]; then
+if [ -z "$(src_versions libuv1)" ]; then
     # A deb-src entry is there but its lists were never downloaded.
     need_root "run apt-get update"
     apt_update
 fi
-[ -n "$(src_versions openssl)" ] || fail "apt knows no source package openssl (deb-src entry?)"
 [ -n "$(src_versions libuv1)" ] || fail "apt knows no source package libuv1 (deb-src entry?)"
 
 # Downloaded source packages stay here, so a redone build (or a later run
@@ -216,7 +218,11 @@ pick_version() {
     return 1
 }
 
-openssl_ver=$(pick_version openssl) || fail "cannot download any version of source openssl"
+# OpenSSL from Debian 13 (trixie), through a private apt state in the cache
+# (scripts/lib/deb-source.sh): 3.5 is the first with ML-DSA, and an LTS.
+debsrc_init trixie
+openssl_ver=$(debsrc_pick openssl 3.5.) ||
+    fail "cannot download any OpenSSL 3.5 source package from trixie"
 libuv_ver=$(pick_version libuv1) || fail "cannot download any version of source libuv1"
 
 # Debian versions may hold ':' (epoch) and '~', which are awkward in paths
@@ -249,7 +255,7 @@ mkdir -p "$scratch" "$prefix"
 say "unpacking openssl $openssl_ver and libuv1 $libuv_ver"
 openssl_src="$scratch/openssl"
 libuv_src="$scratch/libuv"
-run dpkg-source -x "$sources/openssl_$(noepoch "$openssl_ver").dsc" "$openssl_src"
+run dpkg-source -x "$debsrc_dir/openssl_$(noepoch "$openssl_ver").dsc" "$openssl_src"
 run dpkg-source -x "$sources/libuv1_$(noepoch "$libuv_ver").dsc" "$libuv_src"
 
 # OpenSSL: static libcrypto/libssl only. --libdir=lib because the mingw64

@@ -81,3 +81,75 @@ apt_bookworm_mirror() {
         esac
     done < <(_apt_entry_files) | head -n 1
 }
+
+# Another Debian suite from the same archives: the machine's bookworm "deb"
+# entries with their suite names changed, for a private apt state (below), so
+# that a newer source package can be fetched without touching the machine's
+# apt configuration.
+#
+#   apt_suite_entries TYPE DIR NAME SUITE   as apt_bookworm_entries, with
+#       bookworm, bookworm-updates and bookworm-security renamed to SUITE,
+#       SUITE-updates and SUITE-security; for "unstable" (which has neither
+#       -updates nor -security) only the bookworm suite itself is kept.
+#       Returns 1 if the machine has no bookworm entry.
+
+# Rename the bookworm suites in one Suites: value or one-line suite field
+# (space separated); prints nothing if none is left.
+_apt_rename_suites() {
+    local suite=$1 s out=""
+    for s in $2; do
+        case $s in
+            bookworm) out+=" $suite" ;;
+            bookworm-updates | bookworm-security)
+                [ "$suite" = unstable ] || out+=" $suite-${s#bookworm-}"
+                ;;
+        esac
+    done
+    echo "${out# }"
+}
+
+apt_suite_entries() {
+    local type=$1 dir=$2 name=$3 suite=$4 f line stanza suites renamed
+    local stanzas="" lines=""
+    local header="# Written by keyward's scripts: the machine's own bookworm \"deb\" entries, as \"$type\" for $suite."
+    while read -r f; do
+        case $f in
+            *.sources)
+                # One stanza per NUL-separated record, Suites renamed.
+                while IFS= read -r -d '' stanza; do
+                    suites=$(printf '%s\n' "$stanza" | sed -n 's/^[Ss]uites:[[:space:]]*//p')
+                    renamed=$(_apt_rename_suites "$suite" "$suites")
+                    [ -n "$renamed" ] || continue
+                    stanzas+=$(printf '%s\n' "$stanza" | sed "s/^[Ss]uites:.*/Suites: $renamed/")$'\n\n'
+                done < <(_apt_deb822_bookworm "$type" "$f" | awk -v RS= -v ORS='\0' '{ print }')
+                ;;
+            *)
+                while read -r line; do
+                    # TYPE [options] URI SUITE COMPONENTS...
+                    local -a w
+                    read -r -a w <<<"$line"
+                    # Skip "[options]", which may span words, to the URI.
+                    local i=1
+                    if [ "${w[1]:0:1}" = "[" ]; then
+                        while [ "${w[i]: -1}" != "]" ]; do i=$((i + 1)); done
+                        i=$((i + 1))
+                    fi
+                    renamed=$(_apt_rename_suites "$suite" "${w[i + 1]}")
+                    [ -n "$renamed" ] || continue
+                    w[i + 1]=$renamed
+                    lines+="${w[*]}"$'\n'
+                done < <(_apt_oneline_bookworm "$type" "$f")
+                ;;
+        esac
+    done < <(_apt_entry_files)
+    local wrote=1
+    if [ -n "${stanzas//[[:space:]]/}" ]; then
+        { echo "$header"; printf '%s' "$stanzas" | cat -s; } >"$dir/$name.sources"
+        wrote=0
+    fi
+    if [ -n "${lines//[[:space:]]/}" ]; then
+        { echo "$header"; printf '%s' "$lines"; } >"$dir/$name.list"
+        wrote=0
+    fi
+    return $wrote
+}

@@ -1245,7 +1245,9 @@ void agent_handle(struct agent *ag, struct agent_conn *c, uint64_t now_ms, const
         }
     }
     if ((err = proto_decode_request(msg, len, &req)) != 0) {
-        o.why = err == KW_ERR_ALLOC ? "out of memory" : "malformed request";
+        o.why = err == KW_ERR_ALLOC        ? "out of memory"
+                : err == KW_ERR_NO_SUPPORT ? key_unsupported_why()
+                                           : "malformed request";
         if (req.type == SSH_AGENTC_EXTENSION)
             snprintf(o.detail, sizeof(o.detail), "(undecodable extension)");
         goto done;

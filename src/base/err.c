@@ -41,6 +41,8 @@ const char *kw_strerror(int err)
         return "not permitted";
     case KW_ERR_SYSTEM:
         return errno != 0 ? strerror(errno) : "system error";
+    case KW_ERR_NO_SUPPORT:
+        return "not supported by this build";
     }
     return "unknown error";
 }

@@ -35,6 +35,7 @@ enum kw_err {
     KW_ERR_LOCKED = -13,     /* agent is locked */
     KW_ERR_DENIED = -14,     /* policy refused the operation */
     KW_ERR_SYSTEM = -15,     /* a system call failed; errno says why */
+    KW_ERR_NO_SUPPORT = -16, /* known, but not in this build (e.g. libcrypto too old) */
 };
 
 const char *kw_strerror(int err);

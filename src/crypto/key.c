@@ -18,6 +18,15 @@
  *   ed25519 cert         string cert, string pk, string sk
  *   ecdsa cert           string cert, mpint d
  *   rsa cert             string cert, mpint d, mpint iqmp, mpint p, mpint q
+ *
+ * ssh-mldsa44-ed25519@openssh.com (draft-miller-sshm-mldsa44-ed25519-
+ * composite-sigs; its certificate form as for Ed25519):
+ *   public               string (ML-DSA-44 pk(1312) || Ed25519 pk(32))
+ *   private              string pk as above, string (ML-DSA-44 seed(32) ||
+ *                        Ed25519 seed(32))
+ *   signature            string (ML-DSA-44 sig(2420) || Ed25519 sig(64)),
+ *                        both halves over the same composite message M'
+ *                        (composite_message())
  */
 #include "crypto/key.h"
 
@@ -44,6 +53,21 @@
 /* Longest uncompressed point we accept: P-521 is 1 + 2 * 66 bytes. */
 #define EC_POINT_MAX_LEN 133
 
+/*
+ * ML-DSA (FIPS 204) arrived in OpenSSL 3.5; built against an older
+ * libcrypto, the composite key type is known by name and refused.
+ */
+#if OPENSSL_VERSION_NUMBER >= 0x30500000L
+#define KEY_HAVE_MLDSA 1
+#endif
+#define MLDSA44_PK_LEN    1312
+#define MLDSA44_SIG_LEN   2420
+#define MLDSA_SEED_LEN    32
+#define COMPOSITE_PK_LEN  (MLDSA44_PK_LEN + ED25519_PK_LEN)
+#define COMPOSITE_SK_LEN  (MLDSA_SEED_LEN + 32)
+#define COMPOSITE_SIG_LEN (MLDSA44_SIG_LEN + ED25519_SIG_LEN)
+#define COMPOSITE_NAME    "ssh-mldsa44-ed25519@openssh.com"
+
 struct kind_info {
     enum key_kind kind;
     const char *name;
@@ -65,6 +89,8 @@ static const struct kind_info kinds[] = {
     {KEY_ECDSA_P521, "ecdsa-sha2-nistp521", "ecdsa-sha2-nistp521-cert-v01@openssh.com", "ECDSA",
      "ECDSA-CERT", "nistp521", "secp521r1", "SHA512"},
     {KEY_RSA, "ssh-rsa", "ssh-rsa-cert-v01@openssh.com", "RSA", "RSA-CERT", NULL, NULL, NULL},
+    {KEY_MLDSA44_ED25519, COMPOSITE_NAME, "ssh-mldsa44-ed25519-cert-v01@openssh.com",
+     "MLDSA44-ED25519", "MLDSA44-ED25519-CERT", NULL, NULL, NULL},
 };
 
 /* ---- OpenSSL's allocator: every block cleared before it is freed ---- */
@@ -200,6 +226,7 @@ void key_free(struct key *k)
     if (k == NULL || --k->refs > 0)
         return;
     EVP_PKEY_free(k->pkey); /* OpenSSL clears private components */
+    EVP_PKEY_free(k->pkey_ed);
     if (k->cert != NULL) {
         key_free(k->cert->ca);
         free(k->cert->principals);
@@ -232,6 +259,26 @@ static EVP_PKEY *pkey_fromdata(const char *alg, int selection, OSSL_PARAM *param
         (void)EVP_PKEY_fromdata(ctx, &pkey, selection, params);
     EVP_PKEY_CTX_free(ctx);
     return pkey;
+}
+
+bool key_kind_supported(enum key_kind kind)
+{
+#ifdef KEY_HAVE_MLDSA
+    (void)kind;
+    return true;
+#else
+    return kind != KEY_MLDSA44_ED25519;
+#endif
+}
+
+const char *key_unsupported_why(void)
+{
+    static char why[160];
+
+    snprintf(why, sizeof(why),
+             "%s keys need ML-DSA, which needs OpenSSL >= 3.5; this keyward was built with %s",
+             COMPOSITE_NAME, OPENSSL_VERSION_TEXT);
+    return why;
 }
 
 /* A BIGNUM from magnitude bytes; secure=true puts it in OpenSSL's secure heap. */
@@ -499,6 +546,277 @@ out:
     return r;
 }
 
+/* ---- ML-DSA-44 + Ed25519 (composite) ---- */
+
+static int pkey_ed25519_private(struct wire_view pk, struct wire_view sk, EVP_PKEY **out);
+static int raw_sign(EVP_PKEY *pkey, const char *md, const uint8_t *data, size_t len, uint8_t **sig,
+                    size_t *siglen);
+static int raw_verify(EVP_PKEY *pkey, const char *md, const uint8_t *sig, size_t siglen,
+                      const uint8_t *data, size_t len);
+
+#ifdef KEY_HAVE_MLDSA
+/*
+ * The composite rule (the LAMPS composite ML-DSA construction the draft
+ * adopts, with an empty application context): both halves sign
+ *   M' = "CompositeAlgorithmSignatures2025" || label || 0x00 || SHA-512(M)
+ * where 0x00 is the context's length, and ML-DSA also gets the label as its
+ * FIPS 204 context string. Binding the label into what both halves sign
+ * keeps either signature from being lifted into another scheme.
+ */
+#define COMPOSITE_PREFIX  "CompositeAlgorithmSignatures2025"
+#define COMPOSITE_LABEL   "COMPSIG-MLDSA44-Ed25519-SHA512"
+#define COMPOSITE_MSG_LEN (sizeof(COMPOSITE_PREFIX) - 1 + sizeof(COMPOSITE_LABEL) - 1 + 1 + 64)
+
+static int composite_message(const uint8_t *data, size_t len, uint8_t out[COMPOSITE_MSG_LEN])
+{
+    size_t n = 0;
+    unsigned int dlen = 64;
+
+    memcpy(out, COMPOSITE_PREFIX, sizeof(COMPOSITE_PREFIX) - 1);
+    n += sizeof(COMPOSITE_PREFIX) - 1;
+    memcpy(out + n, COMPOSITE_LABEL, sizeof(COMPOSITE_LABEL) - 1);
+    n += sizeof(COMPOSITE_LABEL) - 1;
+    out[n++] = 0; /* no application context */
+    if (EVP_Digest(data, len, out + n, &dlen, EVP_sha512(), NULL) != 1 || dlen != 64)
+        return KW_ERR_INTERNAL;
+    return 0;
+}
+
+/* The ML-DSA-44 signature operation with the label as context string. */
+static int mldsa_op_init(EVP_PKEY_CTX *ctx, EVP_SIGNATURE *alg, bool sign)
+{
+    OSSL_PARAM params[2];
+
+    params[0] = OSSL_PARAM_construct_octet_string(
+        OSSL_SIGNATURE_PARAM_CONTEXT_STRING, (void *)COMPOSITE_LABEL, sizeof(COMPOSITE_LABEL) - 1);
+    params[1] = OSSL_PARAM_construct_end();
+    return sign ? EVP_PKEY_sign_message_init(ctx, alg, params)
+                : EVP_PKEY_verify_message_init(ctx, alg, params);
+}
+
+static int mldsa_sign(EVP_PKEY *pkey, const uint8_t *msg, size_t len, uint8_t *sig)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    EVP_SIGNATURE *alg = EVP_SIGNATURE_fetch(NULL, "ML-DSA-44", NULL);
+    size_t siglen = MLDSA44_SIG_LEN;
+    int r = KW_ERR_INTERNAL;
+
+    if (ctx == NULL || alg == NULL)
+        goto out;
+    if (mldsa_op_init(ctx, alg, true) == 1 && EVP_PKEY_sign(ctx, sig, &siglen, msg, len) == 1 &&
+        siglen == MLDSA44_SIG_LEN)
+        r = 0;
+out:
+    EVP_SIGNATURE_free(alg);
+    EVP_PKEY_CTX_free(ctx);
+    return r;
+}
+
+static int mldsa_verify(EVP_PKEY *pkey, const uint8_t *sig, const uint8_t *msg, size_t len)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    EVP_SIGNATURE *alg = EVP_SIGNATURE_fetch(NULL, "ML-DSA-44", NULL);
+    int r = KW_ERR_BAD_SIG;
+
+    if (ctx == NULL || alg == NULL)
+        r = KW_ERR_ALLOC;
+    else if (mldsa_op_init(ctx, alg, false) == 1 &&
+             EVP_PKEY_verify(ctx, sig, MLDSA44_SIG_LEN, msg, len) == 1)
+        r = 0;
+    EVP_SIGNATURE_free(alg);
+    EVP_PKEY_CTX_free(ctx);
+    return r;
+}
+
+/* An ML-DSA-44 key from its 32-byte seed (FIPS 204's xi): OpenSSL expands it. */
+static int pkey_mldsa_from_seed(const uint8_t *seed, EVP_PKEY **out)
+{
+    OSSL_PARAM params[2];
+
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_ML_DSA_SEED, (void *)seed,
+                                                  MLDSA_SEED_LEN);
+    params[1] = OSSL_PARAM_construct_end();
+    *out = pkey_fromdata("ML-DSA-44", EVP_PKEY_KEYPAIR, params);
+    return *out ? 0 : KW_ERR_BAD_KEY;
+}
+#endif
+
+/* The composite public key's halves from its one string. */
+static int read_composite_public(struct wire_view pk, EVP_PKEY **mldsa, EVP_PKEY **ed)
+{
+#ifdef KEY_HAVE_MLDSA
+    if (pk.len != COMPOSITE_PK_LEN)
+        return KW_ERR_BAD_KEY;
+    *mldsa = EVP_PKEY_new_raw_public_key_ex(NULL, "ML-DSA-44", NULL, pk.ptr, MLDSA44_PK_LEN);
+    *ed = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk.ptr + MLDSA44_PK_LEN,
+                                      ED25519_PK_LEN);
+    return *mldsa && *ed ? 0 : KW_ERR_BAD_KEY;
+#else
+    (void)pk;
+    (void)mldsa;
+    (void)ed;
+    return KW_ERR_NO_SUPPORT;
+#endif
+}
+
+/*
+ * The composite private key: pk as in the public key, sk the two seeds.
+ * Each half is derived from its seed and must give the public half sent.
+ */
+static int read_composite_private(struct wire_view pk, struct wire_view sk, EVP_PKEY **mldsa,
+                                  EVP_PKEY **ed)
+{
+#ifdef KEY_HAVE_MLDSA
+    uint8_t derived[MLDSA44_PK_LEN], ed_sk[ED25519_SK_LEN];
+    size_t dlen = sizeof(derived);
+    int r;
+
+    if (pk.len != COMPOSITE_PK_LEN || sk.len != COMPOSITE_SK_LEN)
+        return KW_ERR_BAD_KEY;
+    if ((r = pkey_mldsa_from_seed(sk.ptr, mldsa)) != 0)
+        return r;
+    if (EVP_PKEY_get_raw_public_key(*mldsa, derived, &dlen) != 1 || dlen != MLDSA44_PK_LEN ||
+        memcmp(derived, pk.ptr, MLDSA44_PK_LEN) != 0)
+        return KW_ERR_BAD_KEY;
+    /* Ed25519 as OpenSSH sends it alone: seed || pk, checked there. */
+    memcpy(ed_sk, sk.ptr + MLDSA_SEED_LEN, 32);
+    memcpy(ed_sk + 32, pk.ptr + MLDSA44_PK_LEN, ED25519_PK_LEN);
+    r = pkey_ed25519_private((struct wire_view){pk.ptr + MLDSA44_PK_LEN, ED25519_PK_LEN},
+                             (struct wire_view){ed_sk, sizeof(ed_sk)}, ed);
+    kw_memzero(ed_sk, sizeof(ed_sk));
+    return r;
+#else
+    (void)pk;
+    (void)sk;
+    (void)mldsa;
+    (void)ed;
+    return KW_ERR_NO_SUPPORT;
+#endif
+}
+
+/* Writes the composite public key's one string. */
+static int put_composite_public(const EVP_PKEY *mldsa, const EVP_PKEY *ed, struct wire_writer *w)
+{
+#ifdef KEY_HAVE_MLDSA
+    uint8_t pk[COMPOSITE_PK_LEN];
+    size_t mlen = MLDSA44_PK_LEN, elen = ED25519_PK_LEN;
+
+    if (mldsa == NULL || ed == NULL || EVP_PKEY_get_raw_public_key(mldsa, pk, &mlen) != 1 ||
+        mlen != MLDSA44_PK_LEN ||
+        EVP_PKEY_get_raw_public_key(ed, pk + MLDSA44_PK_LEN, &elen) != 1 || elen != ED25519_PK_LEN)
+        return KW_ERR_INTERNAL;
+    wire_put_string(w, pk, sizeof(pk));
+    return w->error;
+#else
+    (void)mldsa;
+    (void)ed;
+    (void)w;
+    return KW_ERR_NO_SUPPORT;
+#endif
+}
+
+/* Writes the composite private key's fields (after the name). */
+static int put_composite_private(const struct key *k, struct wire_writer *w)
+{
+#ifdef KEY_HAVE_MLDSA
+    uint8_t sk[COMPOSITE_SK_LEN];
+    size_t slen = MLDSA_SEED_LEN, elen = 32;
+    int r = KW_ERR_INTERNAL;
+
+    if ((r = put_composite_public(k->pkey, k->pkey_ed, w)) != 0)
+        return r;
+    /* Only a key made or imported from its seed has one to give. */
+    if (EVP_PKEY_get_octet_string_param(k->pkey, OSSL_PKEY_PARAM_ML_DSA_SEED, sk, MLDSA_SEED_LEN,
+                                        &slen) != 1 ||
+        slen != MLDSA_SEED_LEN ||
+        EVP_PKEY_get_raw_private_key(k->pkey_ed, sk + MLDSA_SEED_LEN, &elen) != 1 || elen != 32) {
+        r = KW_ERR_INTERNAL;
+        goto out;
+    }
+    wire_put_string(w, sk, sizeof(sk));
+    r = w->error;
+out:
+    kw_memzero(sk, sizeof(sk));
+    return r;
+#else
+    (void)k;
+    (void)w;
+    return KW_ERR_NO_SUPPORT;
+#endif
+}
+
+static int composite_generate(struct key *k)
+{
+#ifdef KEY_HAVE_MLDSA
+    /* OpenSSL keeps the seed it generated from (ml-dsa.retain_seed's default). */
+    k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ML-DSA-44");
+    k->pkey_ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    return k->pkey && k->pkey_ed ? 0 : KW_ERR_INTERNAL;
+#else
+    (void)k;
+    return KW_ERR_NO_SUPPORT;
+#endif
+}
+
+/* Signs data: string name, string (ML-DSA-44 sig || Ed25519 sig). */
+static int composite_sign(const struct key *k, const uint8_t *data, size_t len,
+                          struct wire_writer *w)
+{
+#ifdef KEY_HAVE_MLDSA
+    uint8_t msg[COMPOSITE_MSG_LEN], sig[COMPOSITE_SIG_LEN];
+    uint8_t *edsig = NULL;
+    size_t edlen = 0;
+    int r;
+
+    if ((r = composite_message(data, len, msg)) != 0)
+        return r;
+    if ((r = mldsa_sign(k->pkey, msg, sizeof(msg), sig)) != 0)
+        return r;
+    if ((r = raw_sign(k->pkey_ed, NULL, msg, sizeof(msg), &edsig, &edlen)) != 0)
+        return r;
+    if (edlen != ED25519_SIG_LEN) {
+        free(edsig);
+        return KW_ERR_INTERNAL;
+    }
+    memcpy(sig + MLDSA44_SIG_LEN, edsig, ED25519_SIG_LEN);
+    free(edsig);
+    wire_put_cstring(w, COMPOSITE_NAME);
+    wire_put_string(w, sig, sizeof(sig));
+    return w->error;
+#else
+    (void)k;
+    (void)data;
+    (void)len;
+    (void)w;
+    return KW_ERR_NO_SUPPORT;
+#endif
+}
+
+/* Both halves must verify. */
+static int composite_verify(const struct key *k, struct wire_view sig, const uint8_t *data,
+                            size_t len)
+{
+#ifdef KEY_HAVE_MLDSA
+    uint8_t msg[COMPOSITE_MSG_LEN];
+    int r;
+
+    if (sig.len != COMPOSITE_SIG_LEN)
+        return KW_ERR_BAD_SIG;
+    if ((r = composite_message(data, len, msg)) != 0)
+        return r;
+    if ((r = mldsa_verify(k->pkey, sig.ptr, msg, sizeof(msg))) != 0)
+        return r;
+    return raw_verify(k->pkey_ed, NULL, sig.ptr + MLDSA44_SIG_LEN, ED25519_SIG_LEN, msg,
+                      sizeof(msg));
+#else
+    (void)k;
+    (void)sig;
+    (void)data;
+    (void)len;
+    return KW_ERR_NO_SUPPORT;
+#endif
+}
+
 /* ---- public encodings ---- */
 
 static int put_bn_param(struct wire_writer *w, const EVP_PKEY *pkey, const char *name)
@@ -524,14 +842,16 @@ out:
     return r;
 }
 
-/* Writes the public fields (after the type name) of pkey. */
+/* Writes the public fields (after the type name) of pkey (and pkey_ed, composite only). */
 static int put_public_fields(const struct kind_info *ki, const EVP_PKEY *pkey,
-                             struct wire_writer *w)
+                             const EVP_PKEY *pkey_ed, struct wire_writer *w)
 {
     uint8_t buf[EC_POINT_MAX_LEN];
     size_t len = sizeof(buf);
     int r;
 
+    if (ki->kind == KEY_MLDSA44_ED25519)
+        return put_composite_public(pkey, pkey_ed, w);
     if (ki->kind == KEY_ED25519) {
         len = ED25519_PK_LEN;
         if (EVP_PKEY_get_raw_public_key(pkey, buf, &len) != 1 || len != ED25519_PK_LEN)
@@ -552,15 +872,15 @@ static int put_public_fields(const struct kind_info *ki, const EVP_PKEY *pkey,
 }
 
 /* Builds the plain public blob of pkey into a fresh allocation. */
-static int plain_blob_of(const struct kind_info *ki, const EVP_PKEY *pkey, uint8_t **out,
-                         size_t *outlen)
+static int plain_blob_of(const struct kind_info *ki, const EVP_PKEY *pkey, const EVP_PKEY *pkey_ed,
+                         uint8_t **out, size_t *outlen)
 {
     struct wire_writer w;
     int r;
 
     wire_writer_init(&w);
     wire_put_cstring(&w, ki->name);
-    if ((r = put_public_fields(ki, pkey, &w)) == 0)
+    if ((r = put_public_fields(ki, pkey, pkey_ed, &w)) == 0)
         r = copy_out(wire_writer_view(&w), out, outlen);
     wire_writer_free(&w);
     return r;
@@ -586,11 +906,21 @@ static int read_ecdsa_fields(const struct kind_info *ki, struct wire_reader *r, 
     return pkey_ec(ki, q, d, out);
 }
 
-/* Reads the public fields of a key of kind ki from r into a public EVP_PKEY. */
-static int read_public_fields(const struct kind_info *ki, struct wire_reader *r, EVP_PKEY **out)
+/*
+ * Reads the public fields of a key of kind ki from r into a public EVP_PKEY
+ * (and *out_ed, the composite key's Ed25519 half).
+ */
+static int read_public_fields(const struct kind_info *ki, struct wire_reader *r, EVP_PKEY **out,
+                              EVP_PKEY **out_ed)
 {
     struct wire_view pk, e, n;
 
+    if (ki->kind == KEY_MLDSA44_ED25519) {
+        pk = wire_get_string(r);
+        if (r->error)
+            return r->error;
+        return read_composite_public(pk, out, out_ed);
+    }
     if (ki->kind == KEY_ED25519) {
         pk = wire_get_string(r);
         if (r->error)
@@ -628,7 +958,7 @@ static int parse_cert_body(const struct kind_info *ki, struct key *k, struct wir
         return KW_ERR_ALLOC;
     k->cert = cert;           /* freed with k on any error */
     (void)wire_get_string(r); /* nonce */
-    if ((err = read_public_fields(ki, r, &k->pkey)) != 0)
+    if ((err = read_public_fields(ki, r, &k->pkey, &k->pkey_ed)) != 0)
         return err;
     (void)wire_get_u64(r); /* serial */
     cert->type = wire_get_u32(r);
@@ -657,7 +987,7 @@ static int parse_cert_body(const struct kind_info *ki, struct key *k, struct wir
     if ((err = key_signature_algorithm(sig.ptr, sig.len, cert->sig_alg, sizeof(cert->sig_alg))) !=
         0)
         return err;
-    return plain_blob_of(ki, k->pkey, &k->plain_blob, &k->plain_blob_len);
+    return plain_blob_of(ki, k->pkey, k->pkey_ed, &k->plain_blob, &k->plain_blob_len);
 }
 
 static int parse_blob(const uint8_t *blob, size_t len, bool allow_cert, struct key **out)
@@ -680,12 +1010,14 @@ static int parse_blob(const uint8_t *blob, size_t len, bool allow_cert, struct k
         return KW_ERR_KEY_TYPE;
     if (is_cert && !allow_cert)
         return KW_ERR_KEY_TYPE;
+    if (!key_kind_supported(ki->kind))
+        return KW_ERR_NO_SUPPORT;
     if ((k = key_alloc(ki->kind)) == NULL)
         return KW_ERR_ALLOC;
     k->is_cert = is_cert;
     if (is_cert) {
         err = parse_cert_body(ki, k, &r);
-    } else if ((err = read_public_fields(ki, &r, &k->pkey)) == 0) {
+    } else if ((err = read_public_fields(ki, &r, &k->pkey, &k->pkey_ed)) == 0) {
         err = wire_reader_finish(&r);
     }
     if (err == 0)
@@ -835,8 +1167,18 @@ static int read_private_rsa_cert(const struct key *cert, struct wire_reader *r, 
 
 /* The private fields of a key of kind ki; cert is its certificate, or NULL for a plain key. */
 static int read_private_fields(const struct kind_info *ki, const struct key *cert,
-                               struct wire_reader *r, EVP_PKEY **out)
+                               struct wire_reader *r, EVP_PKEY **out, EVP_PKEY **out_ed)
 {
+    struct wire_view pk, sk;
+
+    if (ki->kind == KEY_MLDSA44_ED25519) {
+        /* string pk, string sk, in both forms (the certificate's sends pk again) */
+        pk = wire_get_string(r);
+        sk = wire_get_string(r);
+        if (r->error)
+            return r->error;
+        return read_composite_private(pk, sk, out, out_ed);
+    }
     if (ki->kind == KEY_ED25519)
         return read_private_ed25519(r, out); /* the certificate's form sends pk again */
     if (is_ecdsa(ki->kind))
@@ -875,15 +1217,17 @@ int key_from_private(struct wire_reader *r, struct key **out)
         return r->error;
     if ((ki = info_by_name(name, &is_cert)) == NULL)
         return KW_ERR_KEY_TYPE;
+    if (!key_kind_supported(ki->kind))
+        return KW_ERR_NO_SUPPORT;
     if ((k = key_alloc(ki->kind)) == NULL)
         return KW_ERR_ALLOC;
     k->is_cert = is_cert;
     k->has_private = true;
     if (is_cert && (err = read_private_cert(ki, r, &cert)) != 0)
         goto out;
-    if ((err = read_private_fields(ki, cert, r, &k->pkey)) != 0)
+    if ((err = read_private_fields(ki, cert, r, &k->pkey, &k->pkey_ed)) != 0)
         goto out;
-    if ((err = plain_blob_of(ki, k->pkey, &k->plain_blob, &k->plain_blob_len)) != 0)
+    if ((err = plain_blob_of(ki, k->pkey, k->pkey_ed, &k->plain_blob, &k->plain_blob_len)) != 0)
         goto out;
     if (!is_cert) {
         k->blob = k->plain_blob;
@@ -916,6 +1260,8 @@ int key_private_serialize(const struct key *k, struct wire_writer *w)
     if (ki == NULL || !k->has_private || k->is_cert)
         return KW_ERR_KEY_TYPE;
     wire_put_cstring(w, ki->name);
+    if (ki->kind == KEY_MLDSA44_ED25519)
+        return put_composite_private(k, w);
     if (ki->kind == KEY_ED25519) {
         if (EVP_PKEY_get_raw_private_key(k->pkey, seed, &slen) != 1 ||
             EVP_PKEY_get_raw_public_key(k->pkey, pk, &plen) != 1)
@@ -956,7 +1302,12 @@ int key_generate(enum key_kind kind, unsigned bits, struct key **out)
     if ((k = key_alloc(kind)) == NULL)
         return KW_ERR_ALLOC;
     k->has_private = true;
-    if (kind == KEY_ED25519)
+    if (kind == KEY_MLDSA44_ED25519) {
+        if ((err = composite_generate(k)) != 0) {
+            key_free(k);
+            return err;
+        }
+    } else if (kind == KEY_ED25519)
         k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     else if (is_ecdsa(kind))
         k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", ki->group);
@@ -966,7 +1317,7 @@ int key_generate(enum key_kind kind, unsigned bits, struct key **out)
         key_free(k);
         return KW_ERR_INTERNAL;
     }
-    if ((err = plain_blob_of(ki, k->pkey, &k->blob, &k->blob_len)) != 0) {
+    if ((err = plain_blob_of(ki, k->pkey, k->pkey_ed, &k->blob, &k->blob_len)) != 0) {
         key_free(k);
         return err;
     }
@@ -1067,6 +1418,8 @@ int key_sign(const struct key *k, const uint8_t *data, size_t len, uint32_t flag
 
     if (ki == NULL || !k->has_private)
         return KW_ERR_KEY_TYPE;
+    if (k->kind == KEY_MLDSA44_ED25519)
+        return composite_sign(k, data, len, w);
     if (k->kind == KEY_ED25519) {
         if ((r = raw_sign(k->pkey, NULL, data, len, &sig, &siglen)) != 0)
             return r;
@@ -1214,6 +1567,8 @@ int key_verify(const struct key *k, const uint8_t *sigblob, size_t siglen, const
         return verify_rsa(k, alg, sig, data, len);
     if (!wire_view_eq_str(alg, ki->name))
         return KW_ERR_BAD_SIG;
+    if (k->kind == KEY_MLDSA44_ED25519)
+        return composite_verify(k, sig, data, len);
     if (k->kind == KEY_ED25519) {
         if (sig.len != ED25519_SIG_LEN)
             return KW_ERR_BAD_SIG;
@@ -1272,9 +1627,9 @@ bool key_algorithm_matches(const struct key *k, struct wire_view alg)
 bool key_ca_sig_alg_allowed(const char *alg)
 {
     /* OpenSSH's SSH_ALLOWED_CA_SIGALGS, less the FIDO types keyward does not support. */
-    static const char *const allowed[] = {"ssh-ed25519",         "ecdsa-sha2-nistp256",
-                                          "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-                                          "rsa-sha2-512",        "rsa-sha2-256"};
+    static const char *const allowed[] = {
+        "ssh-ed25519",  "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+        "rsa-sha2-512", "rsa-sha2-256",        COMPOSITE_NAME};
     size_t i;
 
     for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)

@@ -9,7 +9,9 @@
  * Private key material lives only inside the EVP_PKEY, imported so that
  * OpenSSL keeps it in its secure heap when that heap is initialised, and
  * key_free() releases it with clearing. Every block libcrypto frees is
- * cleared first (key_openssl_frees_cleared()).
+ * cleared first (key_openssl_frees_cleared()). The one exception to the
+ * secure heap: OpenSSL 3.5 keeps an ML-DSA key's private part in ordinary
+ * memory, whatever the import (docs/security.md).
  */
 #ifndef KEYWARD_KEY_H
 #define KEYWARD_KEY_H
@@ -28,6 +30,13 @@ enum key_kind {
     KEY_ECDSA_P384,
     KEY_ECDSA_P521,
     KEY_RSA,
+    /*
+     * ssh-mldsa44-ed25519@openssh.com: ML-DSA-44 and Ed25519 together
+     * (draft-miller-sshm-mldsa44-ed25519-composite-sigs). Needs OpenSSL >=
+     * 3.5; built against an older one, such keys are recognised and refused
+     * with KW_ERR_NO_SUPPORT (key_unsupported_why()).
+     */
+    KEY_MLDSA44_ED25519,
 };
 
 /* OpenSSH's limits on RSA modulus size. */
@@ -55,7 +64,8 @@ struct key_cert {
 
 struct key {
     enum key_kind kind;
-    EVP_PKEY *pkey;
+    EVP_PKEY *pkey;    /* for KEY_MLDSA44_ED25519: the ML-DSA-44 half */
+    EVP_PKEY *pkey_ed; /* KEY_MLDSA44_ED25519 only: the Ed25519 half */
     bool has_private;
     bool is_cert;
     uint8_t *blob; /* wire public blob: the certificate when is_cert */
@@ -171,6 +181,15 @@ bool key_ca_sig_alg_allowed(const char *alg);
  */
 #define KEY_SECURE_HEAP_RESERVE_DIV 8
 bool key_secure_heap_has_room(size_t *used, size_t *size);
+
+/* True if this build can use keys of kind (false: ML-DSA without OpenSSL 3.5). */
+bool key_kind_supported(enum key_kind kind);
+
+/*
+ * Why a key was refused with KW_ERR_NO_SUPPORT, for the log line: names
+ * the key type, what it needs and the libcrypto this build uses.
+ */
+const char *key_unsupported_why(void);
 
 /* Takes another reference; key_free() drops one and frees on the last. */
 struct key *key_ref(struct key *k);

@@ -36,6 +36,11 @@
 #   KEYWARD_E2E_KEEP=1         keep the temp dir (its path is printed)
 #   KEYWARD_E2E_VERBOSE=1      print stdout/stderr of passing checks too
 #   KEYWARD_E2E_CMD_TIMEOUT=N  per-command timeout in seconds (default 30)
+#   KEYWARD_E2E_OPENSSH=DIR    use another OpenSSH: DIR/bin's ssh, ssh-add,
+#                              ssh-keygen (first in PATH, also in the "node"'s
+#                              sessions) and DIR/sbin/sshd, e.g. the one
+#                              scripts/pq-deps.sh builds; default: the
+#                              machine's (Debian 12's 9.2)
 #   TMPDIR                     where temp dirs go (falls back to /tmp when the
 #                              path would be too long for a Unix socket)
 #
@@ -279,7 +284,16 @@ e2e_init() {
     # Absolute path, because tests cd and sshd sessions run elsewhere.
     E2E_AGENT=$(cd "$(dirname "$E2E_AGENT")" && pwd)/$(basename "$E2E_AGENT")
 
+    if [ -n "${KEYWARD_E2E_OPENSSH:-}" ]; then
+        [ -x "$KEYWARD_E2E_OPENSSH/bin/ssh-add" ] || {
+            echo "not ok 1 - FATAL: KEYWARD_E2E_OPENSSH=$KEYWARD_E2E_OPENSSH has no bin/ssh-add"
+            exit 1
+        }
+        PATH=$KEYWARD_E2E_OPENSSH/bin:$PATH
+        export PATH
+    fi
     e2e_need ssh-keygen ssh-add timeout mktemp base64 od
+    e2e_log "OpenSSH tools: $(ssh -V 2>&1) ($(command -v ssh-add))"
 
     # Never talk to the developer's own agent or askpass by accident.
     unset SSH_AUTH_SOCK SSH_AGENT_PID SSH_ASKPASS SSH_ASKPASS_REQUIRE DISPLAY
@@ -677,6 +691,7 @@ _e2e_random_port() {
 # $E2E_SSH_CONFIG whose host "e2e-sshd" reaches it.
 e2e_start_sshd() {
     local sshd=/usr/sbin/sshd    # sshd re-execs itself: absolute path required
+    [ -z "${KEYWARD_E2E_OPENSSH:-}" ] || sshd=$KEYWARD_E2E_OPENSSH/sbin/sshd
     [ -x "$sshd" ] || e2e_skip "$sshd not installed (apt-get install openssh-server)"
     e2e_need ssh
     # Privilege separation directory; sshd refuses to start without it.
@@ -725,6 +740,9 @@ e2e_start_sshd() {
             echo "PrintLastLog no"
             echo "X11Forwarding no"
             echo "LoginGraceTime 30"
+            # The same OpenSSH tools in the sessions on the "node".
+            [ -z "${KEYWARD_E2E_OPENSSH:-}" ] ||
+                echo "SetEnv PATH=$KEYWARD_E2E_OPENSSH/bin:/usr/bin:/bin"
             local line
             for line in "$@"; do echo "$line"; done
         } >"$E2E_SSHD_CONFIG"

@@ -104,10 +104,15 @@ for k in $SIGN_KEYS; do
     sign_and_check "$k" "$T/$k.pub" "e2e-$k@test" "$label" "$pktype" "$(e2e_sig_alg "$k")" sha512
 done
 
-# RSA with -O hashalg=sha256: the message hash changes, the RSA signature is
-# still requested (and must be made) as rsa-sha2-512.
+# RSA with -O hashalg=sha256: the message hash changes; OpenSSH before 10.0
+# still requests (and the agent must make) an rsa-sha2-512 signature, 10.0
+# and later request rsa-sha2-256 to match the hash (its ChangeLog: "select
+# the signature algorithm based on the requested hash algorithm").
+rsa_sha256_alg=rsa-sha2-512
+ssh_major=$(ssh -V 2>&1 | sed -n 's/^OpenSSH_\([0-9]*\)\..*/\1/p')
+[ "${ssh_major:-0}" -ge 10 ] && rsa_sha256_alg=rsa-sha2-256
 for k in rsa2048 rsa4096; do
-    sign_and_check "$k" "$T/$k.pub" "e2e-$k@test" RSA ssh-rsa rsa-sha2-512 sha256 -O hashalg=sha256
+    sign_and_check "$k" "$T/$k.pub" "e2e-$k@test" RSA ssh-rsa "$rsa_sha256_alg" sha256 -O hashalg=sha256
 done
 sign_and_check ed25519 "$T/ed25519.pub" "e2e-ed25519@test" ED25519 ssh-ed25519 ssh-ed25519 sha256 -O hashalg=sha256
 

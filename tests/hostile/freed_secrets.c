@@ -274,9 +274,13 @@ int main(void)
         unsigned bits;
         const char *name;
     } kinds[] = {
-        {KEY_ED25519, 0, "ed25519"},       {KEY_ECDSA_P256, 0, "ecdsa-p256"},
-        {KEY_ECDSA_P384, 0, "ecdsa-p384"}, {KEY_ECDSA_P521, 0, "ecdsa-p521"},
+        {KEY_ED25519, 0, "ed25519"},
+        {KEY_ECDSA_P256, 0, "ecdsa-p256"},
+        {KEY_ECDSA_P384, 0, "ecdsa-p384"},
+        {KEY_ECDSA_P521, 0, "ecdsa-p521"},
         {KEY_RSA, 2048, "rsa-2048"},
+        /* Where libcrypto has ML-DSA (OpenSSL >= 3.5, make build-pq): both seeds. */
+        {KEY_MLDSA44_ED25519, 0, "mldsa44-ed25519"},
     };
     size_t i;
     int failed = 0, n = 0;
@@ -303,13 +307,25 @@ int main(void)
         uint8_t seed[32];
         size_t slen = sizeof(seed);
 
+        if (!key_kind_supported(kinds[i].kind))
+            continue;
         if (key_generate(kinds[i].kind, kinds[i].bits, &k) != 0) {
             printf("not ok %d - %s: cannot generate a key\n", ++n, kinds[i].name);
             failed = 1;
             continue;
         }
         nwindows = 0;
-        if (kinds[i].kind == KEY_ED25519) {
+        if (kinds[i].kind == KEY_MLDSA44_ED25519) {
+#ifdef OSSL_PKEY_PARAM_ML_DSA_SEED
+            if (EVP_PKEY_get_octet_string_param(k->pkey, OSSL_PKEY_PARAM_ML_DSA_SEED, seed,
+                                                sizeof(seed), &slen) == 1)
+                add_secret(seed, slen);
+            slen = sizeof(seed);
+#endif
+            if (EVP_PKEY_get_raw_private_key(k->pkey_ed, seed, &slen) == 1)
+                add_secret(seed, slen);
+            kw_memzero(seed, sizeof(seed));
+        } else if (kinds[i].kind == KEY_ED25519) {
             if (EVP_PKEY_get_raw_private_key(k->pkey, seed, &slen) == 1)
                 add_secret(seed, slen);
             kw_memzero(seed, sizeof(seed));

@@ -1191,6 +1191,64 @@ static void test_secure_heap(void)
     agent_conn_cleanup(&c);
 }
 
+/*
+ * ssh-mldsa44-ed25519@openssh.com: with ML-DSA in libcrypto, added, listed,
+ * used and removed like any key; built against an older OpenSSL, the add
+ * gets FAILURE with a log line that says why, and the connection serves on.
+ */
+static void test_mldsa44_ed25519(void)
+{
+    struct agent_conn c;
+    struct key *k = NULL;
+    struct wire_writer req;
+    char log[4096], fp[KEY_FINGERPRINT_SIZE];
+    uint8_t pk[1312 + 32] = {0}, sk[64] = {0};
+
+    agent_conn_init(&c, 31);
+    ag.audit = audit_capture;
+    if (!key_kind_supported(KEY_MLDSA44_ED25519)) {
+        wire_writer_init(&req);
+        wire_put_u8(&req, SSH_AGENTC_ADD_IDENTITY);
+        wire_put_cstring(&req, "ssh-mldsa44-ed25519@openssh.com");
+        wire_put_string(&req, pk, sizeof(pk));
+        wire_put_string(&req, sk, sizeof(sk));
+        wire_put_cstring(&req, "pq key");
+        capture_begin();
+        CHECK_EQ(send_simple(&c, &req), SSH_AGENT_FAILURE);
+        capture_end(log, sizeof(log));
+        CHECK(strstr(log, "conn 31: ADD_IDENTITY(17)") != NULL);
+        CHECK(strstr(log, "FAILURE: ssh-mldsa44-ed25519@openssh.com keys need ML-DSA, which "
+                          "needs OpenSSL >= 3.5; this keyward was built with OpenSSL 3.") != NULL);
+        if (strstr(log, "OpenSSL >= 3.5") == NULL)
+            fprintf(stderr, "log was: %s\n", log);
+        CHECK_EQ(list_count(&c), 0); /* the same connection answers on */
+        wire_writer_free(&req);
+        goto out;
+    }
+    CHECK_EQ(key_generate(KEY_MLDSA44_ED25519, 0, &k), 0);
+    if (k == NULL)
+        goto out;
+    CHECK_EQ(add_key(&c, k, "pq key", NULL, 0), SSH_AGENT_SUCCESS);
+    CHECK(strstr(last_audit, "\"key_type\":\"ssh-mldsa44-ed25519@openssh.com\"") != NULL);
+    CHECK_EQ(list_count(&c), 1);
+    capture_begin();
+    CHECK_EQ(sign_with(&c, k, 0), SSH_AGENT_SIGN_RESPONSE);
+    capture_end(log, sizeof(log));
+    key_fingerprint(k, fp, sizeof(fp));
+    CHECK(strstr(log, "SIGN_REQUEST(13) MLDSA44-ED25519 ") != NULL && strstr(log, fp) != NULL);
+    wire_writer_init(&req);
+    wire_put_u8(&req, SSH_AGENTC_REMOVE_IDENTITY);
+    wire_put_string(&req, k->blob, k->blob_len);
+    CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+    CHECK_EQ(sign_with(&c, k, 0), SSH_AGENT_FAILURE);
+    CHECK_EQ(list_count(&c), 0);
+    wire_writer_free(&req);
+out:
+    ag.audit = NULL;
+    key_free(k);
+    agent_conn_cleanup(&c);
+}
+
 /* ---- PKCS#11 modules, with the transport's part played by the test ---- */
 
 static void *released[8];
@@ -1469,6 +1527,7 @@ int main(void)
     test_lazy_bindings();
     test_offload_fast_signatures();
     test_secure_heap();
+    test_mldsa44_ed25519();
     test_pkcs11_modules();
     agent_cleanup(&ag);
     CRYPTO_secure_malloc_done();

@@ -5,7 +5,8 @@
 #     that was already trying before the pipe existed, reads the restricted
 #     DACL (our user and SYSTEM, protected) and is served: the instances are
 #     created with it, there is no moment with the default one;
-#   - keys added over the pipe are listed and sign, and ssh-keygen -Y verify
+#   - keys added over the pipe (ML-DSA-44+Ed25519 too: the .exe has OpenSSL
+#     3.5) are listed and sign, and ssh-keygen -Y verify
 #     here on Linux accepts the SSHSIG signatures the client wrote;
 #   - the seed: a second session-bind on one connection is refused and that
 #     connection goes on serving;

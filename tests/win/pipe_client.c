@@ -427,7 +427,7 @@ static void sign_and_export(HANDLE h, const struct key *k, const char *name, uin
 
 /* ---- scenarios ---- */
 
-#define NKEYS 3
+#define NKEYS 4
 
 static int run_full(void)
 {
@@ -441,6 +441,12 @@ static int run_full(void)
         {KEY_ECDSA_P256, 0, "ecdsa", 0},
         /* ssh-keygen -Y accepts RSA signatures with SHA-2 only. */
         {KEY_RSA, 2048, "rsa", KEY_SIGN_RSA_SHA2_512},
+        /*
+         * keyward-agent.exe is built with OpenSSL 3.5 (scripts/win-deps.sh),
+         * so it has ML-DSA; checked here with key_verify(), as Debian 12's
+         * ssh-keygen on the Linux side does not know the type.
+         */
+        {KEY_MLDSA44_ED25519, 0, "mldsa44-ed25519", 0},
     };
     struct key *keys[NKEYS] = {NULL}, *hostkey = NULL;
     struct wire_writer sig;
