@@ -39,24 +39,24 @@ void add_constraints_free(struct add_constraints *c)
 }
 
 /*
- * associated-certs-v00@openssh.com: bool certs_only, then a string holding
- * one or more certificate blobs, each a string. Every one must parse and
- * carry a valid CA signature (key_from_blob()), as OpenSSH requires.
+ * associated-certs-v00@openssh.com, after its name: bool certs_only, then a
+ * string holding one or more certificate blobs, each a string. Every one
+ * must parse and carry a valid CA signature (key_from_blob()), as OpenSSH
+ * requires.
  */
-static int decode_associated_certs(struct wire_view body, struct add_constraints *c)
+static int decode_associated_certs(struct wire_reader *r, struct add_constraints *c)
 {
-    struct wire_reader r, certs;
+    struct wire_reader certs;
     struct wire_view blob;
     struct key **grown, *cert;
     int err;
 
     if (c->certs != NULL)
         return KW_ERR_CONSTRAINT; /* given twice */
-    wire_reader_from_view(&r, body);
-    c->certs_only = wire_get_bool(&r);
-    blob = wire_get_string(&r);
-    if ((err = wire_reader_finish(&r)) != 0)
-        return err;
+    c->certs_only = wire_get_bool(r);
+    blob = wire_get_string(r);
+    if (r->error)
+        return r->error;
     wire_reader_from_view(&certs, blob);
     if (wire_remaining(&certs) == 0)
         return KW_ERR_CONSTRAINT;
@@ -112,14 +112,15 @@ static int decode_constraints(struct wire_reader *r, struct add_constraints *c, 
              * the add fail rather than load a key with less protection
              * than the user asked for.
              */
-            body = wire_get_string(r);
-            if (r->error)
-                return r->error;
+            /* Its fields follow the name directly (PROTOCOL.agent), unlike a destination's. */
             if (smartcard && wire_view_eq_str(name, ASSOCIATED_CERTS_EXTENSION)) {
-                if ((err = decode_associated_certs(body, c)) != 0)
+                if ((err = decode_associated_certs(r, c)) != 0)
                     return err;
                 break;
             }
+            body = wire_get_string(r);
+            if (r->error)
+                return r->error;
             if (!wire_view_eq_str(name, DEST_EXTENSION) || c->dest.count != 0)
                 return KW_ERR_CONSTRAINT;
             if ((err = dest_decode(body, &c->dest)) != 0)

@@ -165,6 +165,43 @@ expect_rc "-t: the module stays loaded until ssh-add -e" 0
 add_module "$pin" "$module"
 expect_rc "and is added again without constraints" 0
 
+# --- certificates for the token's keys (associated-certs-v00@openssh.com) ---------
+# ssh-add sends them with the module from OpenSSH 9.8 on (ssh-add -s MODULE
+# CERT...); Debian 12's 9.2 cannot, so this part runs with another OpenSSH
+# (KEYWARD_E2E_OPENSSH, make test's pq tests: OpenSSH 10.0).
+if [ -n "${KEYWARD_E2E_OPENSSH:-}" ]; then
+    e2e_make_ca ca
+    e2e_certify id_ecdsa256 token-cert ca 7
+    chmod 600 "$T/id_ecdsa256-cert.pub" # ssh refuses identity files others may read
+    printf 'cert-authority %s\n' "$(e2e_keypart "$T/ca.pub")" >>"$T/authorized_keys"
+    printf '%s\n' "$pin" >"$T/pin-to-give"
+    e2e_run env SSH_ASKPASS="$T/pin-askpass" SSH_ASKPASS_REQUIRE=force DISPLAY=:0 \
+        ssh-add -e "$module"
+    e2e_run env SSH_ASKPASS="$T/pin-askpass" SSH_ASKPASS_REQUIRE=force DISPLAY=:0 \
+        ssh-add -s "$module" "$T/id_ecdsa256-cert.pub"
+    expect_rc "ssh-add -s MODULE CERT ($(ssh -V 2>&1))" 0
+    e2e_run ssh-add -L
+    expect_eq "the token's four keys and the certificate" 5 "$(e2e_count_lines "$E2E_OUT")"
+    expect_contains "the certificate is an identity of its own" \
+        "$(e2e_keypart "$T/id_ecdsa256-cert.pub")" "$E2E_OUT"
+    e2e_ssh -o IdentityFile="$T/id_ecdsa256-cert.pub" -o IdentitiesOnly=yes e2e-sshd \
+        "echo cert-login-ok"
+    expect_rc "ssh logs in with the token key's certificate" 0
+    expect_contains "sshd accepted it as a certificate" "ECDSA-CERT" \
+        "$(grep "ID token-cert" "$E2E_SSHD_LOG")"
+    e2e_run env SSH_ASKPASS="$T/pin-askpass" SSH_ASKPASS_REQUIRE=force DISPLAY=:0 \
+        ssh-add -e "$module"
+    e2e_run env SSH_ASKPASS="$T/pin-askpass" SSH_ASKPASS_REQUIRE=force DISPLAY=:0 \
+        ssh-add -C -s "$module" "$T/id_ecdsa256-cert.pub"
+    expect_rc "ssh-add -C -s MODULE CERT: certificates only" 0
+    e2e_run ssh-add -L
+    expect_eq "then only the certificate is listed" \
+        "$(e2e_keypart "$T/id_ecdsa256-cert.pub")" "$(printf '%s\n' "$E2E_OUT" | awk '{print $1, $2}')"
+    e2e_run env SSH_ASKPASS="$T/pin-askpass" SSH_ASKPASS_REQUIRE=force DISPLAY=:0 \
+        ssh-add -e "$module"
+    add_module "$pin" "$module"
+fi
+
 # --- refusals that keep the agent serving ----------------------------------------
 cp "$module" "$T/elsewhere.so"
 add_module "$pin" "$T/elsewhere.so"
