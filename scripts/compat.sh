@@ -13,6 +13,10 @@
 # Agents, in column order:
 #   keyward-agent   KEYWARD_AGENT -D -a SOCKET
 #   OpenSSH         /usr/bin/ssh-agent -D -a SOCKET (package openssh-client)
+#   newer OpenSSH   DIR/bin/ssh-agent -D -a SOCKET, with --openssh-dir DIR: an
+#                   OpenSSH built from a newer Debian source package
+#                   (scripts/pq-deps.sh openssh prints its DIR last); without
+#                   it the column says "not run"
 #   gpg-agent       --enable-ssh-support with a private GNUPGHOME (package
 #                   gpg-agent), socket-activated in --supervised mode as
 #                   Debian's systemd user units run it, or --daemon when
@@ -31,6 +35,7 @@
 #   --agent PATH          keyward-agent (KEYWARD_AGENT, default build/keyward-agent)
 #   --closing-agent PATH  the fixture (KEYWARD_CLOSING_AGENT, default
 #                         tests/closing_agent beside the keyward-agent binary)
+#   --openssh-dir DIR     a newer OpenSSH's install prefix (COMPAT_OPENSSH_DIR)
 #   --timeout MS          the probe's per-reply timeout (COMPAT_TIMEOUT_MS, 3000)
 #   --no-install          never run apt-get (COMPAT_NO_INSTALL=1)
 #   COMPAT_GPG_PINENTRY   gpg-agent's pinentry program instead of the stub
@@ -48,6 +53,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PROBE=${KEYWARD_PROBE:-$ROOT/build/keyward-probe}
 KW_AGENT=${KEYWARD_AGENT:-$ROOT/build/keyward-agent}
 CLOSING=${KEYWARD_CLOSING_AGENT:-}
+OPENSSH_DIR=${COMPAT_OPENSSH_DIR:-}
 TIMEOUT_MS=${COMPAT_TIMEOUT_MS:-3000}
 NO_INSTALL=${COMPAT_NO_INSTALL:-0}
 # A probe run that takes longer than this is stopped (its finished checks count).
@@ -63,6 +69,7 @@ while [ $# -gt 0 ]; do
     --probe) PROBE=${2:?--probe needs a path}; shift 2 ;;
     --agent) KW_AGENT=${2:?--agent needs a path}; shift 2 ;;
     --closing-agent) CLOSING=${2:?--closing-agent needs a path}; shift 2 ;;
+    --openssh-dir) OPENSSH_DIR=${2:?--openssh-dir needs a directory}; shift 2 ;;
     --timeout) TIMEOUT_MS=${2:?--timeout needs milliseconds}; shift 2 ;;
     --no-install) NO_INSTALL=1; shift ;;
     -h | --help) usage 0 ;;
@@ -78,10 +85,11 @@ if [ ! -x "$PROBE" ]; then
     exit 2
 fi
 
-AGENTS=(keyward openssh gpg pageant closing)
+AGENTS=(keyward openssh openssh_new gpg pageant closing)
 declare -A LABEL=(
     [keyward]="keyward-agent"
     [openssh]="OpenSSH ssh-agent"
+    [openssh_new]="newer OpenSSH ssh-agent (from Debian's source)"
     [gpg]="gpg-agent (ssh support)"
     [pageant]="PuTTY Pageant"
     [closing]="closing_agent (test fixture modelling the Windows port, not a product)"
@@ -89,6 +97,7 @@ declare -A LABEL=(
 declare -A SHORT=(
     [keyward]="keyward-agent"
     [openssh]="OpenSSH ssh-agent"
+    [openssh_new]="newer OpenSSH"
     [gpg]="gpg-agent"
     [pageant]="Pageant"
     [closing]="closing_agent (fixture)"
@@ -222,7 +231,7 @@ start_plain() {
 }
 
 start_keyward() {
-    VERSION[keyward]=$("$KW_AGENT" --version 2>/dev/null | awk '{ print $NF }')
+    VERSION[keyward]=$("$KW_AGENT" --version 2>/dev/null | head -n 1 | awk '{ print $NF }')
     [ -n "${VERSION[keyward]}" ] || VERSION[keyward]="unknown (no --version)"
     start_plain keyward "$KW_AGENT"
 }
@@ -231,6 +240,15 @@ start_openssh() {
     need openssh-client ssh-agent || return 1
     VERSION[openssh]=$(pkg_version openssh-client)
     start_plain openssh /usr/bin/ssh-agent
+}
+
+start_openssh_new() {
+    if [ -z "$OPENSSH_DIR" ]; then
+        WHY_NOT="no --openssh-dir given (scripts/pq-deps.sh openssh builds one)"
+        return 1
+    fi
+    VERSION[openssh_new]=$("$OPENSSH_DIR/bin/ssh" -V 2>&1 | cut -d, -f1)
+    start_plain openssh_new "$OPENSSH_DIR/bin/ssh-agent"
 }
 
 start_closing() {
@@ -352,6 +370,7 @@ start_agent() {
     case $1 in
     keyward) start_keyward ;;
     openssh) start_openssh ;;
+    openssh_new) start_openssh_new ;;
     gpg) start_gpg ;;
     pageant) start_pageant ;;
     closing) start_closing ;;
