@@ -36,28 +36,13 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${KEYWARD_CACHE:-/var/cache/keyward}
 top="$cache/pq-deps"
 
-say() { echo "pq-deps: $*" >&2; }
+# shellcheck source=scripts/lib/build-log.sh
+build_log_tag=pq-deps
+. "$repo/scripts/lib/build-log.sh"
 log="$top/apt.log"
-fail() {
-    say "FAILED: $*"
-    if [ -f "$log" ]; then
-        say "last lines of $log:"
-        tail -n 40 "$log" >&2
-    fi
-    exit 1
-}
-run() {
-    echo "+ $*" >>"$log"
-    "$@" >>"$log" 2>&1 || fail "$*"
-}
-
 # shellcheck source=scripts/lib/deb-source.sh
 . "$repo/scripts/lib/deb-source.sh"
-
-# As in win-deps.sh: nothing of the caller's build settings may leak in.
-unset CC CXX CPP CFLAGS CPPFLAGS CXXFLAGS LDFLAGS LIBS AR RANLIB CROSS_COMPILE
-unset MAKEFLAGS MFLAGS MAKELEVEL MAKEFILES
-export LC_ALL=C
+build_env_clean
 
 mkdir -p "$top"
 exec 9>"$top/.lock"

@@ -38,34 +38,13 @@ top="$cache/win-deps"
 triplet=x86_64-w64-mingw32
 openssl_cc=gcc-win32
 
-say() { echo "win-deps: $*" >&2; }
-
+# shellcheck source=scripts/lib/build-log.sh
+build_log_tag=win-deps
+. "$repo/scripts/lib/build-log.sh"
 # Until the versions are known, command output goes to apt.log; the build
 # switches to a log named after the prefix.
 log="$top/apt.log"
-
-fail() {
-    say "FAILED: $*"
-    if [ -f "$log" ]; then
-        say "last lines of $log:"
-        tail -n 40 "$log" >&2
-    fi
-    exit 1
-}
-
-# Run a command with its output appended to the current log.
-run() {
-    echo "+ $*" >>"$log"
-    "$@" >>"$log" 2>&1 || fail "$*"
-}
-
-# Settings inherited from the caller must not leak into the dependency builds:
-# a host CFLAGS would reach the cross compiler, and when this script runs from
-# make, MAKEFLAGS carries command-line variables such as CC=... into OpenSSL's
-# own make.
-unset CC CXX CPP CFLAGS CPPFLAGS CXXFLAGS LDFLAGS LIBS AR RANLIB RC CROSS_COMPILE
-unset MAKEFLAGS MFLAGS MAKELEVEL MAKEFILES
-export LC_ALL=C
+build_env_clean
 
 if [ ! -f "$toolchain" ]; then
     echo "win-deps: missing $toolchain" >&2

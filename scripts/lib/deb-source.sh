@@ -3,8 +3,8 @@
 # Debian 12 machine, through a private apt state: its own source entries
 # (the machine's bookworm URIs and keyrings, scripts/lib/apt-sources.sh), its
 # own package lists and cache, so the machine's apt configuration is never
-# changed. Sourced, not run; the caller defines run() and fail() (output to
-# its log, $log) and say() (to stderr), as scripts/win-deps.sh does.
+# changed. Sourced, not run, after scripts/lib/build-log.sh, whose run(),
+# fail() and say() it uses.
 #
 # The state and the downloaded source packages are shared by every script
 # that uses this (win-deps.sh and pq-deps.sh both build OpenSSL 3.5), in
