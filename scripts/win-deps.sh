@@ -26,6 +26,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 toolchain="$repo/cmake/mingw-w64-x86_64.cmake"
 # shellcheck source=scripts/lib/apt-sources.sh
 . "$repo/scripts/lib/apt-sources.sh"
+# shellcheck source=scripts/lib/build-log.sh
+build_log_tag=win-deps
+. "$repo/scripts/lib/build-log.sh"
 # shellcheck source=scripts/lib/deb-source.sh
 . "$repo/scripts/lib/deb-source.sh"
 
@@ -38,9 +41,6 @@ top="$cache/win-deps"
 triplet=x86_64-w64-mingw32
 openssl_cc=gcc-win32
 
-# shellcheck source=scripts/lib/build-log.sh
-build_log_tag=win-deps
-. "$repo/scripts/lib/build-log.sh"
 # Until the versions are known, command output goes to apt.log; the build
 # switches to a log named after the prefix.
 log="$top/apt.log"
