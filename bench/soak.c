@@ -690,17 +690,28 @@ out:
         close(fd);
 }
 
-static void *locker_main(void *p)
+/* Something done now and then, alone (the lock) or beside the workers. */
+struct periodic {
+    double first, every;
+    bool alone;
+    void (*run)(void);
+};
+
+static void *periodic_main(void *p)
 {
-    double next = mono_s() + opt.lock_every / 2;
+    const struct periodic *job = p;
+    double next = mono_s() + job->first;
 
     while (!atomic_load(&stopping)) {
         sleep_until(next);
-        next += opt.lock_every;
+        next += job->every;
         if (atomic_load(&stopping))
             break;
-        pthread_rwlock_wrlock(&state_lock);
-        lock_cycle();
+        if (job->alone)
+            pthread_rwlock_wrlock(&state_lock);
+        else
+            pthread_rwlock_rdlock(&state_lock);
+        job->run();
         pthread_rwlock_unlock(&state_lock);
     }
     return NULL;
@@ -744,23 +755,6 @@ static void forward_once(void)
     atomic_fetch_add(&counts[K_FORWARD].unexpected, 1);
     outcome_note(K_FORWARD, "failed", "exit status %d",
                  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-}
-
-static void *forwarder_main(void *p)
-{
-    double next = mono_s() + 1;
-
-    while (!atomic_load(&stopping)) {
-        sleep_until(next);
-        next += opt.forward_every;
-        if (atomic_load(&stopping))
-            break;
-        /* A session logs in with a key of the agent's: not while it is locked. */
-        pthread_rwlock_rdlock(&state_lock);
-        forward_once();
-        pthread_rwlock_unlock(&state_lock);
-    }
-    return NULL;
 }
 
 /* ---- the agent's resources, from /proc ---- */
@@ -984,6 +978,7 @@ int main(int argc, char **argv)
     };
     struct worker workers[MAX_WORKERS];
     pthread_t locker, forwarder;
+    struct periodic locking, forwarding;
     pthread_rwlockattr_t rwa;
     double start, next, t, slopes[3];
     unsigned long prev_replies = 0, cur;
@@ -1082,9 +1077,13 @@ int main(int argc, char **argv)
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
             die("cannot start a worker");
     }
-    if (pthread_create(&locker, NULL, locker_main, NULL) != 0)
+    locking = (struct periodic){opt.lock_every / 2, opt.lock_every, true, lock_cycle};
+    /* A session logs in with a key of the agent's: never while it is locked. */
+    forwarding = (struct periodic){1, opt.forward_every, false, forward_once};
+    if (pthread_create(&locker, NULL, periodic_main, &locking) != 0)
         die("cannot start the lock thread");
-    if (opt.forward_cmd != NULL && pthread_create(&forwarder, NULL, forwarder_main, NULL) != 0)
+    if (opt.forward_cmd != NULL &&
+        pthread_create(&forwarder, NULL, periodic_main, &forwarding) != 0)
         die("cannot start the forwarding thread");
 
     fprintf(stderr,

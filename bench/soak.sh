@@ -32,6 +32,7 @@ case $seconds in '' | *[!0-9]*) echo "soak: SECONDS must be a whole number" >&2;
 driver=$(cd "$(dirname "$driver")" && pwd)/$(basename "$driver")
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+# shellcheck disable=SC2034  # read by lib.sh's e2e_run (ssh-add, gnuplot)
 E2E_CMD_TIMEOUT=60
 e2e_init "$agent"
 e2e_need gnuplot sshd ssh
