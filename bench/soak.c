@@ -1146,7 +1146,8 @@ int main(int argc, char **argv)
     for (from = 0; from < nsamples && samples[from].t < opt.warmup; from++)
         ;
     for (k = 0; k < 3; k++)
-        slopes[k] = slope(from, k);
+        if ((slopes[k] = slope(from, k)) == 0)
+            slopes[k] = 0; /* not -0 in the report */
 
     /* The verdict, and a table of it. */
     printf("%-22s %-44s %9s %9s %6s %6s\n", "kind", "expected reply", "sent", "answered", "unexp",

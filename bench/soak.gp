@@ -5,7 +5,11 @@ set terminal pngcairo size 1000,900 font "sans,10"
 set output outfile
 set multiplot layout 3,1 title title
 set grid
+# The same left margin in every panel, so that their time axes line up.
+set lmargin 10
 set key top left
+# Room above the highest line, so that a flat one does not sit on the frame.
+set offsets 0, 0, graph 0.2, 0
 set xlabel "seconds"
 # The warm-up is shaded: the slopes are judged over what follows it.
 set object 1 rect from 0, graph 0 to warmup, graph 1 behind fillcolor rgb "#eeeeee" fillstyle solid noborder

@@ -35,7 +35,7 @@ out=$(cd "$out" && pwd)
 # shellcheck disable=SC2034  # read by lib.sh's e2e_run (ssh-add, gnuplot)
 E2E_CMD_TIMEOUT=60
 e2e_init "$agent"
-e2e_need gnuplot sshd ssh
+e2e_need gnuplot jq ssh
 T=$E2E_TMP
 
 # The certificate must outlive the run (e2e_certify's is valid for an hour).
@@ -90,7 +90,10 @@ expect_eq "the soak driver passed (exit status)" 0 "$rc"
 if [ -s "$json" ]; then
     cp "$json" "$out/latest.json"
     warmup=$(jq -r .warmup_seconds "$json")
-    verdict=$(jq -r 'if .pass then "pass" else "FAIL" end' "$json")
+    verdict=$(jq -r '(if .pass then "pass" else "FAIL" end) + "; slopes after the warm-up: RSS "
+        + (.slopes_per_second.rss_kib.slope * 100 | round / 100 | tostring) + " KiB/s, fds "
+        + (.slopes_per_second.fds.slope * 10000 | round / 10000 | tostring) + "/s, threads "
+        + (.slopes_per_second.threads.slope * 10000 | round / 10000 | tostring) + "/s"' "$json")
     e2e_run gnuplot -e "datafile='$dat'; outfile='$out/soak.png'; warmup=$warmup; \
 title='keyward-agent soak, $seconds s, $stamp UTC: $verdict'" "$(dirname "$0")/soak.gp"
     expect_rc "gnuplot drew $out/soak.png" 0
