@@ -148,6 +148,26 @@ bench: setup
 	$(BENCH_BUILD)/agent_bench --keyward $(BENCH_BUILD)/keyward-agent --openssh /usr/bin/ssh-agent \
 		--out $(BENCH_OUT) $(BENCH_ARGS)
 
+# --- soak (issue 20) ---
+#   make soak [SOAK_SECONDS=600]
+#       builds keyward-agent and bench/soak.c's agent_soak in $(BUILD), then
+#       bench/soak.sh: keyward-agent on its own socket with an approving
+#       askpass, a private sshd on 127.0.0.1, and a steady mix of clients for
+#       SOAK_SECONDS (list, sign with every key type and a certificate, a
+#       confirm key, add and remove, lock and unlock, malformed, oversized
+#       and vanishing clients, forwarded ssh -A sessions). Fails unless
+#       every request got its expected reply and the agent's RSS, open fds
+#       and threads stay flat after the warm-up (least-squares slopes under
+#       stated limits). Writes $(SOAK_OUT)/soak-TIME.json and .dat,
+#       latest.json and soak.png (gnuplot; docs/performance.md, "Soak").
+#       CI (.ci/run) runs it for 60 s after make test.
+SOAK_SECONDS ?= 600
+SOAK_OUT ?= $(BUILD)/soak
+.PHONY: soak
+
+soak: build
+	bench/soak.sh $(BUILD)/keyward-agent $(BUILD)/agent_soak $(SOAK_OUT) $(SOAK_SECONDS)
+
 # --- post-quantum keys (issue 19) ---
 #   make build-pq
 #       keyward built against OpenSSL 3.5 (ML-DSA; Debian 12 has 3.0) under

@@ -63,6 +63,8 @@ needs=(
     "softhsm2 softhsm2-util"
     # an Ed25519 key in PKCS#8 for the token (ssh-keygen writes none)
     "openssl openssl"
+    # make soak's plot of RSS, fds and requests/s (bench/soak.gp)
+    "gnuplot-nox gnuplot"
     # the unit suite under memcheck (valgrind_unit_* tests)
     "valgrind valgrind"
     # symbol checks of the built programs (tests/relay/links_no_crypto.sh)

@@ -32,6 +32,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
@@ -479,6 +482,20 @@ static int run_agent(const struct options *o, int listen_fd)
     int r;
 
     memset(&rt, 0, sizeof(rt));
+#if defined(__GLIBC__)
+    /*
+     * A fixed mmap threshold: every block of 1 MiB or more is its own mapping,
+     * given back when freed. glibc's default raises the threshold to the
+     * largest block freed so far, so after the first lock the scrypt work
+     * area (16 MiB, src/agent/lock.c) came from the arena of whichever
+     * libuv worker thread hashed, and each such arena then kept 16 MiB
+     * resident: RSS went from 15 to 80 MiB over the first lock cycles
+     * (found by make soak, docs/performance.md "Soak"). ASan's allocator,
+     * which is not glibc's, refuses this: no matter there.
+     */
+    if (mallopt(M_MMAP_THRESHOLD, 1024 * 1024) != 1)
+        log_debug("cannot set malloc's mmap threshold; lock and unlock may keep memory");
+#endif
     if (harden_err != 0)
         log_error("cannot fully protect process memory: %s", strerror(harden_err));
     /* Private keys go to OpenSSL's secure heap: locked, excluded from dumps. */
