@@ -224,12 +224,17 @@ static void arm_timer(struct provider_host *h)
 }
 
 /* A FAIL's reason, made safe for a log line. */
-static void fail_reason(struct wire_view reason, char *buf, size_t size)
+static void fail_reason(const struct provider_host *h, struct wire_view reason, char *buf,
+                        size_t size)
 {
     char safe[160];
 
-    snprintf(buf, size, "the module's helper failed: %s",
-             log_sanitize(reason.ptr, reason.len, safe, sizeof(safe)));
+    if (h->oneshot)
+        snprintf(buf, size, "FIDO provider %.60s failed: %s", h->path,
+                 log_sanitize(reason.ptr, reason.len, safe, sizeof(safe)));
+    else
+        snprintf(buf, size, "the module's helper failed: %s",
+                 log_sanitize(reason.ptr, reason.len, safe, sizeof(safe)));
 }
 
 /* Takes the oldest request off the queue. */
@@ -268,7 +273,7 @@ static bool handle_answer(struct provider_host *h, const uint8_t *msg, size_t le
     }
     if (rep.type == HELPER_FAIL && rq->load != NULL) {
         pop_request(h);
-        fail_reason(rep.reason, rq->load->why, sizeof(rq->load->why));
+        fail_reason(h, rep.reason, rq->load->why, sizeof(rq->load->why));
         rq->load->run_err = KW_ERR_DENIED;
         rq->load->host = NULL;
         rq->done(rq->arg);
@@ -281,7 +286,7 @@ static bool handle_answer(struct provider_host *h, const uint8_t *msg, size_t le
     }
     if (rep.type == HELPER_FAIL) {
         pop_request(h);
-        fail_reason(rep.reason, rq->sign->provider_why, sizeof(rq->sign->provider_why));
+        fail_reason(h, rep.reason, rq->sign->provider_why, sizeof(rq->sign->provider_why));
         rq->sign->run_err = KW_ERR_DENIED;
         rq->done(rq->arg);
         free(rq);

@@ -20,6 +20,9 @@
 #include "base/err.h"
 #include "base/memzero.h"
 #include "proto/helper_msg.h"
+#ifdef KEYWARD_HAVE_FIDO2
+#include "sk/fido.h"
+#endif
 
 /* The answer of sk_sign, as the interface lays it out; the middleware allocates it. */
 struct sk_sign_response_abi {
@@ -139,10 +142,15 @@ int sk_sign_with(const char *provider, uint32_t alg, const char *application,
     int r, err = KW_ERR_DENIED;
 
     if (strcmp(provider, "internal") == 0) {
+#ifdef KEYWARD_HAVE_FIDO2
+        return sk_fido_sign(alg, application, key_handle, key_handle_len, flags, data, data_len,
+                            pin, w, why, whysize);
+#else
         snprintf(why, whysize,
                  "the built-in FIDO provider (libfido2) is not in this build: "
                  "add the key with ssh-add -S MIDDLEWARE");
         return KW_ERR_NO_SUPPORT;
+#endif
     }
     if ((lib = lib_open(provider)) == NULL) {
         snprintf(why, whysize, "cannot load the middleware: %s", lib_error());

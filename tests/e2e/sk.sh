@@ -171,14 +171,16 @@ e2e_run ssh-add -l
 expect_rc "the agent serves on after the refusals" 0
 expect_not_contains "and holds neither refused key" "soft-badsig" "$E2E_OUT"
 
-# --- the built-in provider ("internal"): not in this build ---------------------------
+# --- the built-in provider ("internal"): no authenticator here ------------------------
+# (libfido2 finds no device in a test machine; a build without libfido2 says so.)
 e2e_run env -u SSH_SK_PROVIDER ssh-add "$T/id_badsig"
 expect_rc "ssh-add without -S adds the key for the built-in provider" 0
 rm -f "$T/msg.sig"
 e2e_run ssh-keygen -Y sign -f "$T/id_badsig.pub" -n file "$T/msg"
 check "signing through \"internal\" fails cleanly here (exit $E2E_RC)" test "$E2E_RC" != 0
-expect_contains "with the reason in the log" "built-in FIDO provider (libfido2) is not in this build" \
-    "$(cat "$E2E_AGENT_LOG")"
+check "with the reason in the log" grep -Eq \
+    "FIDO provider internal failed: .*(no FIDO authenticator found|is not in this build)" \
+    "$E2E_AGENT_LOG"
 e2e_run ssh-add -d "$T/id_badsig.pub"
 
 # --- misbehaving providers: each fails its signature; the agent serves on --------------
