@@ -451,7 +451,7 @@ int main(int argc, char **argv)
     if (o.websafe_option)
         fprintf(stderr,
                 "%s: note: -O no-restrict-websafe and websafe-allow have no effect: "
-                "keyward-agent holds no FIDO keys\n",
+                "keyward-agent.exe cannot sign with FIDO keys yet (no keyward-sk-helper.exe)\n",
                 cli_progname);
     if (platform_init_user(err, sizeof(err)) != 0)
         cli_die("%s", err);
