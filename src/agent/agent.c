@@ -637,9 +637,9 @@ static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agen
         return err;
     }
     if (id->sk_provider != NULL)
-        log_info("conn %lu: %s %s: asking FIDO provider %s%s", c->id, key_short_name(id->key),
-                 id->fp, id->sk_provider,
-                 (id->key->sk_flags & KEY_SK_USER_PRESENCE_REQD) ? " (touch required)" : "");
+        log_debug("conn %lu: %s %s: asking FIDO provider %s%s", c->id, key_short_name(id->key),
+                  id->fp, id->sk_provider,
+                  (id->key->sk_flags & KEY_SK_USER_PRESENCE_REQD) ? " (touch required)" : "");
     reply->job = &sj->job;
     return 0;
 }

@@ -97,7 +97,8 @@ enum agent_job_kind {
      * calls agent_job_finish(): PROVIDER_ADD starts a helper for the
      * module and LOADs it (struct agent_provider_job); PROVIDER_SIGN asks
      * the helper of the key's module for a signature (struct
-     * agent_sign_job, with host set).
+     * agent_sign_job, with host set), or, for a FIDO key, a new
+     * keyward-sk-helper for the key's provider (sk_provider set).
      */
     AGENT_JOB_PROVIDER_ADD,
     AGENT_JOB_PROVIDER_SIGN,

@@ -9,7 +9,8 @@
 #   - ssh logs in to the test sshd with each, directly and forwarded (ssh -A
 #     to the node, then from the node again); a user certificate on an sk
 #     key logs in too; ssh-keygen -Y sign through the agent, -Y verify
-#   - -c asks, and the prompt says a touch follows; -t expires the key
+#   - -c asks, and the prompt says a touch follows; -t expires the key; the
+#     audit log names the keys
 #   - refusals, each a failure with the agent serving on: a provider outside
 #     -P, one that does not exist, one added from a forwarded connection,
 #     a web-origin message (ssh-add -T's random data) for an application
@@ -48,7 +49,7 @@ mkdir "$T/elsewhere" && cp "$SOFT_SK" "$T/elsewhere/soft_sk.so"
 # that starts the agent.
 ALLOWED=$SOFT_SK
 for v in crash hang garbage badsig; do ALLOWED=$ALLOWED,$SK_DIR/soft_sk_$v.so; done
-E2E_AGENT_EXTRA="-P $ALLOWED"
+E2E_AGENT_EXTRA="-P $ALLOWED -l $T/audit.jsonl"
 e2e_start_agent
 e2e_start_sshd
 e2e_authorize id_ed25519-sk id_ecdsa-sk id_crash id_hang id_garbage id_badsig
@@ -198,6 +199,16 @@ expect_contains "the crash is logged" "FIDO helper for $SK_DIR/soft_sk_crash.so:
     "$agent_log"
 expect_contains "the garbage is logged" "sk_sign answered a malformed signature" "$agent_log"
 expect_contains "the bad signature is logged" "signature does not verify" "$agent_log"
+
+# The audit log names FIDO keys like the others.
+audit_sign=$(grep -F '"event":"sign"' "$T/audit.jsonl" | grep -F '"outcome":"ok"')
+expect_contains "the audit log records an Ed25519 sk key's signature" \
+    '"key_type":"sk-ssh-ed25519@openssh.com"' "$audit_sign"
+expect_contains "and an ECDSA one's" '"key_type":"sk-ecdsa-sha2-nistp256@openssh.com"' \
+    "$audit_sign"
+expect_contains "and a refused one (the crash) with its fingerprint" \
+    "\"key_fingerprint\":\"$(e2e_fp "$T/id_crash.pub")\"" \
+    "$(grep -F '"outcome":"refused"' "$T/audit.jsonl")"
 
 # The hang: its signature waits for the touch timeout (60 s); meanwhile the
 # agent serves every other client.
