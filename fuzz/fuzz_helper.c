@@ -96,16 +96,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r = helper_request_decode(data, size, &req);
     if (r != 0) {
         FUZZ_ASSERT(r < 0);
-        if (size > 0 && data[0] != HELPER_LOAD && data[0] != HELPER_SIGN)
+        if (size > 0 && data[0] != HELPER_LOAD && data[0] != HELPER_SIGN &&
+            data[0] != HELPER_SK_SIGN)
             FUZZ_ASSERT(r == KW_ERR_KEY_TYPE);
         return 0;
     }
     FUZZ_ASSERT(size > 0 && req.type == data[0]);
-    FUZZ_ASSERT(req.type == HELPER_LOAD || req.type == HELPER_SIGN);
+    FUZZ_ASSERT(req.type == HELPER_LOAD || req.type == HELPER_SIGN || req.type == HELPER_SK_SIGN);
     FUZZ_ASSERT(inside(req.module, data, size) && inside(req.pin, data, size) &&
-                inside(req.blob, data, size) && inside(req.data, data, size));
+                inside(req.blob, data, size) && inside(req.data, data, size) &&
+                inside(req.application, data, size) && inside(req.key_handle, data, size));
     wire_writer_init(&w);
-    if (req.type == HELPER_LOAD) {
+    if (req.type == HELPER_SK_SIGN) {
+        FUZZ_ASSERT(req.flags <= 0xff);
+        /* helper_put_sk_sign() takes C strings and sends no PIN. */
+        char provider[1024], app[1024];
+
+        if (req.pin.len == 0 && req.module.len < sizeof(provider) &&
+            req.application.len < sizeof(app) &&
+            memchr(req.module.ptr, '\0', req.module.len) == NULL &&
+            memchr(req.application.ptr, '\0', req.application.len) == NULL) {
+            memcpy(provider, req.module.ptr, req.module.len);
+            provider[req.module.len] = '\0';
+            memcpy(app, req.application.ptr, req.application.len);
+            app[req.application.len] = '\0';
+            helper_put_sk_sign(&w, provider, req.alg, app, req.key_handle.ptr, req.key_handle.len,
+                               (uint8_t)req.flags, req.data.ptr, req.data.len);
+            FUZZ_ASSERT(w.error == 0 && w.len == size && memcmp(w.buf, data, size) == 0);
+        }
+    } else if (req.type == HELPER_LOAD) {
         if (memchr(req.module.ptr, '\0', req.module.len) == NULL) {
             /* helper_put_load() takes the path as a C string. */
             char path[1024];

@@ -61,9 +61,11 @@ static void canonical_blob(const struct key *k, struct wire_writer *w)
     wire_put_cstring(w, key_type_name(k));
     switch (k->kind) {
     case KEY_ED25519:
+    case KEY_SK_ED25519:
         FUZZ_ASSERT(EVP_PKEY_get_raw_public_key(k->pkey, buf, &len) == 1);
         wire_put_string(w, buf, len);
         break;
+    case KEY_SK_ECDSA_P256:
     case KEY_ECDSA_P256:
     case KEY_ECDSA_P384:
     case KEY_ECDSA_P521:
@@ -91,6 +93,11 @@ static void canonical_blob(const struct key *k, struct wire_writer *w)
         wire_put_string(w, pk, sizeof(pk));
         break;
     }
+    }
+    /* A FIDO key's application follows its key (PROTOCOL.u2f). */
+    if (k->kind == KEY_SK_ED25519 || k->kind == KEY_SK_ECDSA_P256) {
+        FUZZ_ASSERT(k->sk_application != NULL);
+        wire_put_cstring(w, k->sk_application);
     }
     FUZZ_ASSERT(w->error == 0);
 }

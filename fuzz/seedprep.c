@@ -338,7 +338,56 @@ static void helper_load_seeds(void)
         helper_put_load(&w, "/opt/token/lib/pkcs11-module.so", pins[i], strlen(pins[i]));
         put_seed("helper", w.buf, w.len);
     }
+    /* keyward-sk-helper's SK_SIGN, for each FIDO key type. */
+    wire_writer_reset(&w);
+    helper_put_sk_sign(&w, "/usr/lib/x86_64-linux-gnu/libsk-middleware.so", HELPER_SK_ALG_ED25519,
+                       "ssh:", (const uint8_t *)"key handle", 10, 0x01, fuzz_sig_data,
+                       sizeof(fuzz_sig_data));
+    put_seed("helper", w.buf, w.len);
+    wire_writer_reset(&w);
+    helper_put_sk_sign(&w, "internal", HELPER_SK_ALG_ECDSA_P256, "ssh:work", (const uint8_t *)"h",
+                       1, 0x05, fuzz_sig_data, sizeof(fuzz_sig_data));
+    put_seed("helper", w.buf, w.len);
     wire_writer_free(&w);
+}
+
+/*
+ * FIDO keys' add requests (PROTOCOL.u2f), made with key_generate(): the
+ * corpus has none, and ssh-keygen needs an authenticator to make one. As
+ * privkey seeds, and as a constrained add with sk-provider@openssh.com for
+ * the dispatcher.
+ */
+static void sk_seeds(void)
+{
+    static const enum key_kind kinds[] = {KEY_SK_ED25519, KEY_SK_ECDSA_P256};
+    struct wire_writer w, msg;
+    struct key *k;
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        if (key_generate(kinds[i], 0, &k) != 0)
+            continue;
+        wire_writer_init(&w);
+        if (key_private_serialize(k, &w) == 0) {
+            wire_put_cstring(&w, "fido");
+            put_seed("privkey", w.buf, w.len);
+            put_seed("key", k->blob, k->blob_len);
+            wire_writer_init(&msg);
+            wire_put_u32(&msg, 0); /* the frame length, filled in below */
+            wire_put_u8(&msg, SSH_AGENTC_ADD_ID_CONSTRAINED);
+            wire_put_bytes(&msg, w.buf, w.len);
+            wire_put_u8(&msg, SSH_AGENT_CONSTRAIN_EXTENSION);
+            wire_put_cstring(&msg, "sk-provider@openssh.com");
+            wire_put_cstring(&msg, "internal");
+            if (msg.error == 0) {
+                wire_poke_u32(msg.buf, (uint32_t)(msg.len - 4));
+                put_seed("dispatch", msg.buf, msg.len);
+            }
+            wire_writer_free(&msg);
+        }
+        wire_writer_free(&w);
+        key_free(k);
+    }
 }
 
 static void from_key_dirs(void)
@@ -378,6 +427,7 @@ static void from_key_dirs(void)
     }
     destination_seeds(&ag);
     helper_load_seeds();
+    sk_seeds();
     agent_reply_free(&reply);
     agent_conn_cleanup(&c);
     agent_cleanup(&ag);

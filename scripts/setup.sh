@@ -30,6 +30,8 @@ build_needs=(
     "libuv1-dev"
     # PKCS#11's header (pkcs11.h) for keyward-pkcs11-helper: nothing links libp11-kit
     "libp11-kit-dev"
+    # libfido2 for keyward-sk-helper's built-in FIDO provider ("internal")
+    "libfido2-dev"
 )
 needs=(
     "${build_needs[@]}"

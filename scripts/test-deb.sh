@@ -208,7 +208,7 @@ for f in "$repo"/docs/*.md; do
 done
 expected=$(printf '%s\n' \
     /usr/bin/keyward-agent /usr/bin/keyward-probe /usr/bin/keyward-relay \
-    /usr/libexec/keyward/keyward-pkcs11-helper \
+    /usr/libexec/keyward/keyward-pkcs11-helper /usr/libexec/keyward/keyward-sk-helper \
     /usr/share/man/man1/keyward-agent.1.gz /usr/share/man/man1/keyward-probe.1.gz \
     /usr/share/man/man1/keyward-relay.1.gz \
     /usr/lib/systemd/user/keyward-agent.socket /usr/lib/systemd/user/keyward-agent.service \

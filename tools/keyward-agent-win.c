@@ -67,7 +67,8 @@ struct options {
     enum key_fp_hash fp_hash;      /* -E */
     const char *allowed_providers; /* -P; NULL: any module a local client names */
     bool allow_remote_providers;   /* -O allow-remote-pkcs11 */
-    bool websafe_option;           /* -O no-restrict-websafe or websafe-allow= (FIDO) */
+    bool no_restrict_websafe;      /* -O no-restrict-websafe (FIDO keys) */
+    const char *websafe_allow;     /* -O websafe-allow=LIST; NULL: "ssh:*" */
 };
 
 static void usage(FILE *out)
@@ -121,18 +122,33 @@ static void unsupported(int ch)
     }
 }
 
+/* A helper program (name: "\\x.exe") beside this program; NULL if it is not there. */
+static const char *find_helper(char *path, size_t size, const char *name)
+{
+    size_t len = size;
+    char *slash;
+
+    if (uv_exepath(path, &len) != 0 || (slash = strrchr(path, '\\')) == NULL ||
+        (size_t)(slash - path) + strlen(name) + 1 > size)
+        return NULL;
+    strcpy(slash, name);
+    return GetFileAttributesA(path) != INVALID_FILE_ATTRIBUTES ? path : NULL;
+}
+
 /* keyward-pkcs11-helper.exe beside this program; NULL if it is not there. */
 static const char *find_pkcs11_helper(void)
 {
     static char path[MAX_PATH + 64];
-    size_t len = sizeof(path);
-    char *slash;
 
-    if (uv_exepath(path, &len) != 0 || (slash = strrchr(path, '\\')) == NULL ||
-        (size_t)(slash - path) + sizeof("\\keyward-pkcs11-helper.exe") > sizeof(path))
-        return NULL;
-    strcpy(slash, "\\keyward-pkcs11-helper.exe");
-    return GetFileAttributesA(path) != INVALID_FILE_ATTRIBUTES ? path : NULL;
+    return find_helper(path, sizeof(path), "\\keyward-pkcs11-helper.exe");
+}
+
+/* keyward-sk-helper.exe likewise: FIDO keys' signatures fail without it. */
+static const char *find_sk_helper(void)
+{
+    static char path[MAX_PATH + 64];
+
+    return find_helper(path, sizeof(path), "\\keyward-sk-helper.exe");
 }
 
 /* \\.\pipe\NAME with a non-empty NAME and no further backslash, as Windows requires. */
@@ -191,10 +207,13 @@ static void parse_args(int argc, char **argv, struct options *o)
             /* As ssh-agent checks them (keyward-agent(1)). */
             if (strcmp(optarg, "allow-remote-pkcs11") == 0)
                 o->allow_remote_providers = true;
-            else if (strcmp(optarg, "no-restrict-websafe") == 0 ||
-                     strncmp(optarg, "websafe-allow=", 14) == 0)
-                o->websafe_option = true;
-            else
+            else if (strcmp(optarg, "no-restrict-websafe") == 0)
+                o->no_restrict_websafe = true;
+            else if (strncmp(optarg, "websafe-allow=", 14) == 0) {
+                if (o->websafe_allow != NULL)
+                    cli_die("-O websafe-allow= given twice");
+                o->websafe_allow = optarg + 14;
+            } else
                 cli_die("unknown -O option \"%s\": use allow-remote-pkcs11, "
                         "no-restrict-websafe or websafe-allow=LIST",
                         optarg);
@@ -382,6 +401,9 @@ static int run_agent(const struct options *o)
     rt.agent.providers.allowed = o->allowed_providers != NULL ? o->allowed_providers : "*";
     rt.agent.providers.allow_remote = o->allow_remote_providers;
     rt.server.providers.helper_path = find_pkcs11_helper();
+    rt.server.providers.sk_helper_path = find_sk_helper();
+    rt.agent.websafe_unrestricted = o->no_restrict_websafe;
+    rt.agent.websafe_allow = o->websafe_allow;
     if ((r = server_listen_name(&rt.server, o->pipe_name)) != 0) {
         /*
          * Lost a race with another server since the check in main()?
@@ -448,11 +470,6 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &o);
     log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
     key_fingerprint_set_hash(o.fp_hash);
-    if (o.websafe_option)
-        fprintf(stderr,
-                "%s: note: -O no-restrict-websafe and websafe-allow have no effect: "
-                "keyward-agent holds no FIDO keys\n",
-                cli_progname);
     if (platform_init_user(err, sizeof(err)) != 0)
         cli_die("%s", err);
     if (o.import)

@@ -75,11 +75,7 @@ struct options {
     const char *audit_path; /* -l */
     uint32_t lifetime;
     enum key_fp_hash fp_hash; /* -E */
-    /*
-     * -P and -O, checked as ssh-agent checks them. The websafe options are
-     * for FIDO keys, which this agent does not hold yet;
-     * warn_provider_options() says so at start.
-     */
+    /* -P and -O, checked as ssh-agent checks them (the websafe ones: FIDO keys). */
     const char *allowed_providers;
     const char *websafe_allow;
     bool allow_remote_providers;
@@ -230,21 +226,6 @@ static void parse_args(int argc, char **argv, struct options *o)
     }
 }
 
-/*
- * -O no-restrict-websafe and websafe-allow= are checked as ssh-agent checks
- * them, so that a command line written for ssh-agent starts keyward-agent;
- * but they are about FIDO keys, which this agent does not hold, so the user
- * is told rather than left to believe they are in force.
- */
-static void warn_provider_options(const struct options *o)
-{
-    if (o->no_restrict_websafe || o->websafe_allow != NULL)
-        fprintf(stderr,
-                "%s: note: -O no-restrict-websafe and websafe-allow have no effect: "
-                "keyward-agent holds no FIDO keys (see keyward-agent(1))\n",
-                cli_progname);
-}
-
 /* -u: what ssh-agent -u does, for the sockets both agents put in ~/.ssh/agent. */
 static int clean_stale_sockets(const struct options *o)
 {
@@ -373,24 +354,38 @@ static int activation_fd(char *name, size_t namesize)
 }
 
 /*
- * keyward-pkcs11-helper: beside this program (a build tree, or a
- * relocated install), else where make install puts it. NULL if neither
- * exists; loading a PKCS#11 module then fails with that reason.
+ * A helper program (keyward-pkcs11-helper, keyward-sk-helper): beside this
+ * program (a build tree, or a relocated install), else where make install
+ * puts it. NULL if neither exists; what needs it then fails with that reason.
  */
-static const char *find_pkcs11_helper(void)
+static const char *find_helper(char *path, size_t size, const char *name)
 {
-    static char path[4096];
-    size_t len = sizeof(path);
+    size_t len = size;
     char *slash;
 
     if (uv_exepath(path, &len) == 0 && (slash = strrchr(path, '/')) != NULL &&
-        (size_t)(slash - path) + sizeof("/keyward-pkcs11-helper") <= sizeof(path)) {
-        strcpy(slash, "/keyward-pkcs11-helper");
+        (size_t)(slash - path) + 1 + strlen(name) + 1 <= size) {
+        snprintf(slash, size - (size_t)(slash - path), "/%s", name);
         if (access(path, X_OK) == 0)
             return path;
     }
-    snprintf(path, sizeof(path), "%s/keyward/keyward-pkcs11-helper", KEYWARD_LIBEXECDIR);
+    snprintf(path, size, "%s/keyward/%s", KEYWARD_LIBEXECDIR, name);
     return access(path, X_OK) == 0 ? path : NULL;
+}
+
+static const char *find_pkcs11_helper(void)
+{
+    static char path[4096];
+
+    return find_helper(path, sizeof(path), "keyward-pkcs11-helper");
+}
+
+/* keyward-sk-helper, found the same way: FIDO keys' signatures fail without it. */
+static const char *find_sk_helper(void)
+{
+    static char path[4096];
+
+    return find_helper(path, sizeof(path), "keyward-sk-helper");
 }
 
 /* Why platform_harden_process() failed at start-up, or 0. */
@@ -524,6 +519,9 @@ static int run_agent(const struct options *o, int listen_fd)
         rt.agent.providers.allowed = o->allowed_providers;
     rt.agent.providers.allow_remote = o->allow_remote_providers;
     rt.server.providers.helper_path = find_pkcs11_helper();
+    rt.server.providers.sk_helper_path = find_sk_helper();
+    rt.agent.websafe_unrestricted = o->no_restrict_websafe;
+    rt.agent.websafe_allow = o->websafe_allow;
     if ((r = server_listen_fd(&rt.server, listen_fd)) != 0) {
         agent_cleanup(&rt.agent);
         return 1;
@@ -587,7 +585,6 @@ int main(int argc, char **argv)
     if (o.cleanup_only)
         return clean_stale_sockets(&o);
     key_fingerprint_set_hash(o.fp_hash);
-    warn_provider_options(&o);
 
     /*
      * Socket activation: serve the passed socket in the foreground, as -D.

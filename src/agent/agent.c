@@ -129,6 +129,7 @@ void agent_job_free(struct agent_job *job)
         return;
     }
     sj = agent_sign_job(job);
+    free(sj->sk_provider);
     key_free(sj->key);
     key_free(sj->subject);
     kw_memzero(sj->data, sj->data_len);
@@ -475,16 +476,32 @@ static int sign_inline(const struct key *key, const uint8_t *data, size_t len, u
  * the identity's key: on a worker, or, for a token's key, by its module's
  * helper.
  */
-static void become_sign_job(struct agent_sign_job *sj, const struct identity *id)
+static int become_sign_job(struct agent_sign_job *sj, const struct identity *id)
 {
+    if (id->sk_provider != NULL) {
+        /* A FIDO key: a keyward-sk-helper runs its provider (provider_host.c). */
+        if ((sj->sk_provider = strdup(id->sk_provider)) == NULL)
+            return KW_ERR_ALLOC;
+        sj->key = key_ref(id->key);
+        sj->job.kind = AGENT_JOB_PROVIDER_SIGN;
+        sj->host = NULL;
+        return 0;
+    }
     sj->key = key_ref(id->key);
     if (id->provider != NULL) {
         sj->job.kind = AGENT_JOB_PROVIDER_SIGN;
         sj->host = id->provider->host;
-        return;
+        return 0;
     }
     sj->job.kind = AGENT_JOB_SIGN;
     sj->fast = !is_slow_to_sign(id->key);
+    return 0;
+}
+
+/* Signed elsewhere: by a PKCS#11 module's helper or a FIDO provider's. */
+static bool signs_out_of_process(const struct identity *id)
+{
+    return id->provider != NULL || id->sk_provider != NULL;
 }
 
 static void confirm_prompt(const struct agent_conn *c, const struct identity *id, char *buf,
@@ -494,8 +511,11 @@ static void confirm_prompt(const struct agent_conn *c, const struct identity *id
     const struct binding *b;
     int n;
 
-    n = snprintf(buf, size, "Allow use of key %s?\nKey fingerprint %s.",
-                 log_sanitize(id->comment, strlen(id->comment), safe, sizeof(safe)), id->fp);
+    n = snprintf(buf, size, "Allow use of key %s?\nKey fingerprint %s.%s",
+                 log_sanitize(id->comment, strlen(id->comment), safe, sizeof(safe)), id->fp,
+                 id->sk_provider != NULL && (id->key->sk_flags & KEY_SK_USER_PRESENCE_REQD)
+                     ? "\nYour security key will ask for a touch next."
+                     : "");
     if (c->bindings.count > 0 && n > 0 && (size_t)n < size) {
         /* Name where the signature will be used: the latest bound host. */
         b = &c->bindings.slots[c->bindings.count - 1];
@@ -543,6 +563,36 @@ static int check_destination(const struct identity *id, const struct agent_conn 
     return err;
 }
 
+/* The SSHSIG magic preamble (OpenSSH's PROTOCOL.sshsig): ssh-keygen -Y sign's messages. */
+#define SSHSIG_MAGIC "SSHSIG"
+
+/*
+ * OpenSSH's web-origin rule for FIDO keys: unless keyward-agent -O
+ * no-restrict-websafe, a key whose application is not allowed by -O
+ * websafe-allow (default "ssh:*") signs only what cannot be a web site's
+ * challenge: an SSH userauth request for this key, or an SSHSIG message.
+ */
+static int check_websafe(const struct agent *ag, const struct identity *id, const uint8_t *data,
+                         size_t len, struct outcome *o)
+{
+    struct userauth_request ua;
+    const char *allow = ag->websafe_allow != NULL ? ag->websafe_allow : "ssh:*";
+
+    if (id->sk_provider == NULL || ag->websafe_unrestricted ||
+        match_pattern_list(id->key->sk_application, allow) == 1)
+        return 0;
+    if (len >= sizeof(SSHSIG_MAGIC) - 1 &&
+        memcmp(data, SSHSIG_MAGIC, sizeof(SSHSIG_MAGIC) - 1) == 0)
+        return 0;
+    if (userauth_parse(data, len, id->key, &ua) == 0) {
+        userauth_free(&ua);
+        return 0;
+    }
+    o->why = "FIDO key's application is not web-safe (keyward-agent -O websafe-allow) and the "
+             "data is neither an SSH userauth request nor an SSHSIG message";
+    return KW_ERR_DENIED;
+}
+
 static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agent_request *req,
                        struct wire_writer *w, struct outcome *o, struct agent_reply *reply)
 {
@@ -567,6 +617,8 @@ static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agen
     note_sign_user(ag, o, id, req->u.sign.data);
     if ((err = check_destination(id, c, req->u.sign.data.ptr, req->u.sign.data.len, o)) != 0)
         return err;
+    if ((err = check_websafe(ag, id, req->u.sign.data.ptr, req->u.sign.data.len, o)) != 0)
+        return err;
     if (id->confirm) {
         /* Never sign with a confirm-constrained key without asking. */
         if ((sj = sign_job_new(AGENT_JOB_CONFIRM, req, o)) == NULL)
@@ -575,12 +627,19 @@ static int handle_sign(struct agent *ag, struct agent_conn *c, const struct agen
         reply->job = &sj->job;
         return 0;
     }
-    if (id->provider == NULL && !sign_offloaded(ag, c, id->key))
+    if (!signs_out_of_process(id) && !sign_offloaded(ag, c, id->key))
         return sign_inline(id->key, req->u.sign.data.ptr, req->u.sign.data.len, req->u.sign.flags,
                            w);
     if ((sj = sign_job_new(AGENT_JOB_SIGN, req, o)) == NULL)
         return KW_ERR_ALLOC;
-    become_sign_job(sj, id);
+    if ((err = become_sign_job(sj, id)) != 0) {
+        agent_job_free(&sj->job);
+        return err;
+    }
+    if (id->sk_provider != NULL)
+        log_debug("conn %lu: %s %s: asking FIDO provider %s%s", c->id, key_short_name(id->key),
+                  id->fp, id->sk_provider,
+                  (id->key->sk_flags & KEY_SK_USER_PRESENCE_REQD) ? " (touch required)" : "");
     reply->job = &sj->job;
     return 0;
 }
@@ -643,9 +702,60 @@ static void persist_added(struct agent *ag, const struct agent_conn *conn,
     }
 }
 
+static bool conn_is_remote(const struct agent_conn *c);
+
+/*
+ * A FIDO key's provider, as OpenSSH's agent decides it: the constraint's,
+ * else "internal"; a library's path must exist (canonical: realpath) and be
+ * allowed by -P, and a forwarded connection may name one only with -O
+ * allow-remote-pkcs11. The constraint on another key is refused. *out is
+ * the provider to keep (allocated), or NULL for a key that is not FIDO.
+ */
+static int sk_provider_for(const struct agent *ag, const struct agent_conn *conn,
+                           const struct agent_request *req, struct outcome *o, char **out)
+{
+    const struct add_constraints *c = &req->u.add.constraints;
+    char raw[4096], path[4096], safe[160];
+
+    *out = NULL;
+    if (!key_is_sk(req->u.add.key)) {
+        if (!c->has_sk_provider)
+            return 0;
+        o->why = "a FIDO provider (sk-provider@openssh.com) given for a key that is not a FIDO key";
+        return KW_ERR_CONSTRAINT;
+    }
+    if (!c->has_sk_provider || wire_view_eq_str(c->sk_provider, "internal")) {
+        *out = strdup("internal");
+        return *out != NULL ? 0 : KW_ERR_ALLOC;
+    }
+    memcpy(raw, c->sk_provider.ptr, c->sk_provider.len); /* shorter than 4096 (request.c) */
+    raw[c->sk_provider.len] = '\0';
+    log_sanitize(raw, c->sk_provider.len, safe, sizeof(safe));
+    if (conn_is_remote(conn) && !ag->providers.allow_remote) {
+        o->why = "a forwarded connection may not add a FIDO provider other than \"internal\" "
+                 "(keyward-agent -O allow-remote-pkcs11)";
+        return KW_ERR_DENIED;
+    }
+    if (kw_canonical_path(raw, path, sizeof(path)) != 0) {
+        snprintf(o->whybuf, sizeof(o->whybuf), "FIDO provider %.150s: %s", safe, strerror(errno));
+        o->why = o->whybuf;
+        return KW_ERR_NOT_FOUND;
+    }
+    if (match_pattern_list(path, ag->providers.allowed) != 1) {
+        snprintf(o->whybuf, sizeof(o->whybuf),
+                 "FIDO provider %.150s not allowed by the allow-list (keyward-agent -P)",
+                 log_sanitize(path, strlen(path), safe, sizeof(safe)));
+        o->why = o->whybuf;
+        return KW_ERR_DENIED;
+    }
+    *out = strdup(path);
+    return *out != NULL ? 0 : KW_ERR_ALLOC;
+}
+
 static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms,
                       struct agent_request *req, struct wire_writer *w, struct outcome *o)
 {
+    char *sk_provider = NULL;
     struct add_constraints *c = &req->u.add.constraints;
     const struct identity *existing;
     uint64_t expires = 0;
@@ -671,14 +781,25 @@ static int handle_add(struct agent *ag, struct agent_conn *conn, uint64_t now_ms
     }
     if ((err = check_room(ag, existing, req->u.add.key, req->u.add.comment, o)) != 0)
         return err;
+    if ((err = sk_provider_for(ag, conn, req, o, &sk_provider)) != 0)
+        return err;
     key = req->u.add.key;
     comment = req->u.add.comment;
-    if ((err = keystore_add(&ag->keys, key, comment, expires, c->confirm, &c->dest)) != 0)
+    if ((err = keystore_add(&ag->keys, key, comment, expires, c->confirm, &c->dest)) != 0) {
+        free(sk_provider);
         return err;
+    }
     req->u.add.key = NULL; /* now owned by the keystore */
     req->u.add.comment = NULL;
-    if (ag->persist != NULL)
+    keystore_find(&ag->keys, key->blob, key->blob_len)->sk_provider = sk_provider;
+    /* A FIDO key's provider is not part of a stored record: such keys stay in memory. */
+    if (ag->persist != NULL && sk_provider == NULL)
         persist_added(ag, conn, req, key, comment, lifetime, o);
+    if (sk_provider != NULL) {
+        size_t n = strlen(o->detail);
+
+        snprintf(o->detail + n, sizeof(o->detail) - n, " (provider %s)", sk_provider);
+    }
     if (expires != 0 || c->confirm || hops != 0) {
         size_t n = strlen(o->detail);
 
@@ -1461,9 +1582,12 @@ void agent_job_confirmed(struct agent *ag, struct agent_conn *c, struct agent_jo
         job_fail(ag, c, job, o.why, reply);
         return;
     }
-    if (id->provider != NULL || sign_offloaded(ag, c, id->key)) {
-        become_sign_job(sj, id); /* the caller's again, to run and finish */
-        reply->job = job;
+    if (signs_out_of_process(id) || sign_offloaded(ag, c, id->key)) {
+        if ((err = become_sign_job(sj, id)) != 0) {
+            job_fail(ag, c, job, kw_strerror(err), reply);
+            return;
+        }
+        reply->job = job; /* the caller's again, to run and finish */
         return;
     }
     if ((err = sign_inline(id->key, sj->data, sj->data_len, sj->flags, &reply->msg)) != 0) {

@@ -54,6 +54,15 @@ struct agent {
     void *audit_ctx;
     /* PKCS#11 modules loaded, who may load them, and the transport's hook to stop one. */
     struct provider_set providers;
+    /*
+     * FIDO keys' web origins (keyward-agent -O no-restrict-websafe and
+     * websafe-allow=LIST): unless websafe_unrestricted, a FIDO key whose
+     * application does not match websafe_allow (a pattern-list, "ssh:*"
+     * by default) signs only SSH userauth requests and SSHSIG messages, as
+     * OpenSSH's agent: anything else could be a web site's challenge.
+     */
+    bool websafe_unrestricted;
+    const char *websafe_allow;
     /* Where added keys are kept across restarts (Windows); NULL: nowhere. */
     const struct agent_persist *persist;
 };
@@ -88,7 +97,8 @@ enum agent_job_kind {
      * calls agent_job_finish(): PROVIDER_ADD starts a helper for the
      * module and LOADs it (struct agent_provider_job); PROVIDER_SIGN asks
      * the helper of the key's module for a signature (struct
-     * agent_sign_job, with host set).
+     * agent_sign_job, with host set), or, for a FIDO key, a new
+     * keyward-sk-helper for the key's provider (sk_provider set).
      */
     AGENT_JOB_PROVIDER_ADD,
     AGENT_JOB_PROVIDER_SIGN,
@@ -130,7 +140,8 @@ struct agent_sign_job {
     const char *detail;     /* what the request was about, for the log */
     const char *comment;    /* for the audit log; "" if none */
     const char *dest_user;  /* likewise: the user of the userauth request signed */
-    void *host;             /* PROVIDER_SIGN: the helper to ask (provider.h) */
+    void *host;             /* PROVIDER_SIGN: the helper to ask (provider.h), or */
+    char *sk_provider;      /* PROVIDER_SIGN: a FIDO key's provider (owned), for a new helper */
     char provider_why[160]; /* PROVIDER_SIGN: the helper's reason when it failed */
 };
 

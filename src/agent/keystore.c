@@ -22,6 +22,7 @@ static void identity_free(struct identity *id)
     if (id == NULL)
         return;
     key_free(id->key);
+    free(id->sk_provider);
     dest_free(&id->dest);
     if (id->comment != NULL) {
         kw_memzero(id->comment, strlen(id->comment));

@@ -37,6 +37,12 @@ struct identity {
      * set in agent.h owns it; its identities are removed before it goes).
      */
     struct provider *provider;
+    /*
+     * A FIDO key's provider (key_is_sk()): "internal" (keyward-sk-helper's
+     * built-in one) or a middleware's canonical path, allowed by -P. Each
+     * signature runs it in a keyward-sk-helper of its own. Owned.
+     */
+    char *sk_provider;
 };
 
 /*

@@ -107,8 +107,8 @@ static int decode_constraints(struct wire_reader *r, struct add_constraints *c, 
             if (r->error)
                 return r->error;
             /*
-             * Destination restrictions, and certificates for a token's
-             * keys. Any other extension (e.g. a FIDO provider) must make
+             * Destination restrictions, certificates for a token's keys
+             * and a FIDO key's provider. Any other extension must make
              * the add fail rather than load a key with less protection
              * than the user asked for.
              */
@@ -116,6 +116,19 @@ static int decode_constraints(struct wire_reader *r, struct add_constraints *c, 
             if (smartcard && wire_view_eq_str(name, ASSOCIATED_CERTS_EXTENSION)) {
                 if ((err = decode_associated_certs(r, c)) != 0)
                     return err;
+                break;
+            }
+            /* Likewise: a string, the provider ("internal" or a library's path). */
+            if (!smartcard && wire_view_eq_str(name, SK_PROVIDER_EXTENSION)) {
+                if (c->has_sk_provider)
+                    return KW_ERR_CONSTRAINT; /* given twice */
+                c->sk_provider = wire_get_string(r);
+                if (r->error)
+                    return r->error;
+                if (c->sk_provider.len == 0 || c->sk_provider.len >= 4096 ||
+                    memchr(c->sk_provider.ptr, '\0', c->sk_provider.len) != NULL)
+                    return KW_ERR_CONSTRAINT;
+                c->has_sk_provider = true;
                 break;
             }
             body = wire_get_string(r);

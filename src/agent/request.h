@@ -21,6 +21,8 @@
 
 /* The constraint extension that attaches certificates to a token's keys (PROTOCOL.agent). */
 #define ASSOCIATED_CERTS_EXTENSION "associated-certs-v00@openssh.com"
+/* The constraint that names a FIDO key's provider (ssh-add -S; PROTOCOL.agent). */
+#define SK_PROVIDER_EXTENSION "sk-provider@openssh.com"
 
 struct add_constraints {
     bool has_lifetime;
@@ -35,7 +37,10 @@ struct add_constraints {
     bool certs_only;
     struct key **certs;
     size_t ncerts;
-    struct wire_view dest_raw;    /* dest's encoded body, as it came (for the key store) */
+    struct wire_view dest_raw; /* dest's encoded body, as it came (for the key store) */
+    /* sk-provider@openssh.com, in ADD_ID_CONSTRAINED only: a FIDO key's provider. */
+    bool has_sk_provider;
+    struct wire_view sk_provider;
 };
 
 /* Frees what the constraints own (destinations and certificates). */

@@ -19,6 +19,17 @@
  *   ecdsa cert           string cert, mpint d
  *   rsa cert             string cert, mpint d, mpint iqmp, mpint p, mpint q
  *
+ * FIDO keys (PROTOCOL.u2f; their certificates as for the plain kinds):
+ *   sk-ssh-ed25519@openssh.com          string pk(32), string application
+ *   sk-ecdsa-sha2-nistp256@openssh.com  string curve, string Q, string application
+ *   private, after the public fields    string application, uint8 flags,
+ *                                       string key handle, string reserved
+ *   (the certificate forms: string cert, then for Ed25519 string pk again,
+ *   then the four fields above)
+ *   signature            string algorithm, string sig (Ed25519: 64 bytes;
+ *                        ECDSA: mpint r, mpint s), uint8 flags, uint32 counter,
+ *                        over key_sk_signed_message()
+ *
  * ssh-mldsa44-ed25519@openssh.com (draft-miller-sshm-mldsa44-ed25519-
  * composite-sigs; its certificate form as for Ed25519):
  *   public               string (ML-DSA-44 pk(1312) || Ed25519 pk(32))
@@ -41,6 +52,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/param_build.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include "base/err.h"
@@ -91,7 +103,17 @@ static const struct kind_info kinds[] = {
     {KEY_RSA, "ssh-rsa", "ssh-rsa-cert-v01@openssh.com", "RSA", "RSA-CERT", NULL, NULL, NULL},
     {KEY_MLDSA44_ED25519, COMPOSITE_NAME, "ssh-mldsa44-ed25519-cert-v01@openssh.com",
      "MLDSA44-ED25519", "MLDSA44-ED25519-CERT", NULL, NULL, NULL},
+    {KEY_SK_ED25519, "sk-ssh-ed25519@openssh.com", "sk-ssh-ed25519-cert-v01@openssh.com",
+     "ED25519-SK", "ED25519-SK-CERT", NULL, NULL, NULL},
+    {KEY_SK_ECDSA_P256, "sk-ecdsa-sha2-nistp256@openssh.com",
+     "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com", "ECDSA-SK", "ECDSA-SK-CERT", "nistp256",
+     "prime256v1", "SHA256"},
 };
+
+/* A FIDO key handle longer than this is refused (OpenSSH's authenticators send tens of bytes). */
+#define SK_KEY_HANDLE_MAX 4096
+/* Likewise an application string. */
+#define SK_APPLICATION_MAX 1024
 
 /* ---- OpenSSL's allocator: every block cleared before it is freed ---- */
 
@@ -199,9 +221,27 @@ static const struct kind_info *info_of(enum key_kind kind)
     return NULL;
 }
 
+/* ECDSA keys, the FIDO one included: their EVP_PKEY and public fields are the same. */
 static bool is_ecdsa(enum key_kind kind)
 {
-    return kind == KEY_ECDSA_P256 || kind == KEY_ECDSA_P384 || kind == KEY_ECDSA_P521;
+    return kind == KEY_ECDSA_P256 || kind == KEY_ECDSA_P384 || kind == KEY_ECDSA_P521 ||
+           kind == KEY_SK_ECDSA_P256;
+}
+
+/* Ed25519 keys, the FIDO one included. */
+static bool is_ed25519(enum key_kind kind)
+{
+    return kind == KEY_ED25519 || kind == KEY_SK_ED25519;
+}
+
+static bool kind_is_sk(enum key_kind kind)
+{
+    return kind == KEY_SK_ED25519 || kind == KEY_SK_ECDSA_P256;
+}
+
+bool key_is_sk(const struct key *k)
+{
+    return kind_is_sk(k->kind);
 }
 
 static struct key *key_alloc(enum key_kind kind)
@@ -227,6 +267,12 @@ void key_free(struct key *k)
         return;
     EVP_PKEY_free(k->pkey); /* OpenSSL clears private components */
     EVP_PKEY_free(k->pkey_ed);
+    free(k->sk_application);
+    if (k->sk_key_handle != NULL) {
+        /* Some authenticators wrap the private key in the handle: not a secret, but cleared. */
+        kw_memzero(k->sk_key_handle, k->sk_key_handle_len);
+        free(k->sk_key_handle);
+    }
     if (k->cert != NULL) {
         key_free(k->cert->ca);
         free(k->cert->principals);
@@ -852,7 +898,7 @@ static int put_public_fields(const struct kind_info *ki, const EVP_PKEY *pkey,
 
     if (ki->kind == KEY_MLDSA44_ED25519)
         return put_composite_public(pkey, pkey_ed, w);
-    if (ki->kind == KEY_ED25519) {
+    if (is_ed25519(ki->kind)) {
         len = ED25519_PK_LEN;
         if (EVP_PKEY_get_raw_public_key(pkey, buf, &len) != 1 || len != ED25519_PK_LEN)
             return KW_ERR_INTERNAL;
@@ -871,16 +917,21 @@ static int put_public_fields(const struct kind_info *ki, const EVP_PKEY *pkey,
     return w->error;
 }
 
-/* Builds the plain public blob of pkey into a fresh allocation. */
-static int plain_blob_of(const struct kind_info *ki, const EVP_PKEY *pkey, const EVP_PKEY *pkey_ed,
-                         uint8_t **out, size_t *outlen)
+/* Builds the plain public blob of k (its EVP_PKEY, a FIDO key's application) afresh. */
+static int plain_blob_of(const struct kind_info *ki, const struct key *k, uint8_t **out,
+                         size_t *outlen)
 {
     struct wire_writer w;
     int r;
 
     wire_writer_init(&w);
     wire_put_cstring(&w, ki->name);
-    if ((r = put_public_fields(ki, pkey, pkey_ed, &w)) == 0)
+    r = put_public_fields(ki, k->pkey, k->pkey_ed, &w);
+    if (r == 0 && kind_is_sk(ki->kind)) {
+        wire_put_cstring(&w, k->sk_application);
+        r = w.error;
+    }
+    if (r == 0)
         r = copy_out(wire_writer_view(&w), out, outlen);
     wire_writer_free(&w);
     return r;
@@ -906,12 +957,43 @@ static int read_ecdsa_fields(const struct kind_info *ki, struct wire_reader *r, 
     return pkey_ec(ki, q, d, out);
 }
 
+/* A FIDO key's application: a string without NUL, at most SK_APPLICATION_MAX bytes. */
+static int read_sk_application(struct wire_reader *r, char **out)
+{
+    struct wire_view app = wire_get_string(r);
+
+    if (r->error)
+        return r->error;
+    if (app.len == 0 || app.len > SK_APPLICATION_MAX || memchr(app.ptr, '\0', app.len) != NULL)
+        return KW_ERR_BAD_KEY;
+    if ((*out = malloc(app.len + 1)) == NULL)
+        return KW_ERR_ALLOC;
+    memcpy(*out, app.ptr, app.len);
+    (*out)[app.len] = '\0';
+    return 0;
+}
+
+static int read_public_fields_pkey(const struct kind_info *ki, struct wire_reader *r,
+                                   EVP_PKEY **out, EVP_PKEY **out_ed);
+
 /*
- * Reads the public fields of a key of kind ki from r into a public EVP_PKEY
- * (and *out_ed, the composite key's Ed25519 half).
+ * Reads the public fields of a key of kind ki from r into k: a public
+ * EVP_PKEY (and pkey_ed, the composite key's Ed25519 half), and a FIDO
+ * key's application.
  */
-static int read_public_fields(const struct kind_info *ki, struct wire_reader *r, EVP_PKEY **out,
-                              EVP_PKEY **out_ed)
+static int read_public_fields(const struct kind_info *ki, struct wire_reader *r, struct key *k)
+{
+    int err;
+
+    if ((err = read_public_fields_pkey(ki, r, &k->pkey, &k->pkey_ed)) != 0)
+        return err;
+    if (kind_is_sk(ki->kind))
+        return read_sk_application(r, &k->sk_application);
+    return 0;
+}
+
+static int read_public_fields_pkey(const struct kind_info *ki, struct wire_reader *r,
+                                   EVP_PKEY **out, EVP_PKEY **out_ed)
 {
     struct wire_view pk, e, n;
 
@@ -921,7 +1003,7 @@ static int read_public_fields(const struct kind_info *ki, struct wire_reader *r,
             return r->error;
         return read_composite_public(pk, out, out_ed);
     }
-    if (ki->kind == KEY_ED25519) {
+    if (is_ed25519(ki->kind)) {
         pk = wire_get_string(r);
         if (r->error)
             return r->error;
@@ -958,7 +1040,7 @@ static int parse_cert_body(const struct kind_info *ki, struct key *k, struct wir
         return KW_ERR_ALLOC;
     k->cert = cert;           /* freed with k on any error */
     (void)wire_get_string(r); /* nonce */
-    if ((err = read_public_fields(ki, r, &k->pkey, &k->pkey_ed)) != 0)
+    if ((err = read_public_fields(ki, r, k)) != 0)
         return err;
     (void)wire_get_u64(r); /* serial */
     cert->type = wire_get_u32(r);
@@ -987,7 +1069,7 @@ static int parse_cert_body(const struct kind_info *ki, struct key *k, struct wir
     if ((err = key_signature_algorithm(sig.ptr, sig.len, cert->sig_alg, sizeof(cert->sig_alg))) !=
         0)
         return err;
-    return plain_blob_of(ki, k->pkey, k->pkey_ed, &k->plain_blob, &k->plain_blob_len);
+    return plain_blob_of(ki, k, &k->plain_blob, &k->plain_blob_len);
 }
 
 static int parse_blob(const uint8_t *blob, size_t len, bool allow_cert, struct key **out)
@@ -1017,7 +1099,7 @@ static int parse_blob(const uint8_t *blob, size_t len, bool allow_cert, struct k
     k->is_cert = is_cert;
     if (is_cert) {
         err = parse_cert_body(ki, k, &r);
-    } else if ((err = read_public_fields(ki, &r, &k->pkey, &k->pkey_ed)) == 0) {
+    } else if ((err = read_public_fields(ki, &r, k)) == 0) {
         err = wire_reader_finish(&r);
     }
     if (err == 0)
@@ -1165,11 +1247,64 @@ static int read_private_rsa_cert(const struct key *cert, struct wire_reader *r, 
     return err;
 }
 
+/*
+ * A FIDO key's private fields (cert: its certificate, or NULL): the public
+ * fields (a certificate's Ed25519 form sends pk again; its ECDSA form
+ * nothing), then application, flags, key handle and reserved. A
+ * certificate's application must be its key's.
+ */
+static int read_private_sk(const struct kind_info *ki, const struct key *cert,
+                           struct wire_reader *r, struct key *k)
+{
+    struct wire_view pk, handle;
+    int err;
+
+    if (cert == NULL) {
+        if ((err = read_public_fields_pkey(ki, r, &k->pkey, &k->pkey_ed)) != 0)
+            return err;
+    } else {
+        if (is_ed25519(ki->kind)) {
+            pk = wire_get_string(r);
+            if (r->error)
+                return r->error;
+            if (pk.len != ED25519_PK_LEN)
+                return KW_ERR_BAD_KEY;
+        }
+        if (EVP_PKEY_up_ref(cert->pkey) != 1)
+            return KW_ERR_INTERNAL;
+        k->pkey = cert->pkey;
+    }
+    if ((err = read_sk_application(r, &k->sk_application)) != 0)
+        return err;
+    k->sk_flags = wire_get_u8(r);
+    handle = wire_get_string(r);
+    (void)wire_get_string(r); /* reserved */
+    if (r->error)
+        return r->error;
+    if (handle.len == 0 || handle.len > SK_KEY_HANDLE_MAX)
+        return KW_ERR_BAD_KEY;
+    if (cert != NULL && strcmp(cert->sk_application, k->sk_application) != 0)
+        return KW_ERR_BAD_KEY;
+    if (cert != NULL && is_ed25519(ki->kind)) {
+        uint8_t have[ED25519_PK_LEN];
+        size_t have_len = sizeof(have);
+
+        if (EVP_PKEY_get_raw_public_key(cert->pkey, have, &have_len) != 1 ||
+            have_len != ED25519_PK_LEN || memcmp(have, pk.ptr, ED25519_PK_LEN) != 0)
+            return KW_ERR_BAD_KEY;
+    }
+    return copy_out(handle, &k->sk_key_handle, &k->sk_key_handle_len);
+}
+
 /* The private fields of a key of kind ki; cert is its certificate, or NULL for a plain key. */
 static int read_private_fields(const struct kind_info *ki, const struct key *cert,
-                               struct wire_reader *r, EVP_PKEY **out, EVP_PKEY **out_ed)
+                               struct wire_reader *r, struct key *k)
 {
+    EVP_PKEY **out = &k->pkey, **out_ed = &k->pkey_ed;
     struct wire_view pk, sk;
+
+    if (kind_is_sk(ki->kind))
+        return read_private_sk(ki, cert, r, k);
 
     if (ki->kind == KEY_MLDSA44_ED25519) {
         /* string pk, string sk, in both forms (the certificate's sends pk again) */
@@ -1225,9 +1360,9 @@ int key_from_private(struct wire_reader *r, struct key **out)
     k->has_private = true;
     if (is_cert && (err = read_private_cert(ki, r, &cert)) != 0)
         goto out;
-    if ((err = read_private_fields(ki, cert, r, &k->pkey, &k->pkey_ed)) != 0)
+    if ((err = read_private_fields(ki, cert, r, k)) != 0)
         goto out;
-    if ((err = plain_blob_of(ki, k->pkey, k->pkey_ed, &k->plain_blob, &k->plain_blob_len)) != 0)
+    if ((err = plain_blob_of(ki, k, &k->plain_blob, &k->plain_blob_len)) != 0)
         goto out;
     if (!is_cert) {
         k->blob = k->plain_blob;
@@ -1260,6 +1395,16 @@ int key_private_serialize(const struct key *k, struct wire_writer *w)
     if (ki == NULL || !k->has_private || k->is_cert)
         return KW_ERR_KEY_TYPE;
     wire_put_cstring(w, ki->name);
+    if (kind_is_sk(ki->kind)) {
+        /* The public fields are the plain blob's after the name; then the FIDO fields. */
+        wire_reader_init(&r, k->plain_blob, k->plain_blob_len);
+        (void)wire_get_string(&r);
+        wire_put_bytes(w, r.data + r.pos, wire_remaining(&r));
+        wire_put_u8(w, k->sk_flags);
+        wire_put_string(w, k->sk_key_handle, k->sk_key_handle_len);
+        wire_put_u32(w, 0); /* reserved: empty */
+        return w->error;
+    }
     if (ki->kind == KEY_MLDSA44_ED25519)
         return put_composite_private(k, w);
     if (ki->kind == KEY_ED25519) {
@@ -1307,7 +1452,7 @@ int key_generate(enum key_kind kind, unsigned bits, struct key **out)
             key_free(k);
             return err;
         }
-    } else if (kind == KEY_ED25519)
+    } else if (is_ed25519(kind))
         k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     else if (is_ecdsa(kind))
         k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", ki->group);
@@ -1317,7 +1462,21 @@ int key_generate(enum key_kind kind, unsigned bits, struct key **out)
         key_free(k);
         return KW_ERR_INTERNAL;
     }
-    if ((err = plain_blob_of(ki, k->pkey, k->pkey_ed, &k->blob, &k->blob_len)) != 0) {
+    if (kind_is_sk(kind)) {
+        /*
+         * Tests and the probe only: a FIDO key whose handle no authenticator
+         * knows (random bytes), for the application "ssh:", touch required.
+         */
+        k->sk_flags = KEY_SK_USER_PRESENCE_REQD;
+        k->sk_key_handle_len = 32;
+        if ((k->sk_application = strdup("ssh:")) == NULL ||
+            (k->sk_key_handle = malloc(k->sk_key_handle_len)) == NULL ||
+            RAND_bytes(k->sk_key_handle, (int)k->sk_key_handle_len) != 1) {
+            key_free(k);
+            return KW_ERR_ALLOC;
+        }
+    }
+    if ((err = plain_blob_of(ki, k, &k->blob, &k->blob_len)) != 0) {
         key_free(k);
         return err;
     }
@@ -1416,7 +1575,8 @@ int key_sign(const struct key *k, const uint8_t *data, size_t len, uint32_t flag
     const char *alg, *md;
     int r;
 
-    if (ki == NULL || !k->has_private)
+    /* A FIDO key's private key is in its authenticator: the agent asks a helper. */
+    if (ki == NULL || !k->has_private || kind_is_sk(k->kind))
         return KW_ERR_KEY_TYPE;
     if (k->kind == KEY_MLDSA44_ED25519)
         return composite_sign(k, data, len, w);
@@ -1549,6 +1709,49 @@ static int verify_rsa(const struct key *k, struct wire_view alg, struct wire_vie
     return err;
 }
 
+int key_sk_signed_message(const char *application, uint8_t flags, uint32_t counter,
+                          const uint8_t *data, size_t len, uint8_t out[KEY_SK_SIGNED_LEN])
+{
+    unsigned int n = 32;
+
+    if (EVP_Digest(application, strlen(application), out, &n, EVP_sha256(), NULL) != 1)
+        return KW_ERR_INTERNAL;
+    out[32] = flags;
+    wire_poke_u32(out + 33, counter);
+    n = 32;
+    if (EVP_Digest(data, len, out + 37, &n, EVP_sha256(), NULL) != 1)
+        return KW_ERR_INTERNAL;
+    return 0;
+}
+
+/* A FIDO key's signature: string alg, string sig, uint8 flags, uint32 counter. */
+static int verify_sk(const struct key *k, const struct kind_info *ki, const uint8_t *sigblob,
+                     size_t siglen, const uint8_t *data, size_t len)
+{
+    uint8_t msg[KEY_SK_SIGNED_LEN];
+    struct wire_reader r;
+    struct wire_view alg, sig;
+    uint8_t flags;
+    uint32_t counter;
+    int err;
+
+    wire_reader_init(&r, sigblob, siglen);
+    alg = wire_get_string(&r);
+    sig = wire_get_string(&r);
+    flags = wire_get_u8(&r);
+    counter = wire_get_u32(&r);
+    if (wire_reader_finish(&r) != 0 || !wire_view_eq_str(alg, ki->name))
+        return KW_ERR_BAD_SIG;
+    if ((err = key_sk_signed_message(k->sk_application, flags, counter, data, len, msg)) != 0)
+        return err;
+    if (is_ed25519(k->kind)) {
+        if (sig.len != ED25519_SIG_LEN)
+            return KW_ERR_BAD_SIG;
+        return raw_verify(k->pkey, NULL, sig.ptr, sig.len, msg, sizeof(msg));
+    }
+    return verify_ecdsa(k, sig, msg, sizeof(msg));
+}
+
 int key_verify(const struct key *k, const uint8_t *sigblob, size_t siglen, const uint8_t *data,
                size_t len)
 {
@@ -1558,6 +1761,8 @@ int key_verify(const struct key *k, const uint8_t *sigblob, size_t siglen, const
 
     if (ki == NULL)
         return KW_ERR_KEY_TYPE;
+    if (kind_is_sk(k->kind))
+        return verify_sk(k, ki, sigblob, siglen, data, len);
     wire_reader_init(&r, sigblob, siglen);
     alg = wire_get_string(&r);
     sig = wire_get_string(&r);
@@ -1626,10 +1831,16 @@ bool key_algorithm_matches(const struct key *k, struct wire_view alg)
 
 bool key_ca_sig_alg_allowed(const char *alg)
 {
-    /* OpenSSH's SSH_ALLOWED_CA_SIGALGS, less the FIDO types keyward does not support. */
-    static const char *const allowed[] = {
-        "ssh-ed25519",  "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-        "rsa-sha2-512", "rsa-sha2-256",        COMPOSITE_NAME};
+    /* OpenSSH's SSH_ALLOWED_CA_SIGALGS. */
+    static const char *const allowed[] = {"ssh-ed25519",
+                                          "ecdsa-sha2-nistp256",
+                                          "ecdsa-sha2-nistp384",
+                                          "ecdsa-sha2-nistp521",
+                                          "sk-ssh-ed25519@openssh.com",
+                                          "sk-ecdsa-sha2-nistp256@openssh.com",
+                                          "rsa-sha2-512",
+                                          "rsa-sha2-256",
+                                          COMPOSITE_NAME};
     size_t i;
 
     for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)

@@ -37,7 +37,19 @@ enum key_kind {
      * with KW_ERR_NO_SUPPORT (key_unsupported_why()).
      */
     KEY_MLDSA44_ED25519,
+    /*
+     * FIDO authenticator keys (OpenSSH's PROTOCOL.u2f): the public key is an
+     * Ed25519 or P-256 key plus the application string; the private part is
+     * a key handle only the authenticator can use, so key_sign() refuses
+     * them and the agent asks a provider helper instead (docs/providers.md).
+     */
+    KEY_SK_ED25519,
+    KEY_SK_ECDSA_P256,
 };
+
+/* The flags of a FIDO key and of its signatures (PROTOCOL.u2f). */
+#define KEY_SK_USER_PRESENCE_REQD     0x01
+#define KEY_SK_USER_VERIFICATION_REQD 0x04
 
 /* OpenSSH's limits on RSA modulus size. */
 #define KEY_RSA_MIN_BITS 1024
@@ -73,6 +85,15 @@ struct key {
     uint8_t *plain_blob; /* the plain public key blob (== blob unless is_cert) */
     size_t plain_blob_len;
     struct key_cert *cert; /* set when is_cert */
+    /*
+     * FIDO keys (key_is_sk()): the application ("ssh:" by default), part of
+     * the public key; and, from ADD_IDENTITY only, the key's flags and the
+     * authenticator's key handle (cleared when the key is freed).
+     */
+    char *sk_application;
+    uint8_t sk_flags;
+    uint8_t *sk_key_handle;
+    size_t sk_key_handle_len;
     /*
      * References: a key being used by a signing job stays alive if it is
      * removed meanwhile. Only the event loop thread takes or drops them.
@@ -190,6 +211,18 @@ bool key_kind_supported(enum key_kind kind);
  * the key type, what it needs and the libcrypto this build uses.
  */
 const char *key_unsupported_why(void);
+
+/* True for the FIDO kinds (sk-ssh-ed25519@openssh.com, sk-ecdsa-sha2-nistp256@openssh.com). */
+bool key_is_sk(const struct key *k);
+
+/*
+ * The message a FIDO key's signature covers (PROTOCOL.u2f): SHA-256 of the
+ * application, the signature's flags, its counter (big-endian) and SHA-256
+ * of data. out must hold KEY_SK_SIGNED_LEN bytes.
+ */
+#define KEY_SK_SIGNED_LEN 69
+int key_sk_signed_message(const char *application, uint8_t flags, uint32_t counter,
+                          const uint8_t *data, size_t len, uint8_t out[KEY_SK_SIGNED_LEN]);
 
 /* Takes another reference; key_free() drops one and frees on the last. */
 struct key *key_ref(struct key *k);

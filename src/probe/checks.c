@@ -834,6 +834,50 @@ static int check_smartcard_missing(const struct probe_options *opt, struct probe
     return err;
 }
 
+/*
+ * A FIDO key (sk-ssh-ed25519@openssh.com, made here: a random key handle
+ * no authenticator knows) added with an sk-provider@openssh.com constraint
+ * naming a library that does not exist: OpenSSH's agent refuses it (its
+ * realpath fails), and so must any agent, with the connection kept. An
+ * agent that took it would hold a key nothing can sign with; modifies, so
+ * --no-modify skips it.
+ */
+static int check_sk_missing_provider(const struct probe_options *opt, struct probe_result *res)
+{
+    struct wire_writer body;
+    struct key *k = NULL;
+    uint8_t rnd[8];
+    char path[96];
+    size_t i;
+    int err;
+
+    wire_writer_init(&body);
+    if ((err = random_bytes(rnd, sizeof(rnd))) != 0 ||
+        (err = key_generate(KEY_SK_ED25519, 0, &k)) != 0)
+        goto out;
+    snprintf(path, sizeof(path), "/nonexistent-keyward-probe/");
+    for (i = 0; i < sizeof(rnd); i++)
+        text_add(path, sizeof(path), "%02x", rnd[i]);
+    text_add(path, sizeof(path), ".so");
+    wire_put_u8(&body, SSH_AGENTC_ADD_ID_CONSTRAINED);
+    if ((err = key_private_serialize(k, &body)) != 0)
+        goto out;
+    wire_put_cstring(&body, PROBE_KEY_COMMENT);
+    wire_put_u8(&body, SSH_AGENT_CONSTRAIN_EXTENSION);
+    wire_put_cstring(&body, "sk-provider@openssh.com");
+    wire_put_cstring(&body, path);
+    err =
+        expect_plain_failure(opt, "ADD_ID_CONSTRAINED of a FIDO key whose provider does not exist",
+                             &body, "a FIDO key added with a missing provider",
+                             "a client whose FIDO middleware is missing or mistyped loses the "
+                             "agent",
+                             res);
+out:
+    key_free(k);
+    wire_writer_free(&body);
+    return err;
+}
+
 static int check_empty_message(const struct probe_options *opt, struct probe_result *res)
 {
     struct wire_writer body;
@@ -1823,6 +1867,9 @@ const struct probe_check probe_checks[] = {
     {"smartcard-missing-module",
      "ADD_SMARTCARD_KEY of a module that does not exist gets a failure, connection lives", false,
      false, check_smartcard_missing},
+    {"sk-missing-provider",
+     "a FIDO key added with a provider that does not exist gets a failure, connection lives", true,
+     false, check_sk_missing_provider},
     {"empty-message", "a zero-length message gets SSH_AGENT_FAILURE (5), connection lives", false,
      false, check_empty_message},
     {"query", "the query extension lists extension names (29), or is refused cleanly", false, false,

@@ -26,6 +26,15 @@ int helper_request_decode(const uint8_t *msg, size_t len, struct helper_request 
         req->data = wire_get_string(&r);
         req->flags = wire_get_u32(&r);
         break;
+    case HELPER_SK_SIGN:
+        req->module = wire_get_string(&r);
+        req->alg = wire_get_u32(&r);
+        req->application = wire_get_string(&r);
+        req->key_handle = wire_get_string(&r);
+        req->flags = wire_get_u8(&r);
+        req->data = wire_get_string(&r);
+        req->pin = wire_get_string(&r);
+        break;
     default:
         return KW_ERR_KEY_TYPE;
     }
@@ -91,6 +100,20 @@ void helper_put_sign(struct wire_writer *w, const uint8_t *blob, size_t blob_len
     wire_put_string(w, blob, blob_len);
     wire_put_string(w, data, data_len);
     wire_put_u32(w, flags);
+}
+
+void helper_put_sk_sign(struct wire_writer *w, const char *provider, uint32_t alg,
+                        const char *application, const uint8_t *key_handle, size_t key_handle_len,
+                        uint8_t flags, const uint8_t *data, size_t data_len)
+{
+    wire_put_u8(w, HELPER_SK_SIGN);
+    wire_put_cstring(w, provider);
+    wire_put_u32(w, alg);
+    wire_put_cstring(w, application);
+    wire_put_string(w, key_handle, key_handle_len);
+    wire_put_u8(w, flags);
+    wire_put_string(w, data, data_len);
+    wire_put_u32(w, 0); /* an empty PIN: keyward has no way to ask for one yet */
 }
 
 void helper_put_signature(struct wire_writer *w, const uint8_t *sig, size_t sig_len)

@@ -23,16 +23,30 @@ enum helper_msg {
     HELPER_SIGN = 3,      /* agent -> helper: string blob, string data, uint32 flags */
     HELPER_SIGNATURE = 4, /* helper -> agent: string SSH signature blob */
     HELPER_FAIL = 5,      /* helper -> agent: string reason */
+    /*
+     * agent -> keyward-sk-helper: string provider ("internal" or a
+     * middleware path), uint32 alg (HELPER_SK_ALG_*), string application,
+     * string key handle, uint8 flags, string data, string PIN. Answered by
+     * SIGNATURE (the whole SSH signature) or FAIL.
+     */
+    HELPER_SK_SIGN = 6,
 };
 
-/* A request the helper takes: LOAD or SIGN. */
+/* The middleware interface's algorithm numbers (OpenSSH's sk-api.h). */
+#define HELPER_SK_ALG_ECDSA_P256 0
+#define HELPER_SK_ALG_ED25519    1
+
+/* A request a helper takes: LOAD or SIGN (PKCS#11), SK_SIGN (FIDO). */
 struct helper_request {
     uint8_t type;
-    struct wire_view module; /* LOAD */
-    struct wire_view pin;    /* LOAD */
-    struct wire_view blob;   /* SIGN */
-    struct wire_view data;   /* SIGN */
-    uint32_t flags;          /* SIGN */
+    struct wire_view module;      /* LOAD; SK_SIGN: the provider */
+    struct wire_view pin;         /* LOAD, SK_SIGN */
+    struct wire_view blob;        /* SIGN */
+    struct wire_view data;        /* SIGN, SK_SIGN */
+    uint32_t flags;               /* SIGN; SK_SIGN: the key's flags (a byte) */
+    uint32_t alg;                 /* SK_SIGN */
+    struct wire_view application; /* SK_SIGN */
+    struct wire_view key_handle;  /* SK_SIGN */
 };
 
 /*
@@ -68,6 +82,9 @@ int helper_keys_next(struct wire_reader *r, struct wire_view *blob, struct wire_
 void helper_put_load(struct wire_writer *w, const char *module, const void *pin, size_t pin_len);
 void helper_put_sign(struct wire_writer *w, const uint8_t *blob, size_t blob_len,
                      const uint8_t *data, size_t data_len, uint32_t flags);
+void helper_put_sk_sign(struct wire_writer *w, const char *provider, uint32_t alg,
+                        const char *application, const uint8_t *key_handle, size_t key_handle_len,
+                        uint8_t flags, const uint8_t *data, size_t data_len);
 void helper_put_signature(struct wire_writer *w, const uint8_t *sig, size_t sig_len);
 void helper_put_fail(struct wire_writer *w, const char *reason);
 /* KEYS: helper_put_keys_begin(w, n), then n helper_put_key(). */

@@ -42,8 +42,11 @@ struct provider_host {
     struct frame_conn fc;
     uv_timer_t timer; /* the oldest request's deadline, then the kill after a stop */
     struct host_request *head, *tail;
-    char path[256]; /* the module, for log lines */
-    int handles;    /* open: the process, the connection, the timer */
+    char path[256];      /* the module or FIDO provider, for log lines */
+    const char *kind;    /* "PKCS#11 helper" or "FIDO helper", for log lines */
+    unsigned timeout_ms; /* how long it has for one answer */
+    bool oneshot;        /* a FIDO helper: one signature, then it is stopped */
+    int handles;         /* open: the process, the connection, the timer */
     bool spawned;
     bool exited;
     bool dead;     /* no more requests: it failed, or was told to stop */
@@ -180,7 +183,7 @@ static void host_fail(struct provider_host *h, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    log_info("PKCS#11 helper for %s: %s", h->path, why);
+    log_info("%s for %s: %s", h->kind, h->path, why);
     host_stop(h, why, true, true);
 }
 
@@ -192,9 +195,9 @@ static void on_exit_cb(uv_process_t *proc, int64_t status, int term_signal)
     uv_close((uv_handle_t *)&h->proc, on_handle_closed);
     /* Stopped already (its connection ended first, or it was told to): say how it ended. */
     if (h->dead && term_signal != 0 && term_signal != SIGKILL)
-        log_info("PKCS#11 helper for %s was killed by signal %d", h->path, term_signal);
+        log_info("%s for %s was killed by signal %d", h->kind, h->path, term_signal);
     else if (h->dead && status != 0)
-        log_info("PKCS#11 helper for %s exited with status %lld", h->path, (long long)status);
+        log_info("%s for %s exited with status %lld", h->kind, h->path, (long long)status);
     if (term_signal != 0)
         host_fail(h, "its helper was killed by signal %d", term_signal);
     else
@@ -209,24 +212,29 @@ static void on_timeout(uv_timer_t *t)
 {
     struct provider_host *h = t->data;
 
-    host_fail(h, "no answer from its helper within %d s", PROVIDER_HOST_TIMEOUT_MS / 1000);
+    host_fail(h, "no answer from its helper within %u s", h->timeout_ms / 1000);
 }
 
 static void arm_timer(struct provider_host *h)
 {
     if (h->head != NULL)
-        uv_timer_start(&h->timer, on_timeout, PROVIDER_HOST_TIMEOUT_MS, 0);
+        uv_timer_start(&h->timer, on_timeout, h->timeout_ms, 0);
     else
         uv_timer_stop(&h->timer);
 }
 
 /* A FAIL's reason, made safe for a log line. */
-static void fail_reason(struct wire_view reason, char *buf, size_t size)
+static void fail_reason(const struct provider_host *h, struct wire_view reason, char *buf,
+                        size_t size)
 {
     char safe[160];
 
-    snprintf(buf, size, "the module's helper failed: %s",
-             log_sanitize(reason.ptr, reason.len, safe, sizeof(safe)));
+    if (h->oneshot)
+        snprintf(buf, size, "FIDO provider %.60s failed: %s", h->path,
+                 log_sanitize(reason.ptr, reason.len, safe, sizeof(safe)));
+    else
+        snprintf(buf, size, "the module's helper failed: %s",
+                 log_sanitize(reason.ptr, reason.len, safe, sizeof(safe)));
 }
 
 /* Takes the oldest request off the queue. */
@@ -238,6 +246,14 @@ static struct host_request *pop_request(struct provider_host *h)
     if (h->head == NULL)
         h->tail = NULL;
     return rq;
+}
+
+/* A FIDO helper has answered its one request: it is told to stop (its input closed). */
+static void oneshot_done(struct provider_host *h)
+{
+    host_stop(h, "its signature is done", false, false);
+    h->released = true; /* nobody else ever held it */
+    host_maybe_free(h);
 }
 
 /* One answer, for the oldest request. Returns false if the helper is to be dropped. */
@@ -257,7 +273,7 @@ static bool handle_answer(struct provider_host *h, const uint8_t *msg, size_t le
     }
     if (rep.type == HELPER_FAIL && rq->load != NULL) {
         pop_request(h);
-        fail_reason(rep.reason, rq->load->why, sizeof(rq->load->why));
+        fail_reason(h, rep.reason, rq->load->why, sizeof(rq->load->why));
         rq->load->run_err = KW_ERR_DENIED;
         rq->load->host = NULL;
         rq->done(rq->arg);
@@ -270,10 +286,14 @@ static bool handle_answer(struct provider_host *h, const uint8_t *msg, size_t le
     }
     if (rep.type == HELPER_FAIL) {
         pop_request(h);
-        fail_reason(rep.reason, rq->sign->provider_why, sizeof(rq->sign->provider_why));
+        fail_reason(h, rep.reason, rq->sign->provider_why, sizeof(rq->sign->provider_why));
         rq->sign->run_err = KW_ERR_DENIED;
         rq->done(rq->arg);
         free(rq);
+        if (h->oneshot) {
+            oneshot_done(h);
+            return false;
+        }
         arm_timer(h);
         return true;
     }
@@ -306,6 +326,10 @@ static bool handle_answer(struct provider_host *h, const uint8_t *msg, size_t le
             rq->sign->run_err = KW_ERR_ALLOC;
         rq->done(rq->arg);
         free(rq);
+        if (h->oneshot) {
+            oneshot_done(h);
+            return false;
+        }
         arm_timer(h);
         return true;
     }
@@ -380,17 +404,24 @@ static void host_request(struct provider_host *h, struct host_request *rq,
         arm_timer(h);
 }
 
-static struct provider_host *host_spawn(struct provider_hosts *hs, const char *module, char *why,
-                                        size_t whysize)
+/*
+ * Starts a helper: program with one bidirectional stream as its standard
+ * input. fido: keyward-sk-helper, for one signature (oneshot) with the
+ * touch timeout; else keyward-pkcs11-helper for a module.
+ */
+static struct provider_host *host_spawn(struct provider_hosts *hs, bool fido, const char *module,
+                                        char *why, size_t whysize)
 {
+    const char *program = fido ? hs->sk_helper_path : hs->helper_path;
     uv_process_options_t opts;
     uv_stdio_container_t stdio[3];
     struct provider_host *h;
     char *args[2];
     int r;
 
-    if (hs->helper_path == NULL) {
-        snprintf(why, whysize, "keyward-pkcs11-helper is not installed");
+    if (program == NULL) {
+        snprintf(why, whysize, "%s is not installed",
+                 fido ? "keyward-sk-helper" : "keyward-pkcs11-helper");
         return NULL;
     }
     if ((h = calloc(1, sizeof(*h))) == NULL) {
@@ -398,6 +429,9 @@ static struct provider_host *host_spawn(struct provider_hosts *hs, const char *m
         return NULL;
     }
     h->hosts = hs;
+    h->kind = fido ? "FIDO helper" : "PKCS#11 helper";
+    h->oneshot = fido;
+    h->timeout_ms = fido ? PROVIDER_HOST_SK_TIMEOUT_MS : PROVIDER_HOST_TIMEOUT_MS;
     snprintf(h->path, sizeof(h->path), "%s", module);
     if (frame_conn_init(hs->loop, &h->fc, &host_callbacks, h) != 0) {
         free(h);
@@ -412,7 +446,7 @@ static struct provider_host *host_spawn(struct provider_hosts *hs, const char *m
     hs->list = h;
 
     memset(&opts, 0, sizeof(opts));
-    args[0] = (char *)hs->helper_path;
+    args[0] = (char *)program;
     args[1] = NULL;
     /* One bidirectional stream as its standard input: requests in, answers out. */
     stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE;
@@ -420,7 +454,8 @@ static struct provider_host *host_spawn(struct provider_hosts *hs, const char *m
     stdio[1].flags = UV_IGNORE;
     stdio[2].flags = UV_INHERIT_FD; /* its log lines go where ours go */
     stdio[2].data.fd = 2;
-    opts.file = hs->helper_path;
+    /* The environment is the agent's: a middleware reads its own settings from it. */
+    opts.file = program;
     opts.args = args;
     opts.stdio = stdio;
     opts.stdio_count = 3;
@@ -429,7 +464,7 @@ static struct provider_host *host_spawn(struct provider_hosts *hs, const char *m
     r = uv_spawn(hs->loop, &h->proc, &opts);
     h->handles++; /* a failed spawn's handle must be closed too */
     if (r != 0) {
-        snprintf(why, whysize, "cannot start %s: %s", hs->helper_path, uv_strerror(r));
+        snprintf(why, whysize, "cannot start %s: %s", program, uv_strerror(r));
         h->exited = true;
         uv_close((uv_handle_t *)&h->proc, on_handle_closed);
         host_stop(h, why, false, false);
@@ -439,7 +474,7 @@ static struct provider_host *host_spawn(struct provider_hosts *hs, const char *m
     }
     h->spawned = true;
     (void)frame_conn_read(&h->fc, FRAME_READ_ON);
-    log_debug("PKCS#11 helper for %s started (pid %d)", module, h->proc.pid);
+    log_debug("%s for %s started (pid %d)", h->kind, module, h->proc.pid);
     return h;
 }
 
@@ -459,7 +494,7 @@ void provider_host_load(struct provider_hosts *hs, struct agent_provider_job *pj
     rq->load = pj;
     rq->done = done;
     rq->arg = arg;
-    if ((h = host_spawn(hs, pj->path, pj->why, sizeof(pj->why))) == NULL) {
+    if ((h = host_spawn(hs, false, pj->path, pj->why, sizeof(pj->why))) == NULL) {
         kw_memzero(pj->pin, pj->pin_len);
         pj->run_err = KW_ERR_SYSTEM;
         free(rq);
@@ -474,13 +509,36 @@ void provider_host_load(struct provider_hosts *hs, struct agent_provider_job *pj
     wire_writer_free(&msg); /* cleared */
 }
 
+/* A FIDO key's signature: a keyward-sk-helper of its own, told which provider to use. */
+static void sk_sign(struct provider_hosts *hs, struct agent_sign_job *sj, struct host_request *rq)
+{
+    const struct key *k = sj->key;
+    struct provider_host *h;
+    struct wire_writer msg;
+
+    if ((h = host_spawn(hs, true, sj->sk_provider, sj->provider_why, sizeof(sj->provider_why))) ==
+        NULL) {
+        log_info("FIDO helper for %s: %s", sj->sk_provider, sj->provider_why);
+        sj->run_err = KW_ERR_SYSTEM;
+        rq->done(rq->arg);
+        free(rq);
+        return;
+    }
+    wire_writer_init(&msg);
+    helper_put_sk_sign(&msg, sj->sk_provider,
+                       k->kind == KEY_SK_ED25519 ? HELPER_SK_ALG_ED25519 : HELPER_SK_ALG_ECDSA_P256,
+                       k->sk_application, k->sk_key_handle, k->sk_key_handle_len, k->sk_flags,
+                       sj->data, sj->data_len);
+    host_request(h, rq, &msg);
+    wire_writer_free(&msg);
+}
+
 void provider_host_sign(struct provider_hosts *hs, struct agent_sign_job *sj,
                         provider_host_done_cb done, void *arg)
 {
     struct host_request *rq = calloc(1, sizeof(*rq));
     struct wire_writer msg;
 
-    (void)hs;
     if (rq == NULL) {
         sj->run_err = KW_ERR_ALLOC;
         done(arg);
@@ -489,6 +547,10 @@ void provider_host_sign(struct provider_hosts *hs, struct agent_sign_job *sj,
     rq->sign = sj;
     rq->done = done;
     rq->arg = arg;
+    if (sj->sk_provider != NULL) {
+        sk_sign(hs, sj, rq);
+        return;
+    }
     wire_writer_init(&msg);
     helper_put_sign(&msg, sj->key->plain_blob, sj->key->plain_blob_len, sj->data, sj->data_len,
                     sj->flags);
@@ -503,7 +565,7 @@ void provider_host_release(void *hosts, void *host)
     (void)hosts;
     if (h == NULL)
         return;
-    log_debug("PKCS#11 helper for %s: stopping", h->path);
+    log_debug("%s for %s: stopping", h->kind, h->path);
     host_stop(h, "the module was removed", false, false);
     h->released = true;
     host_maybe_free(h);

@@ -3,7 +3,8 @@
  * (docs/providers.md). One helper per loaded module; the agent core decides
  * (src/agent/provider.h) and this file runs them: it starts a helper,
  * talks to it over the shared framed-connection module, answers the jobs
- * that need it, and stops it.
+ * that need it, and stops it. FIDO keys' signatures go the same way, to a
+ * keyward-sk-helper started for each signature (as OpenSSH's ssh-sk-helper).
  *
  * A helper that exits, closes its end, answers garbage or does not answer
  * within PROVIDER_HOST_TIMEOUT_MS is killed: every request waiting for it
@@ -22,6 +23,12 @@
 
 /* How long a helper has for one answer: a LOAD (login) or a signature. */
 #define PROVIDER_HOST_TIMEOUT_MS 30000
+/*
+ * How long a FIDO helper has for its signature, which waits for a touch:
+ * 60 s, as long as OpenSSH's ssh-sk-helper is given in practice (libfido2's
+ * own wait), so that a user is not cut short.
+ */
+#define PROVIDER_HOST_SK_TIMEOUT_MS 60000
 /* How long a helper told to stop (its input closed) has before SIGKILL. */
 #define PROVIDER_HOST_KILL_MS 2000
 
@@ -35,6 +42,8 @@ struct provider_hosts {
     uv_loop_t *loop;
     /* The helper program; NULL: loading modules fails with a clear reason. */
     const char *helper_path;
+    /* keyward-sk-helper, for FIDO keys' signatures (one per signature); NULL: they fail. */
+    const char *sk_helper_path;
     struct provider_host *list; /* every helper whose memory is still in use */
     /* A helper the agent may hold died: tell the agent (agent_provider_lost()). */
     void (*lost)(void *ctx, void *host, const char *why);
@@ -59,7 +68,9 @@ void provider_host_load(struct provider_hosts *hs, struct agent_provider_job *pj
 
 /*
  * AGENT_JOB_PROVIDER_SIGN: asks sj->host for a signature with sj->key over
- * sj->data. done(arg) once sj->sig holds it, or run_err and provider_why
+ * sj->data; for a FIDO key (sj->sk_provider set) a keyward-sk-helper of its
+ * own, stopped once it has answered, killed after
+ * PROVIDER_HOST_SK_TIMEOUT_MS. done(arg) once sj->sig holds it, or run_err and provider_why
  * say why not. done may come before this returns.
  */
 void provider_host_sign(struct provider_hosts *hs, struct agent_sign_job *sj,

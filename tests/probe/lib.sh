@@ -204,6 +204,7 @@ pt_expect_openssh_table() {
         unknown-message=pass \
         unknown-extension=pass \
         smartcard-missing-module=pass \
+        sk-missing-provider=$modifying \
         empty-message=fail \
         query=unsupported \
         extension-reply-framing=pass \

@@ -28,6 +28,7 @@ pt_expect_table \
     unknown-message=pass \
     unknown-extension=pass \
     smartcard-missing-module=pass \
+    sk-missing-provider=pass \
     empty-message=pass \
     query=unsupported \
     extension-reply-framing=pass \

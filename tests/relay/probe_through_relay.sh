@@ -68,7 +68,7 @@ if [ "$KIND" = keyward ]; then
     pt_expect_verdict rebind-keeps-connection pass "refused with 28 (EXTENSION_FAILURE)"
     pt_expect_verdict query pass "session-bind@openssh.com"
     pt_expect_verdict oversized-frame pass "the connection was closed; a new connection was served"
-    pt_expect_output '"summary": {"pass": 16, "fail": 0, "unsupported": 0, "skipped": 0, "error": 0}'
+    pt_expect_output '"summary": {"pass": 17, "fail": 0, "unsupported": 0, "skipped": 0, "error": 0}'
     # shellcheck disable=SC2046
     pt_expect_table $(pt_all_checks | sed 's/$/=pass/')
     pt_expect_user_key_only

@@ -15,6 +15,8 @@
 #endif
 
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "agent/agent.h"
@@ -1509,6 +1511,193 @@ out:
     agent_conn_cleanup(&remote);
 }
 
+/* The sk-provider@openssh.com constraint naming provider. */
+static size_t sk_provider_constraint(uint8_t *buf, size_t size, const char *provider)
+{
+    struct wire_writer w;
+    size_t n;
+
+    wire_writer_init(&w);
+    wire_put_u8(&w, SSH_AGENT_CONSTRAIN_EXTENSION);
+    wire_put_cstring(&w, "sk-provider@openssh.com");
+    wire_put_cstring(&w, provider);
+    n = w.len <= size ? w.len : 0;
+    memcpy(buf, w.buf, n);
+    wire_writer_free(&w);
+    return n;
+}
+
+/*
+ * What an authenticator answers, made here with libcrypto from the test
+ * key's own private half: the signature over key_sk_signed_message().
+ */
+static void sk_answer(const struct key *k, const uint8_t *data, size_t len, uint32_t counter,
+                      struct wire_writer *sig)
+{
+    uint8_t msg[KEY_SK_SIGNED_LEN], raw[128];
+    size_t rawlen = sizeof(raw), mark;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    const BIGNUM *br, *bs;
+    const uint8_t *p = raw;
+    ECDSA_SIG *es;
+    uint8_t rb[32], sb[32];
+
+    CHECK_EQ(key_sk_signed_message(k->sk_application, 0x01, counter, data, len, msg), 0);
+    CHECK(EVP_DigestSignInit_ex(ctx, NULL, k->kind == KEY_SK_ED25519 ? NULL : "SHA256", NULL, NULL,
+                                k->pkey, NULL) == 1);
+    CHECK(EVP_DigestSign(ctx, raw, &rawlen, msg, sizeof(msg)) == 1);
+    EVP_MD_CTX_free(ctx);
+    wire_put_cstring(sig, key_type_name(k));
+    if (k->kind == KEY_SK_ED25519) {
+        wire_put_string(sig, raw, rawlen);
+    } else {
+        es = d2i_ECDSA_SIG(NULL, &p, (long)rawlen);
+        CHECK(es != NULL);
+        ECDSA_SIG_get0(es, &br, &bs);
+        BN_bn2bin(br, rb);
+        BN_bn2bin(bs, sb);
+        mark = wire_begin_string(sig);
+        wire_put_mpint_unsigned(sig, rb, (size_t)BN_num_bytes(br));
+        wire_put_mpint_unsigned(sig, sb, (size_t)BN_num_bytes(bs));
+        wire_end_string(sig, mark);
+        ECDSA_SIG_free(es);
+    }
+    wire_put_u8(sig, 0x01);
+    wire_put_u32(sig, counter);
+}
+
+static void test_fido_keys(void)
+{
+    static const uint8_t data[] = "a web site's challenge, say";
+    static const uint8_t sshsig[] = "SSHSIG and the rest of a message";
+    struct agent_conn c, remote;
+    struct agent_reply reply;
+    struct agent_sign_job *sj;
+    struct key *sk[2] = {NULL, NULL}, *plain = NULL;
+    struct identity *id;
+    uint8_t cons[600], type, sid[32];
+    char provider[4096], pattern[4200], logbuf[8192];
+    size_t n, i;
+    FILE *f;
+
+    agent_conn_init(&c, 50);
+    agent_conn_init(&remote, 51);
+    agent_reply_init(&reply);
+    CHECK_EQ(key_generate(KEY_SK_ED25519, 0, &sk[0]), 0);
+    CHECK_EQ(key_generate(KEY_SK_ECDSA_P256, 0, &sk[1]), 0);
+    CHECK_EQ(key_generate(KEY_ED25519, 0, &plain), 0);
+    if (sk[0] == NULL || sk[1] == NULL || plain == NULL)
+        goto out;
+    CHECK_STR(key_short_name(sk[0]), "ED25519-SK");
+    CHECK_STR(key_type_name(sk[1]), "sk-ecdsa-sha2-nistp256@openssh.com");
+    f = fopen("test_agent_sk.tmp", "w");
+    CHECK(f != NULL);
+    if (f != NULL)
+        fclose(f);
+    CHECK_EQ(kw_canonical_path("test_agent_sk.tmp", provider, sizeof(provider)), 0);
+    snprintf(pattern, sizeof(pattern), "/no/such/dir/*,%s", provider);
+    ag.providers.allowed = pattern;
+
+    /* Refusals at ADD, each a failure with a log line. */
+    n = sk_provider_constraint(cons, sizeof(cons), "/no/such/provider.so");
+    capture_begin();
+    CHECK_EQ(add_key(&c, sk[0], "sk", cons, n), SSH_AGENT_FAILURE);
+    CHECK(strstr(capture_end(logbuf, sizeof(logbuf)), "No such file or directory") != NULL);
+    ag.providers.allowed = PROVIDER_DEFAULT_ALLOWED;
+    n = sk_provider_constraint(cons, sizeof(cons), "test_agent_sk.tmp");
+    capture_begin();
+    CHECK_EQ(add_key(&c, sk[0], "sk", cons, n), SSH_AGENT_FAILURE);
+    CHECK(strstr(capture_end(logbuf, sizeof(logbuf)), "allow-list (keyward-agent -P)") != NULL);
+    ag.providers.allowed = pattern;
+    CHECK_EQ(add_key(&c, plain, "plain", cons, n), SSH_AGENT_FAILURE); /* not a FIDO key */
+    random_sid(sid);
+    CHECK_EQ(session_bind(&remote, plain, sid, sizeof(sid), true, false), SSH_AGENT_SUCCESS);
+    CHECK_EQ(add_key(&remote, sk[0], "sk", cons, n), SSH_AGENT_FAILURE);
+    CHECK_EQ(list_count(&c), 0);
+
+    /* Added: from a forwarded connection only for "internal"; here with the library. */
+    n = sk_provider_constraint(cons, sizeof(cons), "internal");
+    CHECK_EQ(add_key(&remote, sk[0], "sk", cons, n), SSH_AGENT_SUCCESS);
+    id = keystore_find(&ag.keys, sk[0]->blob, sk[0]->blob_len);
+    CHECK(id != NULL && id->sk_provider != NULL && strcmp(id->sk_provider, "internal") == 0);
+    CHECK_EQ(add_key(&c, sk[1], "no constraint", NULL, 0), SSH_AGENT_SUCCESS);
+    id = keystore_find(&ag.keys, sk[1]->blob, sk[1]->blob_len);
+    CHECK(id != NULL && id->sk_provider != NULL && strcmp(id->sk_provider, "internal") == 0);
+    n = sk_provider_constraint(cons, sizeof(cons), "./test_agent_sk.tmp");
+    for (i = 0; i < 2; i++) {
+        CHECK_EQ(add_key(&c, sk[i], "sk", cons, n), SSH_AGENT_SUCCESS);
+        id = keystore_find(&ag.keys, sk[i]->blob, sk[i]->blob_len);
+        CHECK(id != NULL && id->sk_provider != NULL && strcmp(id->sk_provider, provider) == 0);
+    }
+    CHECK_EQ(list_count(&c), 2);
+
+    /* Signing goes to a helper for the provider; its answer is verified. */
+    for (i = 0; i < 2; i++) {
+        sj = provider_sign_request(&c, sk[i], 0, data, sizeof(data), &type, &reply);
+        CHECK(sj != NULL);
+        if (sj == NULL)
+            continue;
+        CHECK(sj->host == NULL && sj->sk_provider != NULL &&
+              strcmp(sj->sk_provider, provider) == 0);
+        sk_answer(sk[i], sj->data, sj->data_len, 7, &sj->sig);
+        agent_job_finish(&ag, &c, &sj->job, &reply);
+        CHECK_EQ(reply.msg.buf[0], SSH_AGENT_SIGN_RESPONSE);
+        /* The same answer over other data (as a misbehaving provider's): refused. */
+        sj = provider_sign_request(&c, sk[i], 0, data, sizeof(data), &type, &reply);
+        if (sj == NULL)
+            continue;
+        sk_answer(sk[i], data, 3, 8, &sj->sig);
+        capture_begin();
+        agent_job_finish(&ag, &c, &sj->job, &reply);
+        CHECK(strstr(capture_end(logbuf, sizeof(logbuf)), "does not verify") != NULL);
+        CHECK_EQ(reply.msg.buf[0], SSH_AGENT_FAILURE);
+    }
+
+    /* Web origins: an application outside websafe-allow signs only SSH's own messages. */
+    ag.websafe_allow = "web:*";
+    capture_begin();
+    sj = provider_sign_request(&c, sk[0], 0, data, sizeof(data), &type, &reply);
+    CHECK(sj == NULL);
+    CHECK_EQ(type, SSH_AGENT_FAILURE);
+    CHECK(strstr(capture_end(logbuf, sizeof(logbuf)), "not web-safe") != NULL);
+    sj = provider_sign_request(&c, sk[0], 0, sshsig, sizeof(sshsig), &type, &reply);
+    CHECK(sj != NULL);
+    if (sj != NULL)
+        agent_job_free(&sj->job);
+    ag.websafe_unrestricted = true;
+    sj = provider_sign_request(&c, sk[0], 0, data, sizeof(data), &type, &reply);
+    CHECK(sj != NULL);
+    if (sj != NULL)
+        agent_job_free(&sj->job);
+    ag.websafe_unrestricted = false;
+    ag.websafe_allow = "ssh:*";
+    sj = provider_sign_request(&c, sk[0], 0, data, sizeof(data), &type, &reply);
+    CHECK(sj != NULL);
+    if (sj != NULL)
+        agent_job_free(&sj->job);
+    ag.websafe_allow = NULL;
+
+    wire_writer_reset(&reply.msg);
+    {
+        struct wire_writer req;
+
+        wire_writer_init(&req);
+        wire_put_u8(&req, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
+        CHECK_EQ(send_simple(&c, &req), SSH_AGENT_SUCCESS);
+        wire_writer_free(&req);
+    }
+    CHECK_EQ(list_count(&c), 0);
+out:
+    remove("test_agent_sk.tmp");
+    ag.providers.allowed = PROVIDER_DEFAULT_ALLOWED;
+    key_free(sk[0]);
+    key_free(sk[1]);
+    key_free(plain);
+    agent_reply_free(&reply);
+    agent_conn_cleanup(&c);
+    agent_conn_cleanup(&remote);
+}
+
 int main(void)
 {
     log_init("test_agent", LOG_LEVEL_ERROR, LOG_SINK_STDERR);
@@ -1529,6 +1718,7 @@ int main(void)
     test_secure_heap();
     test_mldsa44_ed25519();
     test_pkcs11_modules();
+    test_fido_keys();
     agent_cleanup(&ag);
     CRYPTO_secure_malloc_done();
     return check_finish("test_agent");

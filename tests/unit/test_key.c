@@ -489,6 +489,91 @@ out:
 #endif
 }
 
+/*
+ * FIDO keys (PROTOCOL.u2f): the ADD_IDENTITY form round trips, the public
+ * blob carries the application, damaged forms are refused, key_sign()
+ * refuses (the authenticator signs) and key_verify() checks the flags and
+ * counter that are part of the signed message.
+ */
+static void test_fido_keys(void)
+{
+    static const enum key_kind sk_kinds[] = {KEY_SK_ED25519, KEY_SK_ECDSA_P256};
+    static const uint8_t sk_message[] = "signed by an authenticator";
+    struct wire_writer ser, bad, sig;
+    struct wire_reader r;
+    struct key *k = NULL, *again = NULL, *pub = NULL;
+    uint8_t msg[KEY_SK_SIGNED_LEN];
+    size_t i, cut;
+
+    for (i = 0; i < 2; i++) {
+        wire_writer_init(&ser);
+        wire_writer_init(&bad);
+        wire_writer_init(&sig);
+        CHECK_EQ(key_generate(sk_kinds[i], 0, &k), 0);
+        if (k == NULL)
+            goto next;
+        CHECK(key_is_sk(k));
+        CHECK_STR(k->sk_application, "ssh:");
+        CHECK_EQ(key_private_serialize(k, &ser), 0);
+        wire_reader_init(&r, ser.buf, ser.len);
+        CHECK_EQ(key_from_private(&r, &again), 0);
+        CHECK_EQ(wire_reader_finish(&r), 0);
+        CHECK(again != NULL && key_equal(k, again));
+        CHECK(again != NULL && again->sk_key_handle_len == 32 &&
+              memcmp(again->sk_key_handle, k->sk_key_handle, 32) == 0);
+        CHECK(again != NULL && again->sk_flags == KEY_SK_USER_PRESENCE_REQD);
+        /* The public blob ends with the application, and parses back. */
+        CHECK(k->blob_len > 8 && memcmp(k->blob + k->blob_len - 4, "ssh:", 4) == 0);
+        CHECK_EQ(key_from_blob(k->blob, k->blob_len, &pub), 0);
+        CHECK(pub != NULL && strcmp(pub->sk_application, "ssh:") == 0);
+        /* Every truncation of the private form is refused. */
+        for (cut = 1; cut < ser.len; cut += 7) {
+            struct key *t = NULL;
+
+            wire_reader_init(&r, ser.buf, ser.len - cut);
+            CHECK(key_from_private(&r, &t) != 0 || wire_reader_finish(&r) != 0);
+            key_free(t);
+        }
+        /* An empty key handle is refused: reserved then follows the flags. */
+        wire_reader_init(&r, k->blob, k->blob_len);
+        wire_put_bytes(&bad, k->blob, k->blob_len);
+        wire_put_u8(&bad, 1);
+        wire_put_u32(&bad, 0);
+        wire_put_u32(&bad, 0);
+        {
+            struct key *t = NULL;
+
+            wire_reader_init(&r, bad.buf, bad.len);
+            CHECK(key_from_private(&r, &t) != 0);
+            key_free(t);
+        }
+        /* The authenticator signs, not key_sign(). */
+        CHECK_EQ(key_sign(k, sk_message, sizeof(sk_message), 0, &sig), KW_ERR_KEY_TYPE);
+        /* key_sk_signed_message(): SHA-256(app) || flags || counter || SHA-256(data). */
+        CHECK_EQ(
+            key_sk_signed_message("ssh:", 0x05, 0x01020304, sk_message, sizeof(sk_message), msg),
+            0);
+        CHECK_EQ(msg[32], 0x05);
+        CHECK(msg[33] == 1 && msg[34] == 2 && msg[35] == 3 && msg[36] == 4);
+        /* A signature blob of the wrong shape does not verify. */
+        wire_put_cstring(&sig, key_type_name(k));
+        wire_put_string(&sig, msg, 64);
+        CHECK(key_verify(k, sig.buf, sig.len, sk_message, sizeof(sk_message)) != 0);
+        wire_put_u8(&sig, 1);
+        wire_put_u32(&sig, 1);
+        CHECK(key_verify(k, sig.buf, sig.len, sk_message, sizeof(sk_message)) != 0);
+    next:
+        key_free(k);
+        key_free(again);
+        key_free(pub);
+        k = again = pub = NULL;
+        wire_writer_free(&ser);
+        wire_writer_free(&bad);
+        wire_writer_free(&sig);
+    }
+    CHECK(key_ca_sig_alg_allowed("sk-ssh-ed25519@openssh.com"));
+}
+
 int main(void)
 {
     test_private_roundtrip_and_sign();
@@ -499,5 +584,6 @@ int main(void)
     test_certificates();
     test_secure_heap();
     test_mldsa44_ed25519();
+    test_fido_keys();
     return check_finish("test_key");
 }
