@@ -79,6 +79,18 @@ int persist_record_key(const struct persist_record *rec, const uint8_t *pub, siz
         key_free(key);
         return err;
     }
+    if (key_is_sk(key)) {
+        /*
+         * A FIDO key signs through its provider, which no record keeps
+         * (keyward stores none: agent.c), and keyward-agent.exe has no
+         * built-in one: loaded, it could only fail every signature.
+         */
+        snprintf(why, whysize,
+                 "a FIDO key (%s) needs its provider: add it with ssh-add -S PROVIDER",
+                 key_short_name(key));
+        key_free(key);
+        return KW_ERR_NO_SUPPORT;
+    }
     if (key->blob_len != pub_len || memcmp(key->blob, pub, pub_len) != 0) {
         snprintf(why, whysize, "the private key is not the one the entry names");
         key_free(key);

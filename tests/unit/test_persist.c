@@ -393,6 +393,68 @@ static void test_destinations_kept(void)
     agent_cleanup(&to);
 }
 
+/*
+ * FIDO keys: never stored (their provider is not part of a record), and a
+ * record holding one, as --import-windows-agent may find in the Windows
+ * service's registry, is refused with the reason rather than loaded to
+ * fail every signature.
+ */
+static void test_fido_not_kept(void)
+{
+    struct agent ag;
+    struct agent_conn c;
+    struct key *k = NULL;
+    struct wire_writer priv;
+    struct persist_record rec;
+    struct key *out = NULL;
+    char why[256];
+    static const char soft_provider[] = "internal";
+    uint8_t constraint[64];
+    size_t clen = 0;
+
+    agent_init(&ag, 0);
+    ag.persist = &hooks;
+    agent_conn_init(&c, 1);
+    memset(&store, 0, sizeof(store));
+    CHECK_EQ(key_generate(KEY_SK_ED25519, 0, &k), 0);
+    if (k == NULL)
+        goto out;
+    /* sk-provider@openssh.com "internal": byte 255, string name, string provider. */
+    constraint[clen++] = SSH_AGENT_CONSTRAIN_EXTENSION;
+    {
+        struct wire_writer w;
+
+        wire_writer_init(&w);
+        wire_put_cstring(&w, "sk-provider@openssh.com");
+        wire_put_cstring(&w, soft_provider);
+        CHECK(w.len + clen <= sizeof(constraint));
+        if (w.len + clen <= sizeof(constraint)) {
+            memcpy(constraint + clen, w.buf, w.len);
+            clen += w.len;
+        }
+        wire_writer_free(&w);
+    }
+    CHECK_EQ(add_key(&ag, &c, k, "fido", constraint, clen), SSH_AGENT_SUCCESS);
+    CHECK_EQ(ag.keys.count, 1);
+    CHECK_EQ(store.puts, 0);
+
+    wire_writer_init(&priv);
+    CHECK_EQ(key_private_serialize(k, &priv), 0);
+    memset(&rec, 0, sizeof(rec));
+    rec.priv.ptr = priv.buf;
+    rec.priv.len = priv.len;
+    why[0] = '\0';
+    CHECK_EQ(persist_record_key(&rec, k->blob, k->blob_len, &out, why, sizeof(why)),
+             KW_ERR_NO_SUPPORT);
+    CHECK(out == NULL);
+    CHECK(strstr(why, "FIDO key") != NULL && strstr(why, "ssh-add -S") != NULL);
+    wire_writer_free(&priv);
+out:
+    key_free(k);
+    agent_conn_cleanup(&c);
+    agent_cleanup(&ag);
+}
+
 int main(void)
 {
     log_init("test_persist", LOG_LEVEL_ERROR, LOG_SINK_STDERR);
@@ -402,6 +464,7 @@ int main(void)
     test_store_fails();
     test_restore();
     test_destinations_kept();
+    test_fido_not_kept();
     CRYPTO_secure_malloc_done();
     return check_finish("test_persist");
 }
