@@ -62,6 +62,8 @@ struct key_cert {
     char sig_alg[32];    /* the algorithm of the CA's signature, e.g. "rsa-sha2-512" */
 };
 
+struct key_sign_pool;
+
 struct key {
     enum key_kind kind;
     EVP_PKEY *pkey;    /* for KEY_MLDSA44_ED25519: the ML-DSA-44 half */
@@ -78,6 +80,11 @@ struct key {
      * removed meanwhile. Only the event loop thread takes or drops them.
      */
     unsigned refs;
+    /*
+     * Signing contexts prepared for this key and kept between signatures
+     * (key.c, "Prepared signing contexts"); any thread may take one.
+     */
+    struct key_sign_pool *sign_pool;
 };
 
 /*
