@@ -89,6 +89,8 @@ static struct {
     char only_keys[256]; /* sign cells for these keys only (comma-separated names) */
     const char *drive;   /* --drive SOCK: only load keys into SOCK and sign (profiling) */
     int drive_conns;
+    int cost_seconds; /* per cell of the signing-cost micro-benchmark (openssl speed -seconds) */
+    int cost_reps;    /* its runs: short and many, the two sides in turn, against drift */
 } opt = {
     .keyward = NULL,
     .openssh = "/usr/bin/ssh-agent",
@@ -101,6 +103,8 @@ static struct {
     .pace_us = 500,
     .drive = NULL,
     .drive_conns = 1,
+    .cost_seconds = 1,
+    .cost_reps = 7,
 };
 
 static bool in_list(const char *list, const char *name)
@@ -303,6 +307,21 @@ static struct bkey keys[NKEYS] = {
 #define K_ED25519 0
 #define K_RSA4096 3
 
+/*
+ * The signing-cost micro-benchmark (issue 20): key_sign() on one thread
+ * beside `openssl speed` for the same algorithm, P-384 included.
+ */
+#define NCOST 5
+static struct bkey cost_keys[NCOST] = {
+    {"ed25519", KEY_ED25519, 0, 0, NULL, {NULL, 0}, {NULL, 0}, NULL, 0},
+    {"ecdsa-p256", KEY_ECDSA_P256, 0, 0, NULL, {NULL, 0}, {NULL, 0}, NULL, 0},
+    {"ecdsa-p384", KEY_ECDSA_P384, 0, 0, NULL, {NULL, 0}, {NULL, 0}, NULL, 0},
+    {"rsa-2048", KEY_RSA, 2048, KEY_SIGN_RSA_SHA2_256, NULL, {NULL, 0}, {NULL, 0}, NULL, 0},
+    {"rsa-4096", KEY_RSA, 4096, KEY_SIGN_RSA_SHA2_256, NULL, {NULL, 0}, {NULL, 0}, NULL, 0},
+};
+static const char *const cost_speed_alg[NCOST] = {"ed25519", "ecdsap256", "ecdsap384", "rsa2048",
+                                                  "rsa4096"};
+
 static uint8_t sign_data[DATA_LEN];
 static struct frame list_frame;
 
@@ -336,10 +355,29 @@ static struct frame sign_frame(const struct key *k, uint32_t flags)
     return f;
 }
 
-static void make_keys(void)
+static void bkey_make(struct bkey *b)
 {
     struct wire_writer w;
     char comment[64];
+
+    if (key_generate(b->kind, b->bits, &b->key) != 0)
+        die("cannot generate a %s key", b->name);
+    snprintf(comment, sizeof(comment), "bench-%s", b->name);
+    b->add = add_frame(b->key, comment);
+    b->sign = sign_frame(b->key, b->flags);
+    wire_writer_init(&w);
+    if (key_private_serialize(b->key, &w) != 0 || w.error)
+        die("cannot serialise a private key");
+    b->priv_len = w.len;
+    if ((b->priv = malloc(w.len)) == NULL)
+        die("out of memory");
+    memcpy(b->priv, w.buf, w.len);
+    wire_writer_free(&w);
+}
+
+static void make_keys(void)
+{
+    struct wire_writer w;
     int i;
 
     if (RAND_bytes(sign_data, sizeof(sign_data)) != 1)
@@ -348,23 +386,8 @@ static void make_keys(void)
     wire_put_u8(&w, SSH_AGENTC_REQUEST_IDENTITIES);
     list_frame = frame_of(&w);
     wire_writer_free(&w);
-    for (i = 0; i < NKEYS; i++) {
-        struct bkey *b = &keys[i];
-
-        if (key_generate(b->kind, b->bits, &b->key) != 0)
-            die("cannot generate a %s key", b->name);
-        snprintf(comment, sizeof(comment), "bench-%s", b->name);
-        b->add = add_frame(b->key, comment);
-        b->sign = sign_frame(b->key, b->flags);
-        wire_writer_init(&w);
-        if (key_private_serialize(b->key, &w) != 0 || w.error)
-            die("cannot serialise a private key");
-        b->priv_len = w.len;
-        if ((b->priv = malloc(w.len)) == NULL)
-            die("out of memory");
-        memcpy(b->priv, w.buf, w.len);
-        wire_writer_free(&w);
-    }
+    for (i = 0; i < NKEYS; i++)
+        bkey_make(&keys[i]);
 }
 
 /* ---- agent processes ---- */
@@ -566,17 +589,26 @@ struct raw_arg {
     const struct key *key;
     uint32_t flags;
     double window;
+    bool cpu_time; /* rate per second of this thread's CPU time, not of wall time */
     pthread_barrier_t *bar;
     uint64_t ops;
     double elapsed;
     int err;
 };
 
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void *raw_thread(void *p)
 {
     struct raw_arg *a = p;
     struct wire_writer sig;
-    double t0, t = 0;
+    double t0, t = 0, c0;
     int i;
 
     for (i = 0; i < 3; i++) { /* warm-up */
@@ -586,6 +618,7 @@ static void *raw_thread(void *p)
     }
     pthread_barrier_wait(a->bar);
     t0 = now_s();
+    c0 = thread_cpu_s();
     do {
         /* As the agent does it: a fresh writer per signature. */
         wire_writer_init(&sig);
@@ -593,11 +626,12 @@ static void *raw_thread(void *p)
         wire_writer_free(&sig);
         a->ops++;
     } while ((t = now_s()) - t0 < a->window);
-    a->elapsed = t - t0;
+    a->elapsed = a->cpu_time ? thread_cpu_s() - c0 : t - t0;
     return NULL;
 }
 
-static double raw_rate(const struct key *k, uint32_t flags, int nthreads, double window)
+static double raw_rate(const struct key *k, uint32_t flags, int nthreads, double window,
+                       bool cpu_time)
 {
     struct raw_arg args[8];
     pthread_t th[8];
@@ -611,6 +645,7 @@ static double raw_rate(const struct key *k, uint32_t flags, int nthreads, double
         args[i].key = k;
         args[i].flags = flags;
         args[i].window = window;
+        args[i].cpu_time = cpu_time;
         args[i].bar = &bar;
         pthread_create(&th[i], NULL, raw_thread, &args[i]);
     }
@@ -647,9 +682,12 @@ struct raw_worker {
 
 struct raw_cmd {
     int key, threads;
+    double window;
+    bool cpu_time;
 };
 
-static void raw_worker_start(struct raw_worker *w, bool secure_heap)
+/* set: the keys the child holds (n <= 8), parsed from their ADD_IDENTITY bytes. */
+static void raw_worker_start(struct raw_worker *w, bool secure_heap, const struct bkey *set, int n)
 {
     int down[2], up[2];
     long hello[2];
@@ -660,7 +698,7 @@ static void raw_worker_start(struct raw_worker *w, bool secure_heap)
     if ((w->pid = fork()) < 0)
         die("fork: %s", strerror(errno));
     if (w->pid == 0) {
-        struct key *k[NKEYS];
+        struct key *k[8];
         struct raw_cmd cmd;
         double rate;
         int i;
@@ -670,10 +708,12 @@ static void raw_worker_start(struct raw_worker *w, bool secure_heap)
             if (i != down[0] && i != up[1])
                 close(i);
         hello[0] = secure_heap ? CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, SECURE_HEAP_MIN) : -1;
-        for (i = 0; i < NKEYS; i++) {
+        if (n > 8)
+            _exit(3);
+        for (i = 0; i < n; i++) {
             struct wire_reader rd;
 
-            wire_reader_init(&rd, keys[i].priv, keys[i].priv_len);
+            wire_reader_init(&rd, set[i].priv, set[i].priv_len);
             if (key_from_private(&rd, &k[i]) != 0)
                 _exit(3);
         }
@@ -681,9 +721,9 @@ static void raw_worker_start(struct raw_worker *w, bool secure_heap)
         if (write_all(up[1], hello, sizeof(hello)) != 0)
             _exit(4);
         while (read(down[0], &cmd, sizeof(cmd)) == (ssize_t)sizeof(cmd)) {
-            if (cmd.key < 0 || cmd.key >= NKEYS)
+            if (cmd.key < 0 || cmd.key >= n)
                 _exit(5);
-            rate = raw_rate(k[cmd.key], keys[cmd.key].flags, cmd.threads, opt.raw_window);
+            rate = raw_rate(k[cmd.key], set[cmd.key].flags, cmd.threads, cmd.window, cmd.cpu_time);
             if (write_all(up[1], &rate, sizeof(rate)) != 0)
                 _exit(4);
         }
@@ -699,15 +739,26 @@ static void raw_worker_start(struct raw_worker *w, bool secure_heap)
     w->secure_used = hello[1];
 }
 
-static double raw_worker_measure(struct raw_worker *w, int key, int threads)
+static double raw_worker_measure_in(struct raw_worker *w, int key, int threads, double window,
+                                    bool cpu_time)
 {
-    struct raw_cmd cmd = {key, threads};
+    struct raw_cmd cmd;
     double rate;
 
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.key = key;
+    cmd.threads = threads;
+    cmd.window = window;
+    cmd.cpu_time = cpu_time;
     if (write_all(w->to, &cmd, sizeof(cmd)) != 0 ||
         read(w->from, &rate, sizeof(rate)) != (ssize_t)sizeof(rate))
         die("the raw reference child failed");
     return rate;
+}
+
+static double raw_worker_measure(struct raw_worker *w, int key, int threads)
+{
+    return raw_worker_measure_in(w, key, threads, opt.raw_window, false);
 }
 
 static void raw_worker_stop(struct raw_worker *w)
@@ -1213,7 +1264,91 @@ static struct {
     char kw_log_warning[256];
     double load_start[3], load_end[3];
     int measured_scale, measured_idle, measured_lat, measured_sign;
+    /* signing cost: medians; key_sign() per CPU second, openssl speed's sign and verify rates */
+    double cost_ks[NCOST], cost_os[NCOST], cost_ov[NCOST], cost_ns[NCOST];
+    double cost_ks_runs[NCOST][64], cost_os_runs[NCOST][64];
+    int measured_cost;
 } R;
+
+/* ---- signing cost: key_sign() beside `openssl speed` ---- */
+
+/*
+ * `openssl speed -mr` for one algorithm: its sign and verify rates. Like the
+ * key_sign() side, its rates are per second of the process's own CPU time
+ * (speed's default), so that another process holding a core does not tilt
+ * the ratio.
+ */
+static void openssl_speed(const char *alg, int seconds, double *sign, double *verify)
+{
+    char cmd[128], line[256];
+    FILE *f;
+
+    *sign = *verify = NAN;
+    snprintf(cmd, sizeof(cmd), "openssl speed -seconds %d -mr %s 2>/dev/null", seconds, alg);
+    fflush(NULL);
+    if ((f = popen(cmd, "r")) == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        double a, b;
+        char name[32];
+
+        /* +F2 (RSA) and +F4 (ECDSA): idx:bits:sign:verify; +F6 (EdDSA): idx:bits:name:sign:verify
+         */
+        if ((strncmp(line, "+F2:", 4) == 0 || strncmp(line, "+F4:", 4) == 0) &&
+            sscanf(line + 4, "%*d:%*d:%lf:%lf", &a, &b) == 2) {
+            *sign = a;
+            *verify = b;
+        } else if (strncmp(line, "+F6:", 4) == 0 &&
+                   sscanf(line + 4, "%*d:%*d:%31[^:]:%lf:%lf", name, &a, &b) == 3) {
+            *sign = a;
+            *verify = b;
+        }
+    }
+    if (pclose(f) != 0)
+        note("warning: %s exited with an error", cmd);
+}
+
+static void measure_cost(void)
+{
+    struct raw_worker rw, rwn;
+    double ov[NCOST][64], ns[NCOST][64];
+    int k, rep;
+
+    fprintf(stderr,
+            "agent_bench: signing cost, key_sign() beside openssl speed (%d runs of %d s per "
+            "cell)\n",
+            opt.cost_reps, opt.cost_seconds);
+    for (k = 0; k < NCOST; k++)
+        bkey_make(&cost_keys[k]);
+    raw_worker_start(&rw, true, cost_keys, NCOST);
+    raw_worker_start(&rwn, false, cost_keys, NCOST);
+    if (rw.secure_heap != 1)
+        note("warning: the signing-cost child's secure heap is not locked (%d)", rw.secure_heap);
+    R.measured_cost = 1;
+    for (rep = 0; rep < opt.cost_reps; rep++)
+        for (k = 0; k < NCOST; k++) {
+            if (opt.only_keys[0] && !in_list(opt.only_keys, cost_keys[k].name)) {
+                R.cost_ks_runs[k][rep] = R.cost_os_runs[k][rep] = ov[k][rep] = ns[k][rep] = NAN;
+                continue;
+            }
+            R.cost_ks_runs[k][rep] = raw_worker_measure_in(&rw, k, 1, opt.cost_seconds, true);
+            openssl_speed(cost_speed_alg[k], opt.cost_seconds, &R.cost_os_runs[k][rep],
+                          &ov[k][rep]);
+            ns[k][rep] = raw_worker_measure_in(&rwn, k, 1, opt.cost_seconds, true);
+        }
+    raw_worker_stop(&rw);
+    raw_worker_stop(&rwn);
+    for (k = 0; k < NCOST; k++) {
+        R.cost_ks[k] = median(R.cost_ks_runs[k], opt.cost_reps);
+        R.cost_os[k] = median(R.cost_os_runs[k], opt.cost_reps);
+        R.cost_ov[k] = median(ov[k], opt.cost_reps);
+        R.cost_ns[k] = median(ns[k], opt.cost_reps);
+        note("%-10s key_sign() %8.0f/s (no secure heap %8.0f/s)  openssl speed %8.0f/s  "
+             "ratio %.3f",
+             cost_keys[k].name, R.cost_ks[k], R.cost_ns[k], R.cost_os[k],
+             R.cost_ks[k] / R.cost_os[k]);
+    }
+}
 
 static const char *lat_names[4] = {"1 client", "64 clients", "paced, 1 rsa-4096 signer",
                                    "paced, 4 rsa-4096 signers"};
@@ -1290,7 +1425,7 @@ struct target {
     int met; /* 1 met, 0 missed, -1 not measured */
 };
 
-static struct target targets[16];
+static struct target targets[40];
 static int ntargets;
 
 static void add_target(const char *name, int met, const char *goal, int decimals, const char *unit,
@@ -1306,9 +1441,16 @@ static void add_target(const char *name, int met, const char *goal, int decimals
 
 static void evaluate_targets(void)
 {
+    char name[96];
     double v;
+    int k;
 
     ntargets = 0;
+    for (k = 0; k < NCOST; k++) {
+        v = R.cost_ks[k] / R.cost_os[k];
+        snprintf(name, sizeof(name), "%s, key_sign() / openssl speed, 1 thread", cost_keys[k].name);
+        add_target(name, v >= 0.95, ">= 0.95", 3, "", R.measured_cost ? v : NAN);
+    }
     v = R.sign[KEYWARD][0][0] / limit_of(0);
     add_target("ed25519, 1 connection / one-connection limit", v >= 0.85, ">= 0.85", 2, "",
                R.measured_sign ? v : NAN);
@@ -1362,7 +1504,7 @@ static void row(const char *metric, int decimals, double kw, double os, double l
 
 static void print_table(void)
 {
-    char name[96], a[32], b[32], c[32], d[32];
+    char name[96], a[32], b[32], c[32], d[32], e[32];
     int k, m, ag;
 
     printf("%-34s %10s %10s %8s %9s %8s %9s %7s\n", "metric (median of runs)", "keyward", "OpenSSH",
@@ -1438,6 +1580,29 @@ static void print_table(void)
                    opt.conns, agent_names[ag], R.scale[ag].connect_s, R.scale[ag].connect_retries,
                    R.scale[ag].agent_fds, R.scale[ag].errors ? "; first error: " : "",
                    R.scale[ag].first_error);
+    if (R.measured_cost) {
+        printf("\n%-34s %10s %10s %8s %12s %14s\n", "signing cost, 1 thread (median)", "key_sign",
+               "openssl", "ratio", "RSA guard", "no sec. heap");
+        for (k = 0; k < NCOST; k++) {
+            snprintf(name, sizeof(name), "sign/s per CPU s, %s", cost_keys[k].name);
+            printf("%-34s %10s %10s %8s %12s %14s\n", name, fmt(a, sizeof(a), 0, R.cost_ks[k]),
+                   fmt(b, sizeof(b), 0, R.cost_os[k]),
+                   fmt(c, sizeof(c), 3, R.cost_ks[k] / R.cost_os[k]),
+                   cost_keys[k].kind == KEY_RSA
+                       ? fmtd(d, sizeof(d), 1, 100.0 * R.cost_os[k] / R.cost_ov[k], " %")
+                       : "-",
+                   fmt(e, sizeof(e), 3, R.cost_ns[k] / R.cost_os[k]));
+        }
+        printf(
+            "  key_sign(): 256-byte data (RSA: rsa-sha2-256), in a child with keyward's secure\n"
+            "    heap, per second of its thread's CPU time; openssl: `openssl speed -seconds %d\n"
+            "    -mr ALG`, per second of its CPU time (a prepared context, a 20- or 36-byte\n"
+            "    input, no SSH encoding). RSA guard: key_sign() verifies every RSA signature;\n"
+            "    its cost is openssl speed's verify time over its sign time. no sec. heap:\n"
+            "    key_sign() without keyward's secure heap, over openssl speed.\n",
+            opt.cost_seconds);
+    }
+    printf("\n");
     printf("  fd limit %lu (bench and agents); keyward's secure heap: VmLck %ld kB%s%s\n",
            (unsigned long)fd_limit, R.kw_lck_kb, R.kw_log_warning[0] ? "; log: " : "",
            R.kw_log_warning);
@@ -1583,6 +1748,31 @@ static void write_json(const char *path, const char *cpu, const char *stamp)
     }
     fprintf(f, "},\n  \"keyward_secure_heap\": {\"locked_kb\": %ld, \"warning\": \"%s\"},\n",
             R.kw_lck_kb, R.kw_log_warning);
+    fprintf(f, "  \"signing_cost\": {");
+    for (k = 0; k < NCOST; k++) {
+        fprintf(f, "%s\n    \"%s\": {\"key_sign_per_cpu_s\": ", k ? "," : "", cost_keys[k].name);
+        json_num(f, R.measured_cost ? R.cost_ks[k] : NAN);
+        fprintf(f, ", \"openssl_speed_sign_per_s\": ");
+        json_num(f, R.measured_cost ? R.cost_os[k] : NAN);
+        fprintf(f, ", \"key_sign_no_secure_heap_per_cpu_s\": ");
+        json_num(f, R.measured_cost ? R.cost_ns[k] : NAN);
+        fprintf(f, ", \"openssl_speed_verify_per_s\": ");
+        json_num(f, R.measured_cost ? R.cost_ov[k] : NAN);
+        fprintf(f, ", \"ratio\": ");
+        json_num(f, R.measured_cost ? R.cost_ks[k] / R.cost_os[k] : NAN);
+        fprintf(f, ", \"key_sign_runs\": [");
+        for (r = 0; R.measured_cost && r < opt.cost_reps; r++) {
+            fprintf(f, "%s", r ? ", " : "");
+            json_num(f, R.cost_ks_runs[k][r]);
+        }
+        fprintf(f, "], \"openssl_runs\": [");
+        for (r = 0; R.measured_cost && r < opt.cost_reps; r++) {
+            fprintf(f, "%s", r ? ", " : "");
+            json_num(f, R.cost_os_runs[k][r]);
+        }
+        fprintf(f, "]}");
+    }
+    fprintf(f, "},\n");
     fprintf(f, "  \"targets\": [");
     for (k = 0; k < ntargets; k++)
         fprintf(f,
@@ -1667,10 +1857,11 @@ static void usage(void)
 {
     printf("usage: agent_bench --keyward PATH [--openssh PATH] [--out DIR] [--window S]\n"
            "                   [--reps N] [--conns N] [--idle-keys N] [--skip PARTS]\n"
-           "                   [--keys KEYS] [--raw-window S]\n"
+           "                   [--keys KEYS] [--raw-window S] [--cost-seconds N]\n"
+           "                   [--cost-reps N]\n"
            "       agent_bench --drive SOCK [--keys KEYS] [--drive-conns N] [--window S]\n"
            "                   [--reps N]\n"
-           "  PARTS: comma-separated of sign,latency,scale,idle\n"
+           "  PARTS: comma-separated of cost,sign,latency,scale,idle\n"
            "  KEYS: comma-separated of ed25519,ecdsa-p256,rsa-2048,rsa-4096 (default all)\n"
            "  Either slot takes any agent run as PATH -D -a SOCKET: --keyward NEW\n"
            "  --openssh OLD compares two builds, NEW/OLD in the ratio column.\n"
@@ -1680,14 +1871,22 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"keyward", required_argument, NULL, 'k'},     {"openssh", required_argument, NULL, 'o'},
-        {"out", required_argument, NULL, 'O'},         {"window", required_argument, NULL, 'w'},
-        {"reps", required_argument, NULL, 'r'},        {"conns", required_argument, NULL, 'c'},
-        {"idle-keys", required_argument, NULL, 'i'},   {"skip", required_argument, NULL, 's'},
-        {"raw-window", required_argument, NULL, 'R'},  {"help", no_argument, NULL, 'h'},
-        {"keys", required_argument, NULL, 'K'},        {"drive", required_argument, NULL, 'D'},
-        {"drive-conns", required_argument, NULL, 'N'}, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"keyward", required_argument, NULL, 'k'},
+                                             {"openssh", required_argument, NULL, 'o'},
+                                             {"out", required_argument, NULL, 'O'},
+                                             {"window", required_argument, NULL, 'w'},
+                                             {"reps", required_argument, NULL, 'r'},
+                                             {"conns", required_argument, NULL, 'c'},
+                                             {"idle-keys", required_argument, NULL, 'i'},
+                                             {"skip", required_argument, NULL, 's'},
+                                             {"raw-window", required_argument, NULL, 'R'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"keys", required_argument, NULL, 'K'},
+                                             {"drive", required_argument, NULL, 'D'},
+                                             {"drive-conns", required_argument, NULL, 'N'},
+                                             {"cost-seconds", required_argument, NULL, 'C'},
+                                             {"cost-reps", required_argument, NULL, 'P'},
+                                             {NULL, 0, NULL, 0}};
     struct agent_proc agents[NAGENTS];
     struct rlimit rl;
     char cpu[256], stamp[64], path[512];
@@ -1733,6 +1932,12 @@ int main(int argc, char **argv)
         case 'N':
             opt.drive_conns = atoi(optarg);
             break;
+        case 'C':
+            opt.cost_seconds = atoi(optarg);
+            break;
+        case 'P':
+            opt.cost_reps = atoi(optarg);
+            break;
         case 'h':
             usage();
             return 0;
@@ -1747,7 +1952,8 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    if (opt.reps < 1 || opt.reps > 64 || opt.window <= 0 || opt.conns < 1 || opt.idle_keys < 0)
+    if (opt.reps < 1 || opt.reps > 64 || opt.window <= 0 || opt.conns < 1 || opt.idle_keys < 0 ||
+        opt.cost_seconds < 1 || opt.cost_reps < 1 || opt.cost_reps > 64)
         die("bad options");
     if (access(opt.keyward, X_OK) != 0)
         die("%s: not executable", opt.keyward);
@@ -1788,6 +1994,8 @@ int main(int argc, char **argv)
             (unsigned long)fd_limit);
     fprintf(stderr, "agent_bench: generating keys\n");
     make_keys();
+    if (!skipped("cost"))
+        measure_cost();
 
     /* Both agents, same keys. */
     agent_start(&agents[KEYWARD], "keyward-agent", opt.keyward, false);
@@ -1822,8 +2030,8 @@ int main(int argc, char **argv)
                 "cell, %.1f s per reference)\n",
                 opt.reps, opt.window, opt.raw_window);
         R.measured_sign = 1;
-        raw_worker_start(&rw, true);
-        raw_worker_start(&rwn, false);
+        raw_worker_start(&rw, true, keys, NKEYS);
+        raw_worker_start(&rwn, false, keys, NKEYS);
         R.raw.secure_heap = rw.secure_heap;
         R.raw.secure_used = rw.secure_used;
         if (rw.secure_heap != 1)
