@@ -78,6 +78,7 @@
 static struct {
     const char *keyward;
     const char *openssh;
+    const char *relay; /* keyward-relay; default: beside --keyward */
     const char *out_dir;
     double window; /* seconds per measured cell */
     int reps;
@@ -396,6 +397,7 @@ struct agent_proc {
     const char *label;
     const char *exe;
     bool openssh;
+    const char *upstream; /* keyward-relay: the agent socket it relays to */
     pid_t pid;
     char sock[108];
     char log[256];
@@ -443,18 +445,21 @@ static int proc_fd_count(pid_t pid)
     return n;
 }
 
-static void agent_start(struct agent_proc *a, const char *label, const char *exe, bool openssh)
+/* An agent (-D -a SOCK), or keyward-relay (SOCK UPSTREAM) when upstream is set. */
+static void proc_start(struct agent_proc *a, const char *label, const char *exe, bool openssh,
+                       const char *upstream)
 {
+    const char *tag = upstream ? "relay" : openssh ? "ossh" : "kw";
     int fd, i;
 
     memset(a, 0, sizeof(*a));
     a->label = label;
     a->exe = exe;
     a->openssh = openssh;
+    a->upstream = upstream;
     agent_seq++;
-    snprintf(a->sock, sizeof(a->sock), "%s/%s.%d.sock", workdir, openssh ? "ossh" : "kw",
-             agent_seq);
-    snprintf(a->log, sizeof(a->log), "%s/%s.%d.log", workdir, openssh ? "ossh" : "kw", agent_seq);
+    snprintf(a->sock, sizeof(a->sock), "%s/%s.%d.sock", workdir, tag, agent_seq);
+    snprintf(a->log, sizeof(a->log), "%s/%s.%d.log", workdir, tag, agent_seq);
     fflush(NULL);
     if ((a->pid = fork()) < 0)
         die("fork: %s", strerror(errno));
@@ -473,7 +478,10 @@ static void agent_start(struct agent_proc *a, const char *label, const char *exe
         }
         unsetenv("SSH_AUTH_SOCK");
         unsetenv("SSH_AGENT_PID");
-        execl(exe, exe, "-D", "-a", a->sock, (char *)NULL);
+        if (upstream != NULL)
+            execl(exe, exe, a->sock, upstream, (char *)NULL);
+        else
+            execl(exe, exe, "-D", "-a", a->sock, (char *)NULL);
         fprintf(stderr, "exec %s: %s\n", exe, strerror(errno));
         _exit(127);
     }
@@ -487,6 +495,11 @@ static void agent_start(struct agent_proc *a, const char *label, const char *exe
         sleep_s(0.01);
     }
     die("%s did not come up on %s", label, a->sock);
+}
+
+static void agent_start(struct agent_proc *a, const char *label, const char *exe, bool openssh)
+{
+    proc_start(a, label, exe, openssh, NULL);
 }
 
 static void agent_stop(struct agent_proc *a)
@@ -1268,6 +1281,12 @@ static struct {
     double cost_ks[NCOST], cost_os[NCOST], cost_ov[NCOST], cost_ns[NCOST];
     double cost_ks_runs[NCOST][64], cost_os_runs[NCOST][64];
     int measured_cost;
+    /* keyward-relay in front of keyward-agent: ed25519 sign/s over 1 connection */
+    double relay_direct, relay_via, relay_direct_runs[64], relay_via_runs[64];
+    uint64_t relay_errors;
+    struct scale_result relay_scale; /* its fds and RSS are the relay's */
+    int relay_conns;                 /* opt.conns, or fewer if the fd limit is too low */
+    int measured_relay;
 } R;
 
 /* ---- signing cost: key_sign() beside `openssl speed` ---- */
@@ -1473,6 +1492,13 @@ static void evaluate_targets(void)
     add_target("connection scale: errors",
                R.scale[KEYWARD].errors == 0 && R.scale[KEYWARD].served == opt.conns, "0", 0, "",
                R.measured_scale ? v : NAN);
+    v = R.relay_via / R.relay_direct;
+    add_target("ed25519, 1 connection, through keyward-relay / direct", v >= 0.8, ">= 0.8", 2, "",
+               R.measured_relay ? v : NAN);
+    v = R.relay_scale.errors;
+    snprintf(name, sizeof(name), "%d conns through keyward-relay: errors", R.relay_conns);
+    add_target(name, R.relay_scale.errors == 0 && R.relay_scale.served == R.relay_conns, "0", 0, "",
+               R.measured_relay ? v : NAN);
     v = R.kw_lck_kb;
     add_target("secure heap on and locked (VmLck kB)",
                R.kw_lck_kb >= (long)(SECURE_HEAP_SIZE / 1024) && R.kw_log_warning[0] == '\0',
@@ -1580,6 +1606,35 @@ static void print_table(void)
                    opt.conns, agent_names[ag], R.scale[ag].connect_s, R.scale[ag].connect_retries,
                    R.scale[ag].agent_fds, R.scale[ag].errors ? "; first error: " : "",
                    R.scale[ag].first_error);
+    if (R.measured_relay) {
+        struct scale_result *rs = &R.relay_scale;
+
+        printf("\n%-34s %10s %10s %8s\n", "keyward-relay (median of runs)", "relay", "direct",
+               "ratio");
+        printf("%-34s %10s %10s %8s\n", "sign/s ed25519, 1 conn", fmt(a, sizeof(a), 0, R.relay_via),
+               fmt(b, sizeof(b), 0, R.relay_direct),
+               fmt(c, sizeof(c), 2, R.relay_via / R.relay_direct));
+        snprintf(name, sizeof(name), "%d conns: served / errors", R.relay_conns);
+        printf("%-34s %10d %10d\n", name, rs->served, rs->errors);
+        snprintf(name, sizeof(name), "%d conns: wall s", R.relay_conns);
+        printf("%-34s %10s\n", name, fmt(a, sizeof(a), 2, rs->wall_s));
+        printf("%-34s %10s\n", "relay RSS per idle conn, KiB",
+               fmt(a, sizeof(a), 1,
+                   rs->connected > 0 ? (double)(rs->rss_held_kb - rs->rss_before_kb) / rs->connected
+                                     : NAN));
+        printf("  relay: keyward-relay LISTEN AGENT_SOCK in front of a fresh keyward-agent; the\n"
+               "    same client and key, the two paths in turn, %d runs of %.1f s. %d conns: as\n"
+               "    above, through the relay; RSS per idle conn = (relay VmRSS holding them - "
+               "before)\n"
+               "    / conns (relay %.1f -> %.1f MiB, peak %.1f MiB; it held %d fds)%s%s\n",
+               opt.reps, opt.window, R.relay_conns, rs->rss_before_kb / 1024.0,
+               rs->rss_held_kb / 1024.0, rs->hwm_kb / 1024.0, rs->agent_fds,
+               rs->errors ? "; first error: " : "", rs->first_error);
+        if (R.relay_conns < opt.conns)
+            printf("  relay: %d, not %d, connections: it needs two descriptors each and the hard\n"
+                   "    fd limit here is %lu (not raisable by this process)\n",
+                   R.relay_conns, opt.conns, (unsigned long)fd_limit);
+    }
     if (R.measured_cost) {
         printf("\n%-34s %10s %10s %8s %12s %14s\n", "signing cost, 1 thread (median)", "key_sign",
                "openssl", "ratio", "RSA guard", "no sec. heap");
@@ -1748,6 +1803,26 @@ static void write_json(const char *path, const char *cpu, const char *stamp)
     }
     fprintf(f, "},\n  \"keyward_secure_heap\": {\"locked_kb\": %ld, \"warning\": \"%s\"},\n",
             R.kw_lck_kb, R.kw_log_warning);
+    if (R.measured_relay) {
+        struct scale_result *rs = &R.relay_scale;
+
+        fprintf(f, "  \"relay\": {\"ed25519_conns_1_direct\": ");
+        json_num(f, R.relay_direct);
+        fprintf(f, ", \"ed25519_conns_1_via_relay\": ");
+        json_num(f, R.relay_via);
+        fprintf(f, ", \"ratio\": ");
+        json_num(f, R.relay_via / R.relay_direct);
+        fprintf(f,
+                ", \"sign_errors\": %lu, \"scale\": {\"connections\": %d, \"served\": %d, "
+                "\"errors\": %d, \"first_error\": \"%s\", \"relay_fds_held\": %d, \"wall_s\": ",
+                (unsigned long)R.relay_errors, rs->target, rs->served, rs->errors, rs->first_error,
+                rs->agent_fds);
+        json_num(f, rs->wall_s);
+        fprintf(f,
+                ", \"relay_rss_before_kb\": %ld, \"relay_rss_holding_kb\": %ld, "
+                "\"relay_peak_rss_kb\": %ld}},\n",
+                rs->rss_before_kb, rs->rss_held_kb, rs->hwm_kb);
+    }
     fprintf(f, "  \"signing_cost\": {");
     for (k = 0; k < NCOST; k++) {
         fprintf(f, "%s\n    \"%s\": {\"key_sign_per_cpu_s\": ", k ? "," : "", cost_keys[k].name);
@@ -1855,13 +1930,14 @@ static int drive(const char *sock)
 
 static void usage(void)
 {
-    printf("usage: agent_bench --keyward PATH [--openssh PATH] [--out DIR] [--window S]\n"
+    printf("usage: agent_bench --keyward PATH [--openssh PATH] [--relay PATH] [--out DIR]\n"
+           "                   [--window S]\n"
            "                   [--reps N] [--conns N] [--idle-keys N] [--skip PARTS]\n"
            "                   [--keys KEYS] [--raw-window S] [--cost-seconds N]\n"
            "                   [--cost-reps N]\n"
            "       agent_bench --drive SOCK [--keys KEYS] [--drive-conns N] [--window S]\n"
            "                   [--reps N]\n"
-           "  PARTS: comma-separated of cost,sign,latency,scale,idle\n"
+           "  PARTS: comma-separated of cost,sign,latency,scale,relay,idle\n"
            "  KEYS: comma-separated of ed25519,ecdsa-p256,rsa-2048,rsa-4096 (default all)\n"
            "  Either slot takes any agent run as PATH -D -a SOCKET: --keyward NEW\n"
            "  --openssh OLD compares two builds, NEW/OLD in the ratio column.\n"
@@ -1872,6 +1948,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"keyward", required_argument, NULL, 'k'},
+                                             {"relay", required_argument, NULL, 'L'},
                                              {"openssh", required_argument, NULL, 'o'},
                                              {"out", required_argument, NULL, 'O'},
                                              {"window", required_argument, NULL, 'w'},
@@ -1898,6 +1975,9 @@ int main(int argc, char **argv)
         switch (ch) {
         case 'k':
             opt.keyward = optarg;
+            break;
+        case 'L':
+            opt.relay = optarg;
             break;
         case 'o':
             opt.openssh = optarg;
@@ -1957,6 +2037,18 @@ int main(int argc, char **argv)
         die("bad options");
     if (access(opt.keyward, X_OK) != 0)
         die("%s: not executable", opt.keyward);
+    if (opt.relay == NULL) {
+        static char beside[512];
+        const char *slash = strrchr(opt.keyward, '/');
+
+        snprintf(beside, sizeof(beside), "%.*skeyward-relay",
+                 slash ? (int)(slash - opt.keyward + 1) : 0, opt.keyward);
+        if (access(beside, X_OK) == 0)
+            opt.relay = beside;
+        else
+            note("no keyward-relay beside %s (--relay PATH): the relay rows are skipped",
+                 opt.keyward);
+    }
     if (access(opt.openssh, X_OK) != 0)
         die("%s: not executable (apt-get install openssh-client)", opt.openssh);
     signal(SIGPIPE, SIG_IGN);
@@ -1965,7 +2057,8 @@ int main(int argc, char **argv)
     cpu_model(cpu, sizeof(cpu));
 
     /* Room for every connection of the scale test, in the agents and here. */
-    fd_limit = (rlim_t)opt.conns + 1024;
+    /* keyward-relay holds two descriptors per relayed connection. */
+    fd_limit = 2 * (rlim_t)opt.conns + 1024;
     if (fd_limit < 20000)
         fd_limit = 20000;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -2135,6 +2228,49 @@ int main(int argc, char **argv)
             agent_stop(&a);
             cleanup_agents[ag] = NULL;
         }
+    }
+
+    if (!skipped("relay") && opt.relay != NULL) {
+        struct agent_proc kw, relay;
+        double d[64], v[64];
+
+        fprintf(stderr, "agent_bench: keyward-relay\n");
+        R.measured_relay = 1;
+        agent_start(&kw, "keyward-agent", opt.keyward, false);
+        cleanup_agents[KEYWARD] = &kw;
+        agent_load(&kw);
+        proc_start(&relay, "keyward-relay", opt.relay, false, kw.sock);
+        cleanup_agents[OPENSSH] = &relay;
+        for (rep = 0; rep < opt.reps; rep++) {
+            d[rep] = load_rate(kw.sock, &keys[K_ED25519].sign, SSH_AGENT_SIGN_RESPONSE, 1,
+                               opt.window, &R.relay_errors);
+            v[rep] = load_rate(relay.sock, &keys[K_ED25519].sign, SSH_AGENT_SIGN_RESPONSE, 1,
+                               opt.window, &R.relay_errors);
+            R.relay_direct_runs[rep] = d[rep];
+            R.relay_via_runs[rep] = v[rep];
+        }
+        R.relay_direct = median(d, opt.reps);
+        R.relay_via = median(v, opt.reps);
+        note("relay    ed25519 1 conn: direct %.0f/s, through keyward-relay %.0f/s (%.2f)",
+             R.relay_direct, R.relay_via, R.relay_via / R.relay_direct);
+        /*
+         * The relay holds a descriptor for each client and one for its
+         * upstream: where the hard fd limit is below twice the count (a
+         * container that may not raise it), as many as fit are tested.
+         */
+        R.relay_conns = opt.conns;
+        if ((rlim_t)R.relay_conns * 2 + 64 > fd_limit)
+            R.relay_conns = (int)((fd_limit - 64) / 2);
+        scale_test(&relay, R.relay_conns, &R.relay_scale);
+        note("relay    served %d of %d, %d errors%s%s, %.2f s; relay held %d fds, RSS %.1f -> "
+             "%.1f MiB",
+             R.relay_scale.served, R.relay_conns, R.relay_scale.errors,
+             R.relay_scale.errors ? ": " : "", R.relay_scale.first_error, R.relay_scale.wall_s,
+             R.relay_scale.agent_fds, R.relay_scale.rss_before_kb / 1024.0,
+             R.relay_scale.rss_held_kb / 1024.0);
+        agent_stop(&relay);
+        agent_stop(&kw);
+        cleanup_agents[KEYWARD] = cleanup_agents[OPENSSH] = NULL;
     }
 
     if (!skipped("idle")) {
