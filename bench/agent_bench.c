@@ -428,6 +428,27 @@ static long proc_status_kb(pid_t pid, const char *field)
     return v;
 }
 
+/* utime + stime of every thread of pid, in seconds (/proc/PID/stat), or NaN. */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long ut, st;
+    size_t n;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return NAN;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* After the command name in parentheses: state is field 3, utime 14, stime 15. */
+    if ((p = strrchr(buf, ')')) == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return NAN;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int proc_fd_count(pid_t pid)
 {
     char path[64];
@@ -1267,6 +1288,8 @@ static struct {
     struct raw_result raw, raw_nosec;
     double sign[NAGENTS][NKEYS][2]; /* [agent][key][0: 1 conn, 1: 4 conns] median ops/s */
     double sign_runs[NAGENTS][NKEYS][2][64];
+    /* the agent's CPU (all threads, /proc/PID/stat) per signature, us: [agent][key][conns] */
+    double cpu_us[NAGENTS][NKEYS][2], cpu_runs[NAGENTS][NKEYS][2][64];
     uint64_t sign_errors[NAGENTS];
     /* list latency: [agent][scenario] p50/p99 (us), medians over reps */
     double lat_p50[NAGENTS][4], lat_p99[NAGENTS][4], lat_rate[NAGENTS][4];
@@ -1492,6 +1515,12 @@ static void evaluate_targets(void)
     add_target("connection scale: errors",
                R.scale[KEYWARD].errors == 0 && R.scale[KEYWARD].served == opt.conns, "0", 0, "",
                R.measured_scale ? v : NAN);
+    for (k = 0; k < 2; k++) { /* ed25519, ecdsa-p256 */
+        v = R.cpu_us[KEYWARD][k][1] - 1e6 / R.raw.ops1[k];
+        snprintf(name, sizeof(name), "%s, agent CPU per sign (4 conns) - raw sign time",
+                 keys[k].name);
+        add_target(name, v <= 10, "<= 10 us", 1, " us", R.measured_sign ? v : NAN);
+    }
     v = R.relay_via / R.relay_direct;
     add_target("ed25519, 1 connection, through keyward-relay / direct", v >= 0.8, ">= 0.8", 2, "",
                R.measured_relay ? v : NAN);
@@ -1543,6 +1572,14 @@ static void print_table(void)
                 m == 0 ? R.raw.ops1[k] : R.raw.ops2[k]);
         }
     }
+    for (k = 0; R.measured_sign && k < NKEYS; k++)
+        for (m = 0; m < 2; m++) {
+            snprintf(name, sizeof(name), "CPU us/sign %s, %d conn%s", keys[k].name, m ? 4 : 1,
+                     m ? "s" : "");
+            /* raw column: the raw 1-thread sign time, us; kw/raw: the agent's CPU over it */
+            row(name, 1, R.cpu_us[KEYWARD][k][m], R.cpu_us[OPENSSH][k][m], NAN,
+                1e6 / R.raw.ops1[k]);
+        }
     if (R.measured_lat) {
         for (m = 0; m < 4; m++) {
             snprintf(name, sizeof(name), "list p50 us, %s", lat_names[m]);
@@ -1577,6 +1614,17 @@ static void print_table(void)
            "    1 thread for the 1-connection rows, 2 threads for the 4-connection rows.\n"
            "  limit: 1 / (raw 1-thread sign time + bare Unix-socket round trip %.1f us).\n",
            opt.reps, opt.window, R.bare_rt_us);
+    if (R.measured_sign) {
+        printf("  CPU us/sign: the agent's CPU time (every thread, utime + stime from "
+               "/proc/PID/stat)\n"
+               "    over the signatures of the run; raw column: the raw 1-thread sign time, us.\n"
+               "    At 4 conns the loop is never idle; 1 conn - 4 conns is what waiting costs\n"
+               "    (polling between requests):");
+        for (k = 0; k < NKEYS; k++)
+            printf("%s %s %s us", k ? ";" : "", keys[k].name,
+                   fmt(a, sizeof(a), 1, R.cpu_us[KEYWARD][k][0] - R.cpu_us[KEYWARD][k][1]));
+        printf("\n");
+    }
     printf("  working echo (a server that spins for the raw sign time, then answers):");
     for (k = 0; k < NKEYS; k++)
         printf("%s %s %s/s (keyward %s)", k ? ";" : "", keys[k].name,
@@ -1743,6 +1791,14 @@ static void write_json(const char *path, const char *cpu, const char *stamp)
         json_num(f, R.sign[KEYWARD][k][0] / R.sign[OPENSSH][k][0]);
         fprintf(f, ", \"conns_4\": ");
         json_num(f, R.sign[KEYWARD][k][1] / R.sign[OPENSSH][k][1]);
+        fprintf(f, "}, \"agent_cpu_us_per_sign\": {");
+        for (ag = 0; ag < NAGENTS; ag++) {
+            fprintf(f, "%s\"%s\": {\"conns_1\": ", ag ? ", " : "", agent_names[ag]);
+            json_num(f, R.cpu_us[ag][k][0]);
+            fprintf(f, ", \"conns_4\": ");
+            json_num(f, R.cpu_us[ag][k][1]);
+            fprintf(f, "}");
+        }
         fprintf(f, "}, \"keyward_over_limit\": ");
         json_num(f, R.sign[KEYWARD][k][0] / limit_of(k));
         fprintf(f, ", \"keyward_over_raw\": {\"conns_1\": ");
@@ -2105,7 +2161,7 @@ int main(int argc, char **argv)
         R.bare_rt_key[k] = R.work_rt_key[k] = R.raw.ops1[k] = R.raw.ops2[k] = NAN;
         R.raw_nosec.ops1[k] = R.raw_nosec.ops2[k] = NAN;
         for (m = 0; m < 2; m++)
-            R.sign[0][k][m] = R.sign[1][k][m] = NAN;
+            R.sign[0][k][m] = R.sign[1][k][m] = R.cpu_us[0][k][m] = R.cpu_us[1][k][m] = NAN;
     }
     R.bare_rt_us = NAN;
     if (!skipped("sign")) {
@@ -2144,10 +2200,16 @@ int main(int argc, char **argv)
                 n1[rep] = raw_worker_measure(&rwn, k, 1);
                 n2[rep] = raw_worker_measure(&rwn, k, 2);
                 for (m = 0; m < 2; m++)
-                    for (ag = 0; ag < NAGENTS; ag++)
+                    for (ag = 0; ag < NAGENTS; ag++) {
+                        double c0 = proc_cpu_s(agents[ag].pid);
+
                         R.sign_runs[ag][k][m][rep] =
                             load_rate(agents[ag].sock, &keys[k].sign, SSH_AGENT_SIGN_RESPONSE,
                                       m ? 4 : 1, opt.window, &R.sign_errors[ag]);
+                        /* Per signature: the agent's CPU over the ones made in the window. */
+                        R.cpu_runs[ag][k][m][rep] = (proc_cpu_s(agents[ag].pid) - c0) * 1e6 /
+                                                    (R.sign_runs[ag][k][m][rep] * opt.window);
+                    }
             }
             R.bare_rt_key[k] = median(rt, opt.reps);
             R.work_rt_key[k] = median(wrt, opt.reps);
@@ -2156,8 +2218,10 @@ int main(int argc, char **argv)
             R.raw_nosec.ops1[k] = median(n1, opt.reps);
             R.raw_nosec.ops2[k] = median(n2, opt.reps);
             for (m = 0; m < 2; m++)
-                for (ag = 0; ag < NAGENTS; ag++)
+                for (ag = 0; ag < NAGENTS; ag++) {
                     R.sign[ag][k][m] = median(R.sign_runs[ag][k][m], opt.reps);
+                    R.cpu_us[ag][k][m] = median(R.cpu_runs[ag][k][m], opt.reps);
+                }
             note("%-10s round trip %.1f us; raw %.0f/s (2 threads %.0f/s; no secure heap %.0f, "
                  "%.0f); limit %.0f/s; working echo %.0f/s",
                  keys[k].name, R.bare_rt_key[k], R.raw.ops1[k], R.raw.ops2[k], R.raw_nosec.ops1[k],
