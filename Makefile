@@ -148,6 +148,17 @@ bench: setup
 	$(BENCH_BUILD)/agent_bench --keyward $(BENCH_BUILD)/keyward-agent --openssh /usr/bin/ssh-agent \
 		--out $(BENCH_OUT) $(BENCH_ARGS)
 
+# --- bench under Wine (issue 20) ---
+#   make bench-wine [WINE_BENCH_ARGS="-w 2 -r 3"]
+#       make win, then keyward-agent.exe on a named pipe under Wine measured
+#       by win_bench.exe (bench/wine_bench.sh): the sign and list rows of
+#       make bench, no targets (Wine is not Windows). About two minutes.
+WINE_BENCH_ARGS ?=
+.PHONY: bench-wine
+
+bench-wine: win
+	bench/wine_bench.sh $(abspath $(WIN_BUILD)) $(WINE_BENCH_ARGS)
+
 # --- post-quantum keys (issue 19) ---
 #   make build-pq
 #       keyward built against OpenSSL 3.5 (ML-DSA; Debian 12 has 3.0) under

@@ -1500,8 +1500,14 @@ static int prepared_sign(struct sign_ctx *c, const uint8_t *data, size_t len, ui
     unsigned dlen = 0;
 
     *siglen = cap;
+    /*
+     * OpenSSL 3.2 and later refuse a second one-shot signature on the same
+     * context (it is marked finalised); initialising it again without a key
+     * keeps the key and the provider's context, and costs no fetch.
+     */
     if (c->ed != NULL)
-        return EVP_DigestSign(c->ed, sig, siglen, data, len) == 1 && *siglen <= cap
+        return EVP_DigestSignInit_ex(c->ed, NULL, NULL, NULL, NULL, NULL, NULL) == 1 &&
+                       EVP_DigestSign(c->ed, sig, siglen, data, len) == 1 && *siglen <= cap
                    ? 0
                    : KW_ERR_INTERNAL;
     if (EVP_DigestInit_ex2(c->hash, c->md, NULL) != 1 ||
