@@ -4,6 +4,7 @@
 # targets, because Wine is not Windows (issue 20). Uses the Windows tests'
 # Wine prefix and helpers (tests/win/lib.sh).
 #   bench/wine_bench.sh WIN_BUILD_DIR [win_bench options: -w SECONDS -r REPS]
+# shellcheck source=tests/win/lib.sh
 . "$(dirname "$0")/../tests/win/lib.sh" "$1"
 shift
 
@@ -15,7 +16,7 @@ agent_log=$work/agent.log
 wine "$AGENT" --key-store "$(winpath "$store_dir")" -a "$pipe" >"$agent_log" 2>&1 &
 agent_pid=$!
 started_pid=$agent_pid
-for i in $(seq 1 300); do
+for _ in $(seq 1 300); do
     grep -q "listening on" "$agent_log" && break
     kill -0 "$agent_pid" 2>/dev/null || fail "keyward-agent.exe exited before listening"
     sleep 0.1
