@@ -405,6 +405,7 @@ struct agent_proc {
 
 static char workdir[64];
 static rlim_t fd_limit;
+static struct agent_proc *cleanup_agents[2]; /* stopped at exit: [KEYWARD], [OPENSSH] */
 static int agent_seq;
 
 /* /proc/PID/status field in kB, or -1. */
@@ -1310,6 +1311,9 @@ static struct {
     struct scale_result relay_scale; /* its fds and RSS are the relay's */
     int relay_conns;                 /* opt.conns, or fewer if the fd limit is too low */
     int measured_relay;
+    /* keyward's own stage timing (KEYWARD_TIMING=1), us per signature, 4 conns: [key][stage] */
+    double stage_us[2][7], stage_n[2][7], stage_rate[2]; /* us per occurrence, occurrences */
+    int measured_stages;
 } R;
 
 /* ---- signing cost: key_sign() beside `openssl speed` ---- */
@@ -1405,6 +1409,63 @@ static double raw_cpu_us(int k)
     if (R.measured_cost && !isnan(R.cost_ks[cost_of[k]]))
         return 1e6 / R.cost_ks[cost_of[k]];
     return 1e6 / R.raw.ops1[k];
+}
+
+static const char *const stage_names[7] = {"read",   "decode", "hand-off", "sign",
+                                           "encode", "write",  "inline"};
+
+/*
+ * A keyward-agent started with KEYWARD_TIMING=1 (src/base/timing.h) signs
+ * over 4 connections for one window; its log's "timing:" line, written as
+ * it shuts down, has each stage's total ns and count.
+ */
+static void measure_stages(int k)
+{
+    static const char *const tags[7] = {"read",   "decode", "handoff", "sign",
+                                        "encode", "write",  "inline"};
+    unsigned long long tot[7] = {0}, cnt[7] = {0};
+    struct agent_proc a;
+    char line[1024];
+    uint64_t errors = 0;
+    FILE *f;
+    int i;
+
+    setenv("KEYWARD_TIMING", "1", 1);
+    agent_start(&a, "keyward-agent (timing)", opt.keyward, false);
+    unsetenv("KEYWARD_TIMING");
+    cleanup_agents[KEYWARD] = &a;
+    agent_load(&a);
+    R.stage_rate[k] =
+        load_rate(a.sock, &keys[k].sign, SSH_AGENT_SIGN_RESPONSE, 4, opt.window, &errors);
+    agent_stop(&a);
+    cleanup_agents[KEYWARD] = NULL;
+    for (i = 0; i < 7; i++)
+        R.stage_us[k][i] = NAN;
+    if ((f = fopen(a.log, "r")) == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *p = strstr(line, "timing: ");
+
+        if (p == NULL)
+            continue;
+        for (i = 0; i < 7; i++) {
+            char key[32];
+            char *q;
+
+            snprintf(key, sizeof(key), "%s ", tags[i]);
+            if ((q = strstr(p, key)) != NULL)
+                (void)sscanf(q + strlen(key), "%llu/%llu", &tot[i], &cnt[i]);
+        }
+    }
+    fclose(f);
+    for (i = 0; i < 7; i++) {
+        R.stage_n[k][i] = (double)cnt[i];
+        if (cnt[i] > 0)
+            R.stage_us[k][i] = (double)tot[i] / 1e3 / (double)cnt[i];
+    }
+    R.measured_stages = 1;
+    if (errors)
+        note("warning: %lu errors in the stage timing run", (unsigned long)errors);
 }
 
 static const char *lat_names[4] = {"1 client", "64 clients", "paced, 1 rsa-4096 signer",
@@ -1669,6 +1730,26 @@ static void print_table(void)
                    opt.conns, agent_names[ag], R.scale[ag].connect_s, R.scale[ag].connect_retries,
                    R.scale[ag].agent_fds, R.scale[ag].errors ? "; first error: " : "",
                    R.scale[ag].first_error);
+    if (R.measured_stages) {
+        printf("\n%-34s %10s %8s %10s %8s\n", "keyward stages, us each (count)", keys[0].name, "",
+               keys[1].name, "");
+        for (m = 0; m < 7; m++)
+            printf("%-34s %10s %8.0f %10s %8.0f\n", stage_names[m],
+                   fmt(a, sizeof(a), 1, R.stage_us[0][m]), R.stage_n[0][m],
+                   fmt(b, sizeof(b), 1, R.stage_us[1][m]), R.stage_n[1][m]);
+        printf(
+            "  stages: a keyward-agent started with KEYWARD_TIMING=1 (src/base/timing.h) signs\n"
+            "    over 4 connections for %.1f s (%s / %s signs/s); each stage's CPU time on its\n"
+            "    thread (CLOCK_THREAD_CPUTIME_ID), averaged over its occurrences. read: a read()\n"
+            "    of request bytes; decode: agent_handle() of a request handed to a signing\n"
+            "    thread; hand-off: wall time from the hand-off until the loop takes the result\n"
+            "    back, less the signature (queueing, wake-ups, waiting for a core); sign:\n"
+            "    key_sign() on the signing thread; encode: the reply; write: uv_write();\n"
+            "    inline: agent_handle() of a request signed on the loop thread (decode, sign\n"
+            "    and encode).\n",
+            opt.window, fmt(a, sizeof(a), 0, R.stage_rate[0]),
+            fmt(b, sizeof(b), 0, R.stage_rate[1]));
+    }
     if (R.measured_relay) {
         struct scale_result *rs = &R.relay_scale;
 
@@ -1894,6 +1975,19 @@ static void write_json(const char *path, const char *cpu, const char *stamp)
                 "\"relay_peak_rss_kb\": %ld}},\n",
                 rs->rss_before_kb, rs->rss_held_kb, rs->hwm_kb);
     }
+    if (R.measured_stages) {
+        fprintf(f, "  \"stages_4_conns\": {");
+        for (k = 0; k < 2; k++) {
+            fprintf(f, "%s\"%s\": {", k ? ", " : "", keys[k].name);
+            for (m = 0; m < 7; m++) {
+                fprintf(f, "%s\"%s\": {\"us_each\": ", m ? ", " : "", stage_names[m]);
+                json_num(f, R.stage_us[k][m]);
+                fprintf(f, ", \"count\": %.0f}", R.stage_n[k][m]);
+            }
+            fprintf(f, "}");
+        }
+        fprintf(f, "},\n");
+    }
     fprintf(f, "  \"signing_cost\": {");
     for (k = 0; k < NCOST; k++) {
         fprintf(f, "%s\n    \"%s\": {\"key_sign_per_cpu_s\": ", k ? "," : "", cost_keys[k].name);
@@ -1960,8 +2054,6 @@ static void cleanup_workdir(void)
         fprintf(stderr, "agent_bench: could not remove %s\n", workdir);
 }
 
-static struct agent_proc *cleanup_agents[NAGENTS];
-
 static void on_exit_cleanup(void)
 {
     int i;
@@ -2008,7 +2100,7 @@ static void usage(void)
            "                   [--cost-reps N]\n"
            "       agent_bench --drive SOCK [--keys KEYS] [--drive-conns N] [--window S]\n"
            "                   [--reps N]\n"
-           "  PARTS: comma-separated of cost,sign,latency,scale,relay,idle\n"
+           "  PARTS: comma-separated of cost,sign,latency,scale,relay,stages,idle\n"
            "  KEYS: comma-separated of ed25519,ecdsa-p256,rsa-2048,rsa-4096 (default all)\n"
            "  Either slot takes any agent run as PATH -D -a SOCKET: --keyward NEW\n"
            "  --openssh OLD compares two builds, NEW/OLD in the ratio column.\n"
@@ -2350,6 +2442,18 @@ int main(int argc, char **argv)
         agent_stop(&relay);
         agent_stop(&kw);
         cleanup_agents[KEYWARD] = cleanup_agents[OPENSSH] = NULL;
+    }
+
+    if (!skipped("stages")) {
+        fprintf(stderr, "agent_bench: keyward's stage timing (KEYWARD_TIMING=1), 4 connections\n");
+        for (k = 0; k < 2; k++) {
+            measure_stages(k);
+            note("stages   %-10s %.0f/s; us each: read %.1f decode %.1f hand-off %.1f "
+                 "sign %.1f encode %.1f write %.1f inline %.1f",
+                 keys[k].name, R.stage_rate[k], R.stage_us[k][0], R.stage_us[k][1],
+                 R.stage_us[k][2], R.stage_us[k][3], R.stage_us[k][4], R.stage_us[k][5],
+                 R.stage_us[k][6]);
+        }
     }
 
     if (!skipped("idle")) {

@@ -132,6 +132,9 @@ struct agent_sign_job {
     const char *dest_user;  /* likewise: the user of the userauth request signed */
     void *host;             /* PROVIDER_SIGN: the helper to ask (provider.h) */
     char provider_why[160]; /* PROVIDER_SIGN: the helper's reason when it failed */
+    /* With the stage timing on (base/timing.h): */
+    uint64_t timing_start;   /* SIGN: when the transport handed it off (wall clock) */
+    uint64_t timing_sign_ns; /* SIGN: key_sign()'s time (CPU) */
 };
 
 /*

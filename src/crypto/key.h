@@ -124,6 +124,14 @@ int key_generate(enum key_kind kind, unsigned bits, struct key **out);
 int key_sign(const struct key *k, const uint8_t *data, size_t len, uint32_t flags,
              struct wire_writer *w);
 
+/*
+ * Frees the prepared signing contexts k keeps between signatures (key.c)
+ * that no thread is using; the next signature prepares one again. For
+ * tests that count allocations: every run then starts from the same state
+ * (tests/oom/oom_selftest.c).
+ */
+void key_sign_contexts_drop(const struct key *k);
+
 /* Verifies an SSH signature blob over data with the (public) key. */
 int key_verify(const struct key *k, const uint8_t *sig, size_t siglen, const uint8_t *data,
                size_t len);
