@@ -134,7 +134,8 @@ fuzz:
 #       builds keyward-agent and bench/agent_bench in $(BENCH_BUILD) (Release,
 #       -O2), runs it against keyward-agent and /usr/bin/ssh-agent, prints one
 #       table and writes the numbers as JSON to $(BENCH_OUT)/bench-TIME.json
-#       and $(BENCH_OUT)/latest.json (docs/performance.md). Takes ~4 minutes.
+#       and $(BENCH_OUT)/latest.json (docs/performance.md); also keyward-relay
+#       in front of the agent and its stage timing. Takes ~8 minutes.
 BENCH_BUILD ?= build-bench
 BENCH_OUT ?= $(BUILD)/bench
 BENCH_ARGS ?=
