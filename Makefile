@@ -134,7 +134,8 @@ fuzz:
 #       builds keyward-agent and bench/agent_bench in $(BENCH_BUILD) (Release,
 #       -O2), runs it against keyward-agent and /usr/bin/ssh-agent, prints one
 #       table and writes the numbers as JSON to $(BENCH_OUT)/bench-TIME.json
-#       and $(BENCH_OUT)/latest.json (docs/performance.md). Takes ~4 minutes.
+#       and $(BENCH_OUT)/latest.json (docs/performance.md); also keyward-relay
+#       in front of the agent and its stage timing. Takes ~8 minutes.
 BENCH_BUILD ?= build-bench
 BENCH_OUT ?= $(BUILD)/bench
 BENCH_ARGS ?=
@@ -167,6 +168,17 @@ SOAK_OUT ?= $(BUILD)/soak
 
 soak: build
 	bench/soak.sh $(BUILD)/keyward-agent $(BUILD)/agent_soak $(SOAK_OUT) $(SOAK_SECONDS)
+
+# --- bench under Wine (issue 20) ---
+#   make bench-wine [WINE_BENCH_ARGS="-w 2 -r 3"]
+#       make win, then keyward-agent.exe on a named pipe under Wine measured
+#       by win_bench.exe (bench/wine_bench.sh): the sign and list rows of
+#       make bench, no targets (Wine is not Windows). About two minutes.
+WINE_BENCH_ARGS ?=
+.PHONY: bench-wine
+
+bench-wine: win
+	bench/wine_bench.sh $(abspath $(WIN_BUILD)) $(WINE_BENCH_ARGS)
 
 # --- post-quantum keys (issue 19) ---
 #   make build-pq

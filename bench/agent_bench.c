@@ -78,6 +78,7 @@
 static struct {
     const char *keyward;
     const char *openssh;
+    const char *relay; /* keyward-relay; default: beside --keyward */
     const char *out_dir;
     double window; /* seconds per measured cell */
     int reps;
@@ -89,6 +90,8 @@ static struct {
     char only_keys[256]; /* sign cells for these keys only (comma-separated names) */
     const char *drive;   /* --drive SOCK: only load keys into SOCK and sign (profiling) */
     int drive_conns;
+    int cost_seconds; /* per cell of the signing-cost micro-benchmark (openssl speed -seconds) */
+    int cost_reps;    /* its runs: short and many, the two sides in turn, against drift */
 } opt = {
     .keyward = NULL,
     .openssh = "/usr/bin/ssh-agent",
@@ -101,6 +104,8 @@ static struct {
     .pace_us = 500,
     .drive = NULL,
     .drive_conns = 1,
+    .cost_seconds = 1,
+    .cost_reps = 7,
 };
 
 static bool in_list(const char *list, const char *name)
@@ -303,6 +308,21 @@ static struct bkey keys[NKEYS] = {
 #define K_ED25519 0
 #define K_RSA4096 3
 
+/*
+ * The signing-cost micro-benchmark (issue 20): key_sign() on one thread
+ * beside `openssl speed` for the same algorithm, P-384 included.
+ */
+#define NCOST 5
+static struct bkey cost_keys[NCOST] = {
+    {"ed25519", KEY_ED25519, 0, 0, NULL, {NULL, 0}, {NULL, 0}, NULL, 0},
+    {"ecdsa-p256", KEY_ECDSA_P256, 0, 0, NULL, {NULL, 0}, {NULL, 0}, NULL, 0},
+    {"ecdsa-p384", KEY_ECDSA_P384, 0, 0, NULL, {NULL, 0}, {NULL, 0}, NULL, 0},
+    {"rsa-2048", KEY_RSA, 2048, KEY_SIGN_RSA_SHA2_256, NULL, {NULL, 0}, {NULL, 0}, NULL, 0},
+    {"rsa-4096", KEY_RSA, 4096, KEY_SIGN_RSA_SHA2_256, NULL, {NULL, 0}, {NULL, 0}, NULL, 0},
+};
+static const char *const cost_speed_alg[NCOST] = {"ed25519", "ecdsap256", "ecdsap384", "rsa2048",
+                                                  "rsa4096"};
+
 static uint8_t sign_data[DATA_LEN];
 static struct frame list_frame;
 
@@ -336,10 +356,29 @@ static struct frame sign_frame(const struct key *k, uint32_t flags)
     return f;
 }
 
-static void make_keys(void)
+static void bkey_make(struct bkey *b)
 {
     struct wire_writer w;
     char comment[64];
+
+    if (key_generate(b->kind, b->bits, &b->key) != 0)
+        die("cannot generate a %s key", b->name);
+    snprintf(comment, sizeof(comment), "bench-%s", b->name);
+    b->add = add_frame(b->key, comment);
+    b->sign = sign_frame(b->key, b->flags);
+    wire_writer_init(&w);
+    if (key_private_serialize(b->key, &w) != 0 || w.error)
+        die("cannot serialise a private key");
+    b->priv_len = w.len;
+    if ((b->priv = malloc(w.len)) == NULL)
+        die("out of memory");
+    memcpy(b->priv, w.buf, w.len);
+    wire_writer_free(&w);
+}
+
+static void make_keys(void)
+{
+    struct wire_writer w;
     int i;
 
     if (RAND_bytes(sign_data, sizeof(sign_data)) != 1)
@@ -348,23 +387,8 @@ static void make_keys(void)
     wire_put_u8(&w, SSH_AGENTC_REQUEST_IDENTITIES);
     list_frame = frame_of(&w);
     wire_writer_free(&w);
-    for (i = 0; i < NKEYS; i++) {
-        struct bkey *b = &keys[i];
-
-        if (key_generate(b->kind, b->bits, &b->key) != 0)
-            die("cannot generate a %s key", b->name);
-        snprintf(comment, sizeof(comment), "bench-%s", b->name);
-        b->add = add_frame(b->key, comment);
-        b->sign = sign_frame(b->key, b->flags);
-        wire_writer_init(&w);
-        if (key_private_serialize(b->key, &w) != 0 || w.error)
-            die("cannot serialise a private key");
-        b->priv_len = w.len;
-        if ((b->priv = malloc(w.len)) == NULL)
-            die("out of memory");
-        memcpy(b->priv, w.buf, w.len);
-        wire_writer_free(&w);
-    }
+    for (i = 0; i < NKEYS; i++)
+        bkey_make(&keys[i]);
 }
 
 /* ---- agent processes ---- */
@@ -373,6 +397,7 @@ struct agent_proc {
     const char *label;
     const char *exe;
     bool openssh;
+    const char *upstream; /* keyward-relay: the agent socket it relays to */
     pid_t pid;
     char sock[108];
     char log[256];
@@ -380,6 +405,7 @@ struct agent_proc {
 
 static char workdir[64];
 static rlim_t fd_limit;
+static struct agent_proc *cleanup_agents[2]; /* stopped at exit: [KEYWARD], [OPENSSH] */
 static int agent_seq;
 
 /* /proc/PID/status field in kB, or -1. */
@@ -403,6 +429,27 @@ static long proc_status_kb(pid_t pid, const char *field)
     return v;
 }
 
+/* utime + stime of every thread of pid, in seconds (/proc/PID/stat), or NaN. */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long ut, st;
+    size_t n;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return NAN;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* After the command name in parentheses: state is field 3, utime 14, stime 15. */
+    if ((p = strrchr(buf, ')')) == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return NAN;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int proc_fd_count(pid_t pid)
 {
     char path[64];
@@ -420,18 +467,21 @@ static int proc_fd_count(pid_t pid)
     return n;
 }
 
-static void agent_start(struct agent_proc *a, const char *label, const char *exe, bool openssh)
+/* An agent (-D -a SOCK), or keyward-relay (SOCK UPSTREAM) when upstream is set. */
+static void proc_start(struct agent_proc *a, const char *label, const char *exe, bool openssh,
+                       const char *upstream)
 {
+    const char *tag = upstream ? "relay" : openssh ? "ossh" : "kw";
     int fd, i;
 
     memset(a, 0, sizeof(*a));
     a->label = label;
     a->exe = exe;
     a->openssh = openssh;
+    a->upstream = upstream;
     agent_seq++;
-    snprintf(a->sock, sizeof(a->sock), "%s/%s.%d.sock", workdir, openssh ? "ossh" : "kw",
-             agent_seq);
-    snprintf(a->log, sizeof(a->log), "%s/%s.%d.log", workdir, openssh ? "ossh" : "kw", agent_seq);
+    snprintf(a->sock, sizeof(a->sock), "%s/%s.%d.sock", workdir, tag, agent_seq);
+    snprintf(a->log, sizeof(a->log), "%s/%s.%d.log", workdir, tag, agent_seq);
     fflush(NULL);
     if ((a->pid = fork()) < 0)
         die("fork: %s", strerror(errno));
@@ -450,7 +500,10 @@ static void agent_start(struct agent_proc *a, const char *label, const char *exe
         }
         unsetenv("SSH_AUTH_SOCK");
         unsetenv("SSH_AGENT_PID");
-        execl(exe, exe, "-D", "-a", a->sock, (char *)NULL);
+        if (upstream != NULL)
+            execl(exe, exe, a->sock, upstream, (char *)NULL);
+        else
+            execl(exe, exe, "-D", "-a", a->sock, (char *)NULL);
         fprintf(stderr, "exec %s: %s\n", exe, strerror(errno));
         _exit(127);
     }
@@ -464,6 +517,11 @@ static void agent_start(struct agent_proc *a, const char *label, const char *exe
         sleep_s(0.01);
     }
     die("%s did not come up on %s", label, a->sock);
+}
+
+static void agent_start(struct agent_proc *a, const char *label, const char *exe, bool openssh)
+{
+    proc_start(a, label, exe, openssh, NULL);
 }
 
 static void agent_stop(struct agent_proc *a)
@@ -566,17 +624,26 @@ struct raw_arg {
     const struct key *key;
     uint32_t flags;
     double window;
+    bool cpu_time; /* rate per second of this thread's CPU time, not of wall time */
     pthread_barrier_t *bar;
     uint64_t ops;
     double elapsed;
     int err;
 };
 
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void *raw_thread(void *p)
 {
     struct raw_arg *a = p;
     struct wire_writer sig;
-    double t0, t = 0;
+    double t0, t = 0, c0;
     int i;
 
     for (i = 0; i < 3; i++) { /* warm-up */
@@ -586,6 +653,7 @@ static void *raw_thread(void *p)
     }
     pthread_barrier_wait(a->bar);
     t0 = now_s();
+    c0 = thread_cpu_s();
     do {
         /* As the agent does it: a fresh writer per signature. */
         wire_writer_init(&sig);
@@ -593,11 +661,12 @@ static void *raw_thread(void *p)
         wire_writer_free(&sig);
         a->ops++;
     } while ((t = now_s()) - t0 < a->window);
-    a->elapsed = t - t0;
+    a->elapsed = a->cpu_time ? thread_cpu_s() - c0 : t - t0;
     return NULL;
 }
 
-static double raw_rate(const struct key *k, uint32_t flags, int nthreads, double window)
+static double raw_rate(const struct key *k, uint32_t flags, int nthreads, double window,
+                       bool cpu_time)
 {
     struct raw_arg args[8];
     pthread_t th[8];
@@ -611,6 +680,7 @@ static double raw_rate(const struct key *k, uint32_t flags, int nthreads, double
         args[i].key = k;
         args[i].flags = flags;
         args[i].window = window;
+        args[i].cpu_time = cpu_time;
         args[i].bar = &bar;
         pthread_create(&th[i], NULL, raw_thread, &args[i]);
     }
@@ -647,9 +717,12 @@ struct raw_worker {
 
 struct raw_cmd {
     int key, threads;
+    double window;
+    bool cpu_time;
 };
 
-static void raw_worker_start(struct raw_worker *w, bool secure_heap)
+/* set: the keys the child holds (n <= 8), parsed from their ADD_IDENTITY bytes. */
+static void raw_worker_start(struct raw_worker *w, bool secure_heap, const struct bkey *set, int n)
 {
     int down[2], up[2];
     long hello[2];
@@ -660,7 +733,7 @@ static void raw_worker_start(struct raw_worker *w, bool secure_heap)
     if ((w->pid = fork()) < 0)
         die("fork: %s", strerror(errno));
     if (w->pid == 0) {
-        struct key *k[NKEYS];
+        struct key *k[8];
         struct raw_cmd cmd;
         double rate;
         int i;
@@ -670,10 +743,12 @@ static void raw_worker_start(struct raw_worker *w, bool secure_heap)
             if (i != down[0] && i != up[1])
                 close(i);
         hello[0] = secure_heap ? CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, SECURE_HEAP_MIN) : -1;
-        for (i = 0; i < NKEYS; i++) {
+        if (n > 8)
+            _exit(3);
+        for (i = 0; i < n; i++) {
             struct wire_reader rd;
 
-            wire_reader_init(&rd, keys[i].priv, keys[i].priv_len);
+            wire_reader_init(&rd, set[i].priv, set[i].priv_len);
             if (key_from_private(&rd, &k[i]) != 0)
                 _exit(3);
         }
@@ -681,9 +756,9 @@ static void raw_worker_start(struct raw_worker *w, bool secure_heap)
         if (write_all(up[1], hello, sizeof(hello)) != 0)
             _exit(4);
         while (read(down[0], &cmd, sizeof(cmd)) == (ssize_t)sizeof(cmd)) {
-            if (cmd.key < 0 || cmd.key >= NKEYS)
+            if (cmd.key < 0 || cmd.key >= n)
                 _exit(5);
-            rate = raw_rate(k[cmd.key], keys[cmd.key].flags, cmd.threads, opt.raw_window);
+            rate = raw_rate(k[cmd.key], set[cmd.key].flags, cmd.threads, cmd.window, cmd.cpu_time);
             if (write_all(up[1], &rate, sizeof(rate)) != 0)
                 _exit(4);
         }
@@ -699,15 +774,26 @@ static void raw_worker_start(struct raw_worker *w, bool secure_heap)
     w->secure_used = hello[1];
 }
 
-static double raw_worker_measure(struct raw_worker *w, int key, int threads)
+static double raw_worker_measure_in(struct raw_worker *w, int key, int threads, double window,
+                                    bool cpu_time)
 {
-    struct raw_cmd cmd = {key, threads};
+    struct raw_cmd cmd;
     double rate;
 
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.key = key;
+    cmd.threads = threads;
+    cmd.window = window;
+    cmd.cpu_time = cpu_time;
     if (write_all(w->to, &cmd, sizeof(cmd)) != 0 ||
         read(w->from, &rate, sizeof(rate)) != (ssize_t)sizeof(rate))
         die("the raw reference child failed");
     return rate;
+}
+
+static double raw_worker_measure(struct raw_worker *w, int key, int threads)
+{
+    return raw_worker_measure_in(w, key, threads, opt.raw_window, false);
 }
 
 static void raw_worker_stop(struct raw_worker *w)
@@ -1203,6 +1289,8 @@ static struct {
     struct raw_result raw, raw_nosec;
     double sign[NAGENTS][NKEYS][2]; /* [agent][key][0: 1 conn, 1: 4 conns] median ops/s */
     double sign_runs[NAGENTS][NKEYS][2][64];
+    /* the agent's CPU (all threads, /proc/PID/stat) per signature, us: [agent][key][conns] */
+    double cpu_us[NAGENTS][NKEYS][2], cpu_runs[NAGENTS][NKEYS][2][64];
     uint64_t sign_errors[NAGENTS];
     /* list latency: [agent][scenario] p50/p99 (us), medians over reps */
     double lat_p50[NAGENTS][4], lat_p99[NAGENTS][4], lat_rate[NAGENTS][4];
@@ -1213,7 +1301,172 @@ static struct {
     char kw_log_warning[256];
     double load_start[3], load_end[3];
     int measured_scale, measured_idle, measured_lat, measured_sign;
+    /* signing cost: medians; key_sign() per CPU second, openssl speed's sign and verify rates */
+    double cost_ks[NCOST], cost_os[NCOST], cost_ov[NCOST], cost_ns[NCOST];
+    double cost_ks_runs[NCOST][64], cost_os_runs[NCOST][64];
+    int measured_cost;
+    /* keyward-relay in front of keyward-agent: ed25519 sign/s over 1 connection */
+    double relay_direct, relay_via, relay_direct_runs[64], relay_via_runs[64];
+    uint64_t relay_errors;
+    struct scale_result relay_scale; /* its fds and RSS are the relay's */
+    int relay_conns;                 /* opt.conns, or fewer if the fd limit is too low */
+    int measured_relay;
+    /* keyward's own stage timing (KEYWARD_TIMING=1), us per signature, 4 conns: [key][stage] */
+    double stage_us[2][7], stage_n[2][7], stage_rate[2]; /* us per occurrence, occurrences */
+    int measured_stages;
 } R;
+
+/* ---- signing cost: key_sign() beside `openssl speed` ---- */
+
+/*
+ * `openssl speed -mr` for one algorithm: its sign and verify rates. Like the
+ * key_sign() side, its rates are per second of the process's own CPU time
+ * (speed's default), so that another process holding a core does not tilt
+ * the ratio.
+ */
+static void openssl_speed(const char *alg, int seconds, double *sign, double *verify)
+{
+    char cmd[128], line[256];
+    FILE *f;
+
+    *sign = *verify = NAN;
+    snprintf(cmd, sizeof(cmd), "openssl speed -seconds %d -mr %s 2>/dev/null", seconds, alg);
+    fflush(NULL);
+    if ((f = popen(cmd, "r")) == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        double a, b;
+        char name[32];
+
+        /* +F2 (RSA) and +F4 (ECDSA): idx:bits:sign:verify; +F6 (EdDSA): idx:bits:name:sign:verify
+         */
+        if ((strncmp(line, "+F2:", 4) == 0 || strncmp(line, "+F4:", 4) == 0) &&
+            sscanf(line + 4, "%*d:%*d:%lf:%lf", &a, &b) == 2) {
+            *sign = a;
+            *verify = b;
+        } else if (strncmp(line, "+F6:", 4) == 0 &&
+                   sscanf(line + 4, "%*d:%*d:%31[^:]:%lf:%lf", name, &a, &b) == 3) {
+            *sign = a;
+            *verify = b;
+        }
+    }
+    if (pclose(f) != 0)
+        note("warning: %s exited with an error", cmd);
+}
+
+static void measure_cost(void)
+{
+    struct raw_worker rw, rwn;
+    double ov[NCOST][64], ns[NCOST][64];
+    int k, rep;
+
+    fprintf(stderr,
+            "agent_bench: signing cost, key_sign() beside openssl speed (%d runs of %d s per "
+            "cell)\n",
+            opt.cost_reps, opt.cost_seconds);
+    for (k = 0; k < NCOST; k++)
+        bkey_make(&cost_keys[k]);
+    raw_worker_start(&rw, true, cost_keys, NCOST);
+    raw_worker_start(&rwn, false, cost_keys, NCOST);
+    if (rw.secure_heap != 1)
+        note("warning: the signing-cost child's secure heap is not locked (%d)", rw.secure_heap);
+    R.measured_cost = 1;
+    for (rep = 0; rep < opt.cost_reps; rep++)
+        for (k = 0; k < NCOST; k++) {
+            if (opt.only_keys[0] && !in_list(opt.only_keys, cost_keys[k].name)) {
+                R.cost_ks_runs[k][rep] = R.cost_os_runs[k][rep] = ov[k][rep] = ns[k][rep] = NAN;
+                continue;
+            }
+            R.cost_ks_runs[k][rep] = raw_worker_measure_in(&rw, k, 1, opt.cost_seconds, true);
+            openssl_speed(cost_speed_alg[k], opt.cost_seconds, &R.cost_os_runs[k][rep],
+                          &ov[k][rep]);
+            ns[k][rep] = raw_worker_measure_in(&rwn, k, 1, opt.cost_seconds, true);
+        }
+    raw_worker_stop(&rw);
+    raw_worker_stop(&rwn);
+    for (k = 0; k < NCOST; k++) {
+        R.cost_ks[k] = median(R.cost_ks_runs[k], opt.cost_reps);
+        R.cost_os[k] = median(R.cost_os_runs[k], opt.cost_reps);
+        R.cost_ov[k] = median(ov[k], opt.cost_reps);
+        R.cost_ns[k] = median(ns[k], opt.cost_reps);
+        note("%-10s key_sign() %8.0f/s (no secure heap %8.0f/s)  openssl speed %8.0f/s  "
+             "ratio %.3f",
+             cost_keys[k].name, R.cost_ks[k], R.cost_ns[k], R.cost_os[k],
+             R.cost_ks[k] / R.cost_os[k]);
+    }
+}
+
+/*
+ * key_sign()'s time per signature in CPU us for keys[k], for the agent's CPU
+ * per signature: from the signing-cost cells (per CPU second) when they ran,
+ * else the raw 1-thread rate (wall time: inflated when other processes hold
+ * the core).
+ */
+static double raw_cpu_us(int k)
+{
+    static const int cost_of[NKEYS] = {0, 1, 3, 4}; /* cost_keys[] index of keys[k] */
+
+    if (R.measured_cost && !isnan(R.cost_ks[cost_of[k]]))
+        return 1e6 / R.cost_ks[cost_of[k]];
+    return 1e6 / R.raw.ops1[k];
+}
+
+static const char *const stage_names[7] = {"read",   "decode", "hand-off", "sign",
+                                           "encode", "write",  "inline"};
+
+/*
+ * A keyward-agent started with KEYWARD_TIMING=1 (src/base/timing.h) signs
+ * over 4 connections for one window; its log's "timing:" line, written as
+ * it shuts down, has each stage's total ns and count.
+ */
+static void measure_stages(int k)
+{
+    static const char *const tags[7] = {"read",   "decode", "handoff", "sign",
+                                        "encode", "write",  "inline"};
+    unsigned long long tot[7] = {0}, cnt[7] = {0};
+    struct agent_proc a;
+    char line[1024];
+    uint64_t errors = 0;
+    FILE *f;
+    int i;
+
+    setenv("KEYWARD_TIMING", "1", 1);
+    agent_start(&a, "keyward-agent (timing)", opt.keyward, false);
+    unsetenv("KEYWARD_TIMING");
+    cleanup_agents[KEYWARD] = &a;
+    agent_load(&a);
+    R.stage_rate[k] =
+        load_rate(a.sock, &keys[k].sign, SSH_AGENT_SIGN_RESPONSE, 4, opt.window, &errors);
+    agent_stop(&a);
+    cleanup_agents[KEYWARD] = NULL;
+    for (i = 0; i < 7; i++)
+        R.stage_us[k][i] = NAN;
+    if ((f = fopen(a.log, "r")) == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *p = strstr(line, "timing: ");
+
+        if (p == NULL)
+            continue;
+        for (i = 0; i < 7; i++) {
+            char key[32];
+            char *q;
+
+            snprintf(key, sizeof(key), "%s ", tags[i]);
+            if ((q = strstr(p, key)) != NULL)
+                (void)sscanf(q + strlen(key), "%llu/%llu", &tot[i], &cnt[i]);
+        }
+    }
+    fclose(f);
+    for (i = 0; i < 7; i++) {
+        R.stage_n[k][i] = (double)cnt[i];
+        if (cnt[i] > 0)
+            R.stage_us[k][i] = (double)tot[i] / 1e3 / (double)cnt[i];
+    }
+    R.measured_stages = 1;
+    if (errors)
+        note("warning: %lu errors in the stage timing run", (unsigned long)errors);
+}
 
 static const char *lat_names[4] = {"1 client", "64 clients", "paced, 1 rsa-4096 signer",
                                    "paced, 4 rsa-4096 signers"};
@@ -1290,7 +1543,7 @@ struct target {
     int met; /* 1 met, 0 missed, -1 not measured */
 };
 
-static struct target targets[16];
+static struct target targets[40];
 static int ntargets;
 
 static void add_target(const char *name, int met, const char *goal, int decimals, const char *unit,
@@ -1306,9 +1559,16 @@ static void add_target(const char *name, int met, const char *goal, int decimals
 
 static void evaluate_targets(void)
 {
+    char name[96];
     double v;
+    int k;
 
     ntargets = 0;
+    for (k = 0; k < NCOST; k++) {
+        v = R.cost_ks[k] / R.cost_os[k];
+        snprintf(name, sizeof(name), "%s, key_sign() / openssl speed, 1 thread", cost_keys[k].name);
+        add_target(name, v >= 0.95, ">= 0.95", 3, "", R.measured_cost ? v : NAN);
+    }
     v = R.sign[KEYWARD][0][0] / limit_of(0);
     add_target("ed25519, 1 connection / one-connection limit", v >= 0.85, ">= 0.85", 2, "",
                R.measured_sign ? v : NAN);
@@ -1331,6 +1591,19 @@ static void evaluate_targets(void)
     add_target("connection scale: errors",
                R.scale[KEYWARD].errors == 0 && R.scale[KEYWARD].served == opt.conns, "0", 0, "",
                R.measured_scale ? v : NAN);
+    for (k = 0; k < 2; k++) { /* ed25519, ecdsa-p256 */
+        v = R.cpu_us[KEYWARD][k][1] - raw_cpu_us(k);
+        snprintf(name, sizeof(name), "%s, agent CPU per sign (4 conns) - raw sign time",
+                 keys[k].name);
+        add_target(name, v <= 10, "<= 10 us", 1, " us", R.measured_sign ? v : NAN);
+    }
+    v = R.relay_via / R.relay_direct;
+    add_target("ed25519, 1 connection, through keyward-relay / direct", v >= 0.8, ">= 0.8", 2, "",
+               R.measured_relay ? v : NAN);
+    v = R.relay_scale.errors;
+    snprintf(name, sizeof(name), "%d conns through keyward-relay: errors", R.relay_conns);
+    add_target(name, R.relay_scale.errors == 0 && R.relay_scale.served == R.relay_conns, "0", 0, "",
+               R.measured_relay ? v : NAN);
     v = R.kw_lck_kb;
     add_target("secure heap on and locked (VmLck kB)",
                R.kw_lck_kb >= (long)(SECURE_HEAP_SIZE / 1024) && R.kw_log_warning[0] == '\0',
@@ -1362,7 +1635,7 @@ static void row(const char *metric, int decimals, double kw, double os, double l
 
 static void print_table(void)
 {
-    char name[96], a[32], b[32], c[32], d[32];
+    char name[96], a[32], b[32], c[32], d[32], e[32];
     int k, m, ag;
 
     printf("%-34s %10s %10s %8s %9s %8s %9s %7s\n", "metric (median of runs)", "keyward", "OpenSSH",
@@ -1375,6 +1648,13 @@ static void print_table(void)
                 m == 0 ? R.raw.ops1[k] : R.raw.ops2[k]);
         }
     }
+    for (k = 0; R.measured_sign && k < NKEYS; k++)
+        for (m = 0; m < 2; m++) {
+            snprintf(name, sizeof(name), "CPU us/sign %s, %d conn%s", keys[k].name, m ? 4 : 1,
+                     m ? "s" : "");
+            /* raw column: the raw 1-thread sign time, us; kw/raw: the agent's CPU over it */
+            row(name, 1, R.cpu_us[KEYWARD][k][m], R.cpu_us[OPENSSH][k][m], NAN, raw_cpu_us(k));
+        }
     if (R.measured_lat) {
         for (m = 0; m < 4; m++) {
             snprintf(name, sizeof(name), "list p50 us, %s", lat_names[m]);
@@ -1409,6 +1689,18 @@ static void print_table(void)
            "    1 thread for the 1-connection rows, 2 threads for the 4-connection rows.\n"
            "  limit: 1 / (raw 1-thread sign time + bare Unix-socket round trip %.1f us).\n",
            opt.reps, opt.window, R.bare_rt_us);
+    if (R.measured_sign) {
+        printf("  CPU us/sign: the agent's CPU time (every thread, utime + stime from "
+               "/proc/PID/stat)\n"
+               "    over the signatures of the run; raw column: key_sign()'s CPU time per\n"
+               "    signature (signing cost cells; without them the raw 1-thread time), us.\n"
+               "    At 4 conns the loop is never idle; 1 conn - 4 conns is what waiting costs\n"
+               "    (polling between requests):");
+        for (k = 0; k < NKEYS; k++)
+            printf("%s %s %s us", k ? ";" : "", keys[k].name,
+                   fmt(a, sizeof(a), 1, R.cpu_us[KEYWARD][k][0] - R.cpu_us[KEYWARD][k][1]));
+        printf("\n");
+    }
     printf("  working echo (a server that spins for the raw sign time, then answers):");
     for (k = 0; k < NKEYS; k++)
         printf("%s %s %s/s (keyward %s)", k ? ";" : "", keys[k].name,
@@ -1438,6 +1730,78 @@ static void print_table(void)
                    opt.conns, agent_names[ag], R.scale[ag].connect_s, R.scale[ag].connect_retries,
                    R.scale[ag].agent_fds, R.scale[ag].errors ? "; first error: " : "",
                    R.scale[ag].first_error);
+    if (R.measured_stages) {
+        printf("\n%-34s %10s %8s %10s %8s\n", "keyward stages, us each (count)", keys[0].name, "",
+               keys[1].name, "");
+        for (m = 0; m < 7; m++)
+            printf("%-34s %10s %8.0f %10s %8.0f\n", stage_names[m],
+                   fmt(a, sizeof(a), 1, R.stage_us[0][m]), R.stage_n[0][m],
+                   fmt(b, sizeof(b), 1, R.stage_us[1][m]), R.stage_n[1][m]);
+        printf(
+            "  stages: a keyward-agent started with KEYWARD_TIMING=1 (src/base/timing.h) signs\n"
+            "    over 4 connections for %.1f s (%s / %s signs/s); each stage's CPU time on its\n"
+            "    thread (CLOCK_THREAD_CPUTIME_ID), averaged over its occurrences. read: a read()\n"
+            "    of request bytes; decode: agent_handle() of a request handed to a signing\n"
+            "    thread; hand-off: wall time from the hand-off until the loop takes the result\n"
+            "    back, less the signature (queueing, wake-ups, waiting for a core); sign:\n"
+            "    key_sign() on the signing thread; encode: the reply; write: uv_write();\n"
+            "    inline: agent_handle() of a request signed on the loop thread (decode, sign\n"
+            "    and encode).\n",
+            opt.window, fmt(a, sizeof(a), 0, R.stage_rate[0]),
+            fmt(b, sizeof(b), 0, R.stage_rate[1]));
+    }
+    if (R.measured_relay) {
+        struct scale_result *rs = &R.relay_scale;
+
+        printf("\n%-34s %10s %10s %8s\n", "keyward-relay (median of runs)", "relay", "direct",
+               "ratio");
+        printf("%-34s %10s %10s %8s\n", "sign/s ed25519, 1 conn", fmt(a, sizeof(a), 0, R.relay_via),
+               fmt(b, sizeof(b), 0, R.relay_direct),
+               fmt(c, sizeof(c), 2, R.relay_via / R.relay_direct));
+        snprintf(name, sizeof(name), "%d conns: served / errors", R.relay_conns);
+        printf("%-34s %10d %10d\n", name, rs->served, rs->errors);
+        snprintf(name, sizeof(name), "%d conns: wall s", R.relay_conns);
+        printf("%-34s %10s\n", name, fmt(a, sizeof(a), 2, rs->wall_s));
+        printf("%-34s %10s\n", "relay RSS per idle conn, KiB",
+               fmt(a, sizeof(a), 1,
+                   rs->connected > 0 ? (double)(rs->rss_held_kb - rs->rss_before_kb) / rs->connected
+                                     : NAN));
+        printf("  relay: keyward-relay LISTEN AGENT_SOCK in front of a fresh keyward-agent; the\n"
+               "    same client and key, the two paths in turn, %d runs of %.1f s. %d conns: as\n"
+               "    above, through the relay; RSS per idle conn = (relay VmRSS holding them - "
+               "before)\n"
+               "    / conns (relay %.1f -> %.1f MiB, peak %.1f MiB; it held %d fds)%s%s\n",
+               opt.reps, opt.window, R.relay_conns, rs->rss_before_kb / 1024.0,
+               rs->rss_held_kb / 1024.0, rs->hwm_kb / 1024.0, rs->agent_fds,
+               rs->errors ? "; first error: " : "", rs->first_error);
+        if (R.relay_conns < opt.conns)
+            printf("  relay: %d, not %d, connections: it needs two descriptors each and the hard\n"
+                   "    fd limit here is %lu (not raisable by this process)\n",
+                   R.relay_conns, opt.conns, (unsigned long)fd_limit);
+    }
+    if (R.measured_cost) {
+        printf("\n%-34s %10s %10s %8s %12s %14s\n", "signing cost, 1 thread (median)", "key_sign",
+               "openssl", "ratio", "RSA guard", "no sec. heap");
+        for (k = 0; k < NCOST; k++) {
+            snprintf(name, sizeof(name), "sign/s per CPU s, %s", cost_keys[k].name);
+            printf("%-34s %10s %10s %8s %12s %14s\n", name, fmt(a, sizeof(a), 0, R.cost_ks[k]),
+                   fmt(b, sizeof(b), 0, R.cost_os[k]),
+                   fmt(c, sizeof(c), 3, R.cost_ks[k] / R.cost_os[k]),
+                   cost_keys[k].kind == KEY_RSA
+                       ? fmtd(d, sizeof(d), 1, 100.0 * R.cost_os[k] / R.cost_ov[k], " %")
+                       : "-",
+                   fmt(e, sizeof(e), 3, R.cost_ns[k] / R.cost_os[k]));
+        }
+        printf(
+            "  key_sign(): 256-byte data (RSA: rsa-sha2-256), in a child with keyward's secure\n"
+            "    heap, per second of its thread's CPU time; openssl: `openssl speed -seconds %d\n"
+            "    -mr ALG`, per second of its CPU time (a prepared context, a 20- or 36-byte\n"
+            "    input, no SSH encoding). RSA guard: key_sign() verifies every RSA signature;\n"
+            "    its cost is openssl speed's verify time over its sign time. no sec. heap:\n"
+            "    key_sign() without keyward's secure heap, over openssl speed.\n",
+            opt.cost_seconds);
+    }
+    printf("\n");
     printf("  fd limit %lu (bench and agents); keyward's secure heap: VmLck %ld kB%s%s\n",
            (unsigned long)fd_limit, R.kw_lck_kb, R.kw_log_warning[0] ? "; log: " : "",
            R.kw_log_warning);
@@ -1523,6 +1887,14 @@ static void write_json(const char *path, const char *cpu, const char *stamp)
         json_num(f, R.sign[KEYWARD][k][0] / R.sign[OPENSSH][k][0]);
         fprintf(f, ", \"conns_4\": ");
         json_num(f, R.sign[KEYWARD][k][1] / R.sign[OPENSSH][k][1]);
+        fprintf(f, "}, \"agent_cpu_us_per_sign\": {");
+        for (ag = 0; ag < NAGENTS; ag++) {
+            fprintf(f, "%s\"%s\": {\"conns_1\": ", ag ? ", " : "", agent_names[ag]);
+            json_num(f, R.cpu_us[ag][k][0]);
+            fprintf(f, ", \"conns_4\": ");
+            json_num(f, R.cpu_us[ag][k][1]);
+            fprintf(f, "}");
+        }
         fprintf(f, "}, \"keyward_over_limit\": ");
         json_num(f, R.sign[KEYWARD][k][0] / limit_of(k));
         fprintf(f, ", \"keyward_over_raw\": {\"conns_1\": ");
@@ -1583,6 +1955,64 @@ static void write_json(const char *path, const char *cpu, const char *stamp)
     }
     fprintf(f, "},\n  \"keyward_secure_heap\": {\"locked_kb\": %ld, \"warning\": \"%s\"},\n",
             R.kw_lck_kb, R.kw_log_warning);
+    if (R.measured_relay) {
+        struct scale_result *rs = &R.relay_scale;
+
+        fprintf(f, "  \"relay\": {\"ed25519_conns_1_direct\": ");
+        json_num(f, R.relay_direct);
+        fprintf(f, ", \"ed25519_conns_1_via_relay\": ");
+        json_num(f, R.relay_via);
+        fprintf(f, ", \"ratio\": ");
+        json_num(f, R.relay_via / R.relay_direct);
+        fprintf(f,
+                ", \"sign_errors\": %lu, \"scale\": {\"connections\": %d, \"served\": %d, "
+                "\"errors\": %d, \"first_error\": \"%s\", \"relay_fds_held\": %d, \"wall_s\": ",
+                (unsigned long)R.relay_errors, rs->target, rs->served, rs->errors, rs->first_error,
+                rs->agent_fds);
+        json_num(f, rs->wall_s);
+        fprintf(f,
+                ", \"relay_rss_before_kb\": %ld, \"relay_rss_holding_kb\": %ld, "
+                "\"relay_peak_rss_kb\": %ld}},\n",
+                rs->rss_before_kb, rs->rss_held_kb, rs->hwm_kb);
+    }
+    if (R.measured_stages) {
+        fprintf(f, "  \"stages_4_conns\": {");
+        for (k = 0; k < 2; k++) {
+            fprintf(f, "%s\"%s\": {", k ? ", " : "", keys[k].name);
+            for (m = 0; m < 7; m++) {
+                fprintf(f, "%s\"%s\": {\"us_each\": ", m ? ", " : "", stage_names[m]);
+                json_num(f, R.stage_us[k][m]);
+                fprintf(f, ", \"count\": %.0f}", R.stage_n[k][m]);
+            }
+            fprintf(f, "}");
+        }
+        fprintf(f, "},\n");
+    }
+    fprintf(f, "  \"signing_cost\": {");
+    for (k = 0; k < NCOST; k++) {
+        fprintf(f, "%s\n    \"%s\": {\"key_sign_per_cpu_s\": ", k ? "," : "", cost_keys[k].name);
+        json_num(f, R.measured_cost ? R.cost_ks[k] : NAN);
+        fprintf(f, ", \"openssl_speed_sign_per_s\": ");
+        json_num(f, R.measured_cost ? R.cost_os[k] : NAN);
+        fprintf(f, ", \"key_sign_no_secure_heap_per_cpu_s\": ");
+        json_num(f, R.measured_cost ? R.cost_ns[k] : NAN);
+        fprintf(f, ", \"openssl_speed_verify_per_s\": ");
+        json_num(f, R.measured_cost ? R.cost_ov[k] : NAN);
+        fprintf(f, ", \"ratio\": ");
+        json_num(f, R.measured_cost ? R.cost_ks[k] / R.cost_os[k] : NAN);
+        fprintf(f, ", \"key_sign_runs\": [");
+        for (r = 0; R.measured_cost && r < opt.cost_reps; r++) {
+            fprintf(f, "%s", r ? ", " : "");
+            json_num(f, R.cost_ks_runs[k][r]);
+        }
+        fprintf(f, "], \"openssl_runs\": [");
+        for (r = 0; R.measured_cost && r < opt.cost_reps; r++) {
+            fprintf(f, "%s", r ? ", " : "");
+            json_num(f, R.cost_os_runs[k][r]);
+        }
+        fprintf(f, "]}");
+    }
+    fprintf(f, "},\n");
     fprintf(f, "  \"targets\": [");
     for (k = 0; k < ntargets; k++)
         fprintf(f,
@@ -1624,8 +2054,6 @@ static void cleanup_workdir(void)
         fprintf(stderr, "agent_bench: could not remove %s\n", workdir);
 }
 
-static struct agent_proc *cleanup_agents[NAGENTS];
-
 static void on_exit_cleanup(void)
 {
     int i;
@@ -1665,12 +2093,14 @@ static int drive(const char *sock)
 
 static void usage(void)
 {
-    printf("usage: agent_bench --keyward PATH [--openssh PATH] [--out DIR] [--window S]\n"
+    printf("usage: agent_bench --keyward PATH [--openssh PATH] [--relay PATH] [--out DIR]\n"
+           "                   [--window S]\n"
            "                   [--reps N] [--conns N] [--idle-keys N] [--skip PARTS]\n"
-           "                   [--keys KEYS] [--raw-window S]\n"
+           "                   [--keys KEYS] [--raw-window S] [--cost-seconds N]\n"
+           "                   [--cost-reps N]\n"
            "       agent_bench --drive SOCK [--keys KEYS] [--drive-conns N] [--window S]\n"
            "                   [--reps N]\n"
-           "  PARTS: comma-separated of sign,latency,scale,idle\n"
+           "  PARTS: comma-separated of cost,sign,latency,scale,relay,stages,idle\n"
            "  KEYS: comma-separated of ed25519,ecdsa-p256,rsa-2048,rsa-4096 (default all)\n"
            "  Either slot takes any agent run as PATH -D -a SOCKET: --keyward NEW\n"
            "  --openssh OLD compares two builds, NEW/OLD in the ratio column.\n"
@@ -1680,14 +2110,23 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"keyward", required_argument, NULL, 'k'},     {"openssh", required_argument, NULL, 'o'},
-        {"out", required_argument, NULL, 'O'},         {"window", required_argument, NULL, 'w'},
-        {"reps", required_argument, NULL, 'r'},        {"conns", required_argument, NULL, 'c'},
-        {"idle-keys", required_argument, NULL, 'i'},   {"skip", required_argument, NULL, 's'},
-        {"raw-window", required_argument, NULL, 'R'},  {"help", no_argument, NULL, 'h'},
-        {"keys", required_argument, NULL, 'K'},        {"drive", required_argument, NULL, 'D'},
-        {"drive-conns", required_argument, NULL, 'N'}, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"keyward", required_argument, NULL, 'k'},
+                                             {"relay", required_argument, NULL, 'L'},
+                                             {"openssh", required_argument, NULL, 'o'},
+                                             {"out", required_argument, NULL, 'O'},
+                                             {"window", required_argument, NULL, 'w'},
+                                             {"reps", required_argument, NULL, 'r'},
+                                             {"conns", required_argument, NULL, 'c'},
+                                             {"idle-keys", required_argument, NULL, 'i'},
+                                             {"skip", required_argument, NULL, 's'},
+                                             {"raw-window", required_argument, NULL, 'R'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"keys", required_argument, NULL, 'K'},
+                                             {"drive", required_argument, NULL, 'D'},
+                                             {"drive-conns", required_argument, NULL, 'N'},
+                                             {"cost-seconds", required_argument, NULL, 'C'},
+                                             {"cost-reps", required_argument, NULL, 'P'},
+                                             {NULL, 0, NULL, 0}};
     struct agent_proc agents[NAGENTS];
     struct rlimit rl;
     char cpu[256], stamp[64], path[512];
@@ -1699,6 +2138,9 @@ int main(int argc, char **argv)
         switch (ch) {
         case 'k':
             opt.keyward = optarg;
+            break;
+        case 'L':
+            opt.relay = optarg;
             break;
         case 'o':
             opt.openssh = optarg;
@@ -1733,6 +2175,12 @@ int main(int argc, char **argv)
         case 'N':
             opt.drive_conns = atoi(optarg);
             break;
+        case 'C':
+            opt.cost_seconds = atoi(optarg);
+            break;
+        case 'P':
+            opt.cost_reps = atoi(optarg);
+            break;
         case 'h':
             usage();
             return 0;
@@ -1747,10 +2195,23 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    if (opt.reps < 1 || opt.reps > 64 || opt.window <= 0 || opt.conns < 1 || opt.idle_keys < 0)
+    if (opt.reps < 1 || opt.reps > 64 || opt.window <= 0 || opt.conns < 1 || opt.idle_keys < 0 ||
+        opt.cost_seconds < 1 || opt.cost_reps < 1 || opt.cost_reps > 64)
         die("bad options");
     if (access(opt.keyward, X_OK) != 0)
         die("%s: not executable", opt.keyward);
+    if (opt.relay == NULL) {
+        static char beside[512];
+        const char *slash = strrchr(opt.keyward, '/');
+
+        snprintf(beside, sizeof(beside), "%.*skeyward-relay",
+                 slash ? (int)(slash - opt.keyward + 1) : 0, opt.keyward);
+        if (access(beside, X_OK) == 0)
+            opt.relay = beside;
+        else
+            note("no keyward-relay beside %s (--relay PATH): the relay rows are skipped",
+                 opt.keyward);
+    }
     if (access(opt.openssh, X_OK) != 0)
         die("%s: not executable (apt-get install openssh-client)", opt.openssh);
     signal(SIGPIPE, SIG_IGN);
@@ -1759,7 +2220,8 @@ int main(int argc, char **argv)
     cpu_model(cpu, sizeof(cpu));
 
     /* Room for every connection of the scale test, in the agents and here. */
-    fd_limit = (rlim_t)opt.conns + 1024;
+    /* keyward-relay holds two descriptors per relayed connection. */
+    fd_limit = 2 * (rlim_t)opt.conns + 1024;
     if (fd_limit < 20000)
         fd_limit = 20000;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -1788,6 +2250,8 @@ int main(int argc, char **argv)
             (unsigned long)fd_limit);
     fprintf(stderr, "agent_bench: generating keys\n");
     make_keys();
+    if (!skipped("cost"))
+        measure_cost();
 
     /* Both agents, same keys. */
     agent_start(&agents[KEYWARD], "keyward-agent", opt.keyward, false);
@@ -1804,7 +2268,7 @@ int main(int argc, char **argv)
         R.bare_rt_key[k] = R.work_rt_key[k] = R.raw.ops1[k] = R.raw.ops2[k] = NAN;
         R.raw_nosec.ops1[k] = R.raw_nosec.ops2[k] = NAN;
         for (m = 0; m < 2; m++)
-            R.sign[0][k][m] = R.sign[1][k][m] = NAN;
+            R.sign[0][k][m] = R.sign[1][k][m] = R.cpu_us[0][k][m] = R.cpu_us[1][k][m] = NAN;
     }
     R.bare_rt_us = NAN;
     if (!skipped("sign")) {
@@ -1822,8 +2286,8 @@ int main(int argc, char **argv)
                 "cell, %.1f s per reference)\n",
                 opt.reps, opt.window, opt.raw_window);
         R.measured_sign = 1;
-        raw_worker_start(&rw, true);
-        raw_worker_start(&rwn, false);
+        raw_worker_start(&rw, true, keys, NKEYS);
+        raw_worker_start(&rwn, false, keys, NKEYS);
         R.raw.secure_heap = rw.secure_heap;
         R.raw.secure_used = rw.secure_used;
         if (rw.secure_heap != 1)
@@ -1843,10 +2307,16 @@ int main(int argc, char **argv)
                 n1[rep] = raw_worker_measure(&rwn, k, 1);
                 n2[rep] = raw_worker_measure(&rwn, k, 2);
                 for (m = 0; m < 2; m++)
-                    for (ag = 0; ag < NAGENTS; ag++)
+                    for (ag = 0; ag < NAGENTS; ag++) {
+                        double c0 = proc_cpu_s(agents[ag].pid);
+
                         R.sign_runs[ag][k][m][rep] =
                             load_rate(agents[ag].sock, &keys[k].sign, SSH_AGENT_SIGN_RESPONSE,
                                       m ? 4 : 1, opt.window, &R.sign_errors[ag]);
+                        /* Per signature: the agent's CPU over the ones made in the window. */
+                        R.cpu_runs[ag][k][m][rep] = (proc_cpu_s(agents[ag].pid) - c0) * 1e6 /
+                                                    (R.sign_runs[ag][k][m][rep] * opt.window);
+                    }
             }
             R.bare_rt_key[k] = median(rt, opt.reps);
             R.work_rt_key[k] = median(wrt, opt.reps);
@@ -1855,8 +2325,10 @@ int main(int argc, char **argv)
             R.raw_nosec.ops1[k] = median(n1, opt.reps);
             R.raw_nosec.ops2[k] = median(n2, opt.reps);
             for (m = 0; m < 2; m++)
-                for (ag = 0; ag < NAGENTS; ag++)
+                for (ag = 0; ag < NAGENTS; ag++) {
                     R.sign[ag][k][m] = median(R.sign_runs[ag][k][m], opt.reps);
+                    R.cpu_us[ag][k][m] = median(R.cpu_runs[ag][k][m], opt.reps);
+                }
             note("%-10s round trip %.1f us; raw %.0f/s (2 threads %.0f/s; no secure heap %.0f, "
                  "%.0f); limit %.0f/s; working echo %.0f/s",
                  keys[k].name, R.bare_rt_key[k], R.raw.ops1[k], R.raw.ops2[k], R.raw_nosec.ops1[k],
@@ -1926,6 +2398,61 @@ int main(int argc, char **argv)
                  R.scale[ag].connect_s, R.scale[ag].agent_fds, (double)R.scale[ag].hwm_kb / 1024);
             agent_stop(&a);
             cleanup_agents[ag] = NULL;
+        }
+    }
+
+    if (!skipped("relay") && opt.relay != NULL) {
+        struct agent_proc kw, relay;
+        double d[64], v[64];
+
+        fprintf(stderr, "agent_bench: keyward-relay\n");
+        R.measured_relay = 1;
+        agent_start(&kw, "keyward-agent", opt.keyward, false);
+        cleanup_agents[KEYWARD] = &kw;
+        agent_load(&kw);
+        proc_start(&relay, "keyward-relay", opt.relay, false, kw.sock);
+        cleanup_agents[OPENSSH] = &relay;
+        for (rep = 0; rep < opt.reps; rep++) {
+            d[rep] = load_rate(kw.sock, &keys[K_ED25519].sign, SSH_AGENT_SIGN_RESPONSE, 1,
+                               opt.window, &R.relay_errors);
+            v[rep] = load_rate(relay.sock, &keys[K_ED25519].sign, SSH_AGENT_SIGN_RESPONSE, 1,
+                               opt.window, &R.relay_errors);
+            R.relay_direct_runs[rep] = d[rep];
+            R.relay_via_runs[rep] = v[rep];
+        }
+        R.relay_direct = median(d, opt.reps);
+        R.relay_via = median(v, opt.reps);
+        note("relay    ed25519 1 conn: direct %.0f/s, through keyward-relay %.0f/s (%.2f)",
+             R.relay_direct, R.relay_via, R.relay_via / R.relay_direct);
+        /*
+         * The relay holds a descriptor for each client and one for its
+         * upstream: where the hard fd limit is below twice the count (a
+         * container that may not raise it), as many as fit are tested.
+         */
+        R.relay_conns = opt.conns;
+        if ((rlim_t)R.relay_conns * 2 + 64 > fd_limit)
+            R.relay_conns = (int)((fd_limit - 64) / 2);
+        scale_test(&relay, R.relay_conns, &R.relay_scale);
+        note("relay    served %d of %d, %d errors%s%s, %.2f s; relay held %d fds, RSS %.1f -> "
+             "%.1f MiB",
+             R.relay_scale.served, R.relay_conns, R.relay_scale.errors,
+             R.relay_scale.errors ? ": " : "", R.relay_scale.first_error, R.relay_scale.wall_s,
+             R.relay_scale.agent_fds, R.relay_scale.rss_before_kb / 1024.0,
+             R.relay_scale.rss_held_kb / 1024.0);
+        agent_stop(&relay);
+        agent_stop(&kw);
+        cleanup_agents[KEYWARD] = cleanup_agents[OPENSSH] = NULL;
+    }
+
+    if (!skipped("stages")) {
+        fprintf(stderr, "agent_bench: keyward's stage timing (KEYWARD_TIMING=1), 4 connections\n");
+        for (k = 0; k < 2; k++) {
+            measure_stages(k);
+            note("stages   %-10s %.0f/s; us each: read %.1f decode %.1f hand-off %.1f "
+                 "sign %.1f encode %.1f write %.1f inline %.1f",
+                 keys[k].name, R.stage_rate[k], R.stage_us[k][0], R.stage_us[k][1],
+                 R.stage_us[k][2], R.stage_us[k][3], R.stage_us[k][4], R.stage_us[k][5],
+                 R.stage_us[k][6]);
         }
     }
 

@@ -16,6 +16,7 @@
 
 #include "agent/request.h"
 #include "agent/userauth.h"
+#include "base/timing.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/match.h"
@@ -39,6 +40,8 @@ struct outcome {
 
 void agent_init(struct agent *ag, uint32_t default_lifetime_secs)
 {
+    /* Every field starts at zero (a field added later too): the rest is what differs. */
+    memset(ag, 0, sizeof(*ag));
     keystore_init(&ag->keys);
     lock_init(&ag->lock);
     ag->default_lifetime_secs = default_lifetime_secs;
@@ -188,12 +191,18 @@ static struct agent_sign_job *sign_job_new(enum agent_job_kind kind,
 void agent_job_run(struct agent_job *job)
 {
     struct agent_sign_job *sj;
+    uint64_t t0;
     struct agent_lock_job *lj;
 
     switch (job->kind) {
     case AGENT_JOB_SIGN:
         sj = agent_sign_job(job);
+        t0 = kw_timing_on ? kw_timing_now() : 0;
         sj->run_err = key_sign(sj->key, sj->data, sj->data_len, sj->flags, &sj->sig);
+        if (kw_timing_on) {
+            sj->timing_sign_ns = kw_timing_now() - t0;
+            kw_timing_add(KW_TIMING_SIGN, sj->timing_sign_ns);
+        }
         break;
     case AGENT_JOB_LOCK:
     case AGENT_JOB_UNLOCK:

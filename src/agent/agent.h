@@ -143,6 +143,9 @@ struct agent_sign_job {
     void *host;             /* PROVIDER_SIGN: the helper to ask (provider.h), or */
     char *sk_provider;      /* PROVIDER_SIGN: a FIDO key's provider (owned), for a new helper */
     char provider_why[160]; /* PROVIDER_SIGN: the helper's reason when it failed */
+    /* With the stage timing on (base/timing.h): */
+    uint64_t timing_start;   /* SIGN: when the transport handed it off (wall clock) */
+    uint64_t timing_sign_ns; /* SIGN: key_sign()'s time (CPU) */
 };
 
 /*

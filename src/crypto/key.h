@@ -74,6 +74,8 @@ struct key_cert {
     char sig_alg[32];    /* the algorithm of the CA's signature, e.g. "rsa-sha2-512" */
 };
 
+struct key_sign_pool;
+
 struct key {
     enum key_kind kind;
     EVP_PKEY *pkey;    /* for KEY_MLDSA44_ED25519: the ML-DSA-44 half */
@@ -99,6 +101,11 @@ struct key {
      * removed meanwhile. Only the event loop thread takes or drops them.
      */
     unsigned refs;
+    /*
+     * Signing contexts prepared for this key and kept between signatures
+     * (key.c, "Prepared signing contexts"); any thread may take one.
+     */
+    struct key_sign_pool *sign_pool;
 };
 
 /*
@@ -137,6 +144,14 @@ int key_generate(enum key_kind kind, unsigned bits, struct key **out);
  */
 int key_sign(const struct key *k, const uint8_t *data, size_t len, uint32_t flags,
              struct wire_writer *w);
+
+/*
+ * Frees the prepared signing contexts k keeps between signatures (key.c)
+ * that no thread is using; the next signature prepares one again. For
+ * tests that count allocations: every run then starts from the same state
+ * (tests/oom/oom_selftest.c).
+ */
+void key_sign_contexts_drop(const struct key *k);
 
 /* Verifies an SSH signature blob over data with the (public) key. */
 int key_verify(const struct key *k, const uint8_t *sig, size_t siglen, const uint8_t *data,

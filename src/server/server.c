@@ -15,6 +15,7 @@
 #include <errno.h>
 #endif
 
+#include "base/timing.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/memzero.h"
@@ -409,7 +410,16 @@ static void finish_job(struct conn *c)
     server_schedule_expiry(c->srv);
     agent_reply_init(&reply);
     if (!c->closing && !c->peer_gone) {
+        /* Read before agent_job_finish(), which frees the job. */
+        bool timed = kw_timing_on && job->kind == AGENT_JOB_SIGN;
+        uint64_t t0 = timed ? kw_timing_now() : 0;
+
+        if (timed)
+            kw_timing_add(KW_TIMING_HANDOFF, kw_timing_wall() - agent_sign_job(job)->timing_start -
+                                                 agent_sign_job(job)->timing_sign_ns);
         agent_job_finish(c->srv->agent, &c->state, job, &reply);
+        if (timed)
+            kw_timing_add(KW_TIMING_ENCODE, kw_timing_now() - t0);
     } else if (job->kind == AGENT_JOB_LOCK) {
         agent_job_finish(c->srv->agent, &c->state, job, &reply);
         log_info("conn %lu: LOCK carried out after the client left; reply dropped", c->state.id);
@@ -755,6 +765,8 @@ static void start_job(struct conn *c, struct agent_job *job)
         provider_host_sign(&c->srv->providers, agent_sign_job(job), on_provider_done, c);
         return;
     }
+    if (kw_timing_on && job->kind == AGENT_JOB_SIGN)
+        agent_sign_job(job)->timing_start = kw_timing_wall();
     if (job->kind == AGENT_JOB_SIGN && agent_sign_job(job)->fast) {
         c->lane_item.job = job;
         sign_lane_push(&c->srv->lane, &c->lane_item);
@@ -829,7 +841,7 @@ static void conn_process(struct conn *c)
 {
     struct server *srv = c->srv;
     struct agent_reply reply;
-    uint64_t started = uv_hrtime();
+    uint64_t started = uv_hrtime(), t0;
     unsigned handled = 0;
     enum frame_status st;
     struct frame f;
@@ -854,7 +866,11 @@ static void conn_process(struct conn *c)
         }
         handled++;
         uv_update_time(srv->loop);
+        t0 = kw_timing_on ? kw_timing_now() : 0;
         agent_handle(srv->agent, &c->state, uv_now(srv->loop), f.body, f.len, &reply);
+        if (kw_timing_on)
+            kw_timing_add(reply.job != NULL ? KW_TIMING_DECODE : KW_TIMING_INLINE,
+                          kw_timing_now() - t0);
         if (reply.retry_ms > 0) {
             /*
              * Not handled: an unlock attempt waits for its agent-wide turn.
@@ -1021,6 +1037,7 @@ void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
     srv->loop = loop;
     srv->agent = agent;
     listener_init(&srv->listener, loop, on_listener_conn, srv);
+    kw_timing_init();
     srv->workers = threadpool_size();
     srv->cores = uv_available_parallelism();
     if (srv->cores < 1)
@@ -1079,6 +1096,7 @@ void server_close(struct server *srv)
     if (srv->closing)
         return;
     srv->closing = true;
+    kw_timing_log();
     for (c = srv->conns; c != NULL; c = c->next)
         conn_close(c, "agent shutting down");
     listener_close(&srv->listener);

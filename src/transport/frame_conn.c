@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/timing.h"
 #include "base/err.h"
 #include "base/memzero.h"
 #include "base/wire.h"
@@ -141,6 +142,12 @@ void frame_conn_discard(struct frame_conn *fc, size_t off)
     fc_drop_idle_buffer(fc);
 }
 
+/*
+ * With the stage timing on (base/timing.h): when libuv last asked for a
+ * buffer, which it does right before each read() on the loop thread.
+ */
+static uint64_t timing_alloc_at;
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct frame_conn *fc = h->data;
@@ -148,6 +155,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     uint8_t *nbuf;
 
     (void)suggested;
+    if (kw_timing_on)
+        timing_alloc_at = kw_timing_now();
     if (want > fc->cap) {
         /*
          * Never beyond one maximal frame plus a read's worth of the next:
@@ -180,6 +189,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     struct frame_conn_error e;
 
     (void)buf;
+    if (kw_timing_on && nread > 0)
+        kw_timing_add(KW_TIMING_READ, kw_timing_now() - timing_alloc_at);
     if (fc->closing)
         return;
     if (nread == 0) {
@@ -278,6 +289,7 @@ static int fc_write(struct frame_conn *fc, bool header, const uint8_t *data, siz
     size_t total = (header ? FRAME_HEADER : 0) + len;
     struct frame_write *w;
     uv_buf_t buf;
+    uint64_t t0;
     int r;
 
     if (fc->closing)
@@ -291,7 +303,11 @@ static int fc_write(struct frame_conn *fc, bool header, const uint8_t *data, siz
     if (len > 0) /* an empty body may come as NULL */
         memcpy(w->data + (header ? FRAME_HEADER : 0), data, len);
     buf = uv_buf_init((char *)w->data, (unsigned int)total);
-    if ((r = uv_write(&w->req, fc_out(fc), &buf, 1, on_write)) != 0) {
+    t0 = kw_timing_on ? kw_timing_now() : 0;
+    r = uv_write(&w->req, fc_out(fc), &buf, 1, on_write);
+    if (kw_timing_on)
+        kw_timing_add(KW_TIMING_WRITE, kw_timing_now() - t0);
+    if (r != 0) {
         kw_memzero(w->data, total);
         free(w);
         return fc_fail(fc, r);

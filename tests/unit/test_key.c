@@ -124,6 +124,43 @@ static void test_rsa_flags(void)
     key_free(k);
 }
 
+/*
+ * key_sign() keeps prepared contexts per key and digest and hands them
+ * from signature to signature: every one of several signatures in a row,
+ * with the digests interleaved for RSA, must verify. OpenSSL 3.2 and later
+ * refuse to sign twice on a finalised Ed25519 context; this failed there
+ * (the Windows build's OpenSSL 3.5) before key_sign() initialised it again.
+ */
+static void test_repeated_signatures(void)
+{
+    static const struct {
+        enum key_kind kind;
+        unsigned bits;
+    } sign_kinds[] = {
+        {KEY_ED25519, 0},    {KEY_ECDSA_P256, 0}, {KEY_ECDSA_P384, 0},
+        {KEY_ECDSA_P521, 0}, {KEY_RSA, 2048},
+    };
+    static const uint32_t flags[] = {KEY_SIGN_RSA_SHA2_256, KEY_SIGN_RSA_SHA2_512, 0};
+    struct wire_writer sig;
+    struct key *k;
+    size_t i;
+    int n;
+
+    for (i = 0; i < sizeof(sign_kinds) / sizeof(sign_kinds[0]); i++) {
+        k = NULL;
+        CHECK_EQ(key_generate(sign_kinds[i].kind, sign_kinds[i].bits, &k), 0);
+        if (k == NULL)
+            continue;
+        for (n = 0; n < 9; n++) {
+            wire_writer_init(&sig);
+            CHECK_EQ(key_sign(k, message, sizeof(message), flags[n % 3], &sig), 0);
+            CHECK_EQ(key_verify(k, sig.buf, sig.len, message, sizeof(message)), 0);
+            wire_writer_free(&sig);
+        }
+        key_free(k);
+    }
+}
+
 static void test_bad_private_keys(void)
 {
     struct key *gen = NULL, *k = NULL;
@@ -578,6 +615,7 @@ int main(void)
 {
     test_private_roundtrip_and_sign();
     test_rsa_flags();
+    test_repeated_signatures();
     test_bad_private_keys();
     test_rsa_size_limits();
     test_public_blob_damage();
