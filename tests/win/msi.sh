@@ -90,8 +90,8 @@ agent_pids() {
 
 # wait_log N: until the log has N "listening on" lines, from N starts.
 wait_log() {
-    local n=$1 i
-    for i in $(seq 1 300); do
+    local n=$1
+    for _ in $(seq 1 300); do
         [ "$(grep -c "listening on \\\\\\\\.\\\\pipe\\\\openssh-ssh-agent" "$log" 2>/dev/null)" -ge "$n" ] &&
             return 0
         sleep 0.1
@@ -101,8 +101,7 @@ wait_log() {
 
 # wait_gone: until no installed agent runs.
 wait_gone() {
-    local i
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         [ -z "$(agent_pids)" ] && return 0
         sleep 0.1
     done
@@ -144,7 +143,7 @@ grep -q "Set-Service ssh-agent -StartupType Disabled" "$log" || fail "the log la
 echo "pipe held: the autostarted agent's refusal and the fix are in agent.log"
 
 # ---- logon: the Run value's command, as Windows runs it ----
-kill -KILL $(agent_pids)
+for p in $(agent_pids); do kill -KILL "$p"; done
 wait_gone
 eval "set -- $(run_value)"
 wine "$@" >/dev/null 2>&1 &
