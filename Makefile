@@ -8,6 +8,7 @@
 #   make test-fresh   make test on a brand-new Debian 12 root (debootstrap, chroot)
 #   make deb     the Debian package in build-deb/ (dpkg-buildpackage, lintian)
 #   make test-deb     make deb, and that package installed, used and purged, in fresh Debian 12 roots
+#   make msi     the Windows installer, build-win/keyward-VERSION.msi (wixl)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 WIN_BUILD ?= build-win
@@ -114,6 +115,20 @@ deb:
 
 test-deb:
 	KEYWARD_DEB_FRESH_OUT=$(abspath $(DEB_BUILD))/fresh scripts/test-deb.sh
+
+# --- Windows installer ---
+#   make msi
+#       make win, then build-win/keyward-VERSION.msi (VERSION: project() in
+#       CMakeLists.txt) from packaging/windows/keyward.wxs with wixl, which
+#       scripts/setup.sh installs (package wixl) with the rest of the win
+#       set-up (scripts/build-msi.sh; the staged files in the .msi.d folder
+#       beside it). Per user, no elevation: docs/windows.md. make test runs
+#       win_msi, which builds its own two .msi files and installs, upgrades
+#       and removes them with Wine's msiexec (tests/win/msi.sh).
+.PHONY: msi
+
+msi: win
+	scripts/build-msi.sh $(WIN_BUILD) $(WIN_BUILD)/keyward-$$(sed -n 's/^project(keyward VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt).msi
 
 # --- fuzz ---
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_HARNESSES="dispatch key ..."]

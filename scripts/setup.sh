@@ -45,6 +45,10 @@ needs=(
     "wine64"
     "wine wine wineboot wineserver"
     "socat socat"
+    # the Windows installer: wixl builds it (make msi), msitools' msiinfo
+    # reads it back (tests/win/msi.sh)
+    "wixl wixl"
+    "msitools msiinfo"
     # process tools used by tests
     "procps pkill ps"
     "util-linux prlimit setpriv setsid flock"

@@ -2,8 +2,9 @@
  * keyward-agent for Windows: an SSH agent on a named pipe.
  *
  *   keyward-agent [-Dd] [-a \\.\pipe\NAME] [-l file] [-t life]
- *                 [--key-store DIR | --no-key-store]
+ *                 [--key-store DIR | --no-key-store] [--log-file FILE]
  *   keyward-agent --import-windows-agent [--dry-run] [--key-store DIR] [-l file]
+ *   keyward-agent --stop [-a \\.\pipe\NAME] [--log-file FILE]
  *
  * It serves \\.\pipe\openssh-ssh-agent, where Windows' ssh.exe looks, unless
  * -a names another pipe. It always runs in the foreground, in the logon
@@ -17,7 +18,9 @@
  * (src/server/key_store_win.c), loaded at start. --no-key-store turns
  * that off; --import-windows-agent copies the service's keys over.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <io.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -69,6 +72,8 @@ struct options {
     bool allow_remote_providers;   /* -O allow-remote-pkcs11 */
     bool no_restrict_websafe;      /* -O no-restrict-websafe (FIDO keys) */
     const char *websafe_allow;     /* -O websafe-allow=LIST; NULL: "ssh:*" */
+    const char *log_file;          /* --log-file; NULL: stderr only */
+    bool stop;                     /* --stop */
 };
 
 static void usage(FILE *out)
@@ -76,8 +81,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: %s [-Dd] [-a \\\\.\\pipe\\NAME] [-E hash] [-l file] [-O option]\n"
             "                     [-P providers] [-t life]\n"
-            "                     [--key-store DIR | --no-key-store]\n"
+            "                     [--key-store DIR | --no-key-store] [--log-file FILE]\n"
             "       %s --import-windows-agent [--dry-run] [--key-store DIR] [-l file]\n"
+            "       %s --stop [-a \\\\.\\pipe\\NAME] [--log-file FILE]\n"
             "\n"
             "  -a pipe    serve this named pipe (default %s)\n"
             "  -D         stay in the foreground (always so on Windows)\n"
@@ -91,14 +97,18 @@ static void usage(FILE *out)
             "  --key-store DIR  keep added keys (DPAPI-protected) in DIR\n"
             "                   (default %%LOCALAPPDATA%%\\keyward\\keys)\n"
             "  --no-key-store   keep keys in memory only: none survives a restart\n"
+            "  --log-file FILE  append what would go to stderr (the log, and why the\n"
+            "                   agent stopped) to FILE instead; its folder is created\n"
             "  --import-windows-agent  copy the keys Windows' agent service kept into\n"
             "                   the key store, and exit (needs an elevated shell)\n"
             "  --dry-run        with --import-windows-agent: list them only\n"
+            "  --stop           end the agent serving the pipe if it is this same\n"
+            "                   program file (as Stop-Process would), and exit\n"
             "  --help     show this help\n"
             "  --version  show the version\n"
             "\n"
             "Stop it with Ctrl-C; every key is cleared from memory (the key store keeps them).\n",
-            cli_progname, cli_progname, PLATFORM_DEFAULT_PIPE);
+            cli_progname, cli_progname, cli_progname, PLATFORM_DEFAULT_PIPE);
 }
 
 /* The Unix options that have no meaning here: say why, and what to do instead. */
@@ -169,6 +179,8 @@ static void parse_args(int argc, char **argv, struct options *o)
         {"no-key-store", no_argument, NULL, 'N'},
         {"import-windows-agent", no_argument, NULL, 'I'},
         {"dry-run", no_argument, NULL, 'R'},
+        {"log-file", required_argument, NULL, 'F'},
+        {"stop", no_argument, NULL, 'X'},
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -235,6 +247,12 @@ static void parse_args(int argc, char **argv, struct options *o)
         case 'R':
             o->dry_run = true;
             break;
+        case 'F':
+            o->log_file = optarg;
+            break;
+        case 'X':
+            o->stop = true;
+            break;
         case 'H':
             usage(stdout);
             exit(0);
@@ -252,6 +270,8 @@ static void parse_args(int argc, char **argv, struct options *o)
         cli_die("--key-store and --no-key-store contradict each other");
     if (o->import && o->no_key_store)
         cli_die("--import-windows-agent needs the key store; drop --no-key-store");
+    if (o->stop && o->import)
+        cli_die("--stop and --import-windows-agent contradict each other");
     if (o->dry_run && !o->import)
         cli_die("--dry-run goes with --import-windows-agent");
 }
@@ -273,6 +293,119 @@ static void die_pipe_in_use(const char *name)
     cli_die("%s is already served by another program (another keyward-agent?).\n"
             "Stop it, or choose another pipe with -a \\\\.\\pipe\\NAME",
             name);
+}
+
+/*
+ * --log-file: stderr appended to FILE. The installer's autostart (the Run
+ * key, and the start at the end of an install) has a console window that
+ * vanishes with the process, so a refusal (most often: Windows' own agent
+ * service holds the pipe) would otherwise be shown to nobody. FILE's
+ * folder is created if missing (one level: %LOCALAPPDATA%\keyward is
+ * the usual one). If FILE cannot be opened, stderr stays as it was and
+ * says why.
+ */
+static void open_log_file(const char *path)
+{
+    char dir[MAX_PATH];
+    const char *slash = strrchr(path, '\\');
+    FILE *f = fopen(path, "a");
+    time_t now = time(NULL);
+    char when[32] = "?";
+    struct tm tm;
+
+    if (f == NULL && errno == ENOENT && slash != NULL && (size_t)(slash - path) < sizeof(dir)) {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = '\0';
+        if (CreateDirectoryA(dir, NULL) || GetLastError() == ERROR_ALREADY_EXISTS)
+            f = fopen(path, "a");
+    }
+    if (f == NULL) {
+        log_error("cannot open log file %s: %s; logging to stderr", path, strerror(errno));
+        return;
+    }
+    /* dup2 keeps stderr's FILE; a process started without one gets freopen instead. */
+    fflush(stderr);
+    if (_fileno(stderr) < 0 || _dup2(_fileno(f), _fileno(stderr)) != 0) {
+        fclose(f);
+        if (freopen(path, "a", stderr) == NULL)
+            exit(1); /* stderr is gone: nowhere left to say why */
+    } else {
+        fclose(f);
+    }
+    if (localtime_s(&tm, &now) == 0)
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    log_info("started %s, version %s, pid %lu", when, KEYWARD_VERSION, GetCurrentProcessId());
+}
+
+/*
+ * --stop: ends the keyward-agent.exe that serves the pipe, but only if it
+ * runs from this very program file. The installer runs it before an
+ * uninstall or an upgrade removes the files (Windows cannot delete a
+ * running program); any other server of the pipe (Windows' own agent
+ * service, a keyward-agent.exe from another folder) is left alone. The
+ * process is ended as Stop-Process ends it: Windows frees its memory, keys
+ * included, and the key store keeps them. The agent's own process DACL
+ * grants its user exactly the rights used here (platform_harden_process).
+ * Exit status 0: stopped, or no agent serves the pipe; 1 otherwise.
+ */
+static int stop_running_agent(const char *pipe_name)
+{
+    wchar_t self[MAX_PATH], other[MAX_PATH];
+    DWORD len = MAX_PATH, pid = 0, e;
+    HANDLE pipe, proc;
+    int status = 1;
+
+    /* Identification level only, as platform_pipe_in_use(): whoever serves it may be hostile. */
+    pipe = CreateFileA(pipe_name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                       SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
+    if (pipe == INVALID_HANDLE_VALUE && GetLastError() == ERROR_PIPE_BUSY &&
+        WaitNamedPipeA(pipe_name, 5000))
+        pipe = CreateFileA(pipe_name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                           SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
+    if (pipe == INVALID_HANDLE_VALUE) {
+        e = GetLastError();
+        if (e == ERROR_FILE_NOT_FOUND) {
+            log_info("--stop: no agent serves %s", pipe_name);
+            return 0;
+        }
+        log_error("--stop: cannot connect to %s: error %lu", pipe_name, e);
+        return 1;
+    }
+    if (!GetNamedPipeServerProcessId(pipe, &pid)) {
+        log_error("--stop: cannot tell which process serves %s: error %lu", pipe_name,
+                  GetLastError());
+        CloseHandle(pipe);
+        return 1;
+    }
+    CloseHandle(pipe);
+    proc = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | SYNCHRONIZE | PROCESS_TERMINATE, FALSE,
+                       pid);
+    if (proc == NULL) {
+        log_error("--stop: %s is served by pid %lu, which is not ours to stop (Windows' agent "
+                  "service?): error %lu",
+                  pipe_name, pid, GetLastError());
+        return 1;
+    }
+    if (GetModuleFileNameW(NULL, self, MAX_PATH) == 0 ||
+        !QueryFullProcessImageNameW(proc, 0, other, &len)) {
+        log_error("--stop: cannot read the program path of pid %lu: error %lu", pid,
+                  GetLastError());
+        goto out;
+    }
+    if (_wcsicmp(self, other) != 0) {
+        log_error("--stop: %s is served by %ls (pid %lu), not by this program: left running",
+                  pipe_name, other, pid);
+        goto out;
+    }
+    if (!TerminateProcess(proc, 1) || WaitForSingleObject(proc, 10000) != WAIT_OBJECT_0) {
+        log_error("--stop: cannot stop pid %lu: error %lu", pid, GetLastError());
+        goto out;
+    }
+    log_info("--stop: stopped the agent serving %s (pid %lu)", pipe_name, pid);
+    status = 0;
+out:
+    CloseHandle(proc);
+    return status;
 }
 
 /* ---- the running agent ---- */
@@ -469,11 +602,15 @@ int main(int argc, char **argv)
 
     parse_args(argc, argv, &o);
     log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
+    if (o.log_file != NULL)
+        open_log_file(o.log_file);
     key_fingerprint_set_hash(o.fp_hash);
     if (platform_init_user(err, sizeof(err)) != 0)
         cli_die("%s", err);
     if (o.import)
         return import_windows_agent(&o);
+    if (o.stop)
+        return stop_running_agent(o.pipe_name);
     if (platform_pipe_in_use(o.pipe_name))
         die_pipe_in_use(o.pipe_name);
     open_audit_log(o.audit_path);

@@ -9,7 +9,9 @@
 #   - the first agent goes on serving;
 #   - --version, -D (a no-op), and clear refusals of -s, -c, -k, a command,
 #     a bad pipe name, a bad lifetime, and key store options that contradict
-#     each other; --help names the key store's options.
+#     each other; --help names the key store's options;
+#   - --stop: no agent on the pipe is fine, one from another program file is
+#     left running, one from this file is ended; --log-file gets the log.
 . "$(dirname "$0")/lib.sh" "$1"
 
 # Runs the agent expecting exit status 1 and a message with every given string.
@@ -61,8 +63,36 @@ expect_error --import-windows-agent --no-key-store "needs the key store"
 expect_error -E sha1 "invalid fingerprint hash"
 expect_error -O frobnicate "unknown -O option"
 expect_error -P 'C:\\a\\*' -P 'C:\\b\\*' "-P given twice"
+expect_error --stop --import-windows-agent "contradict each other"
 help=$(wine_run "$AGENT" --help)
-for opt in --key-store --no-key-store --import-windows-agent --dry-run -E -O -P; do
+for opt in --key-store --no-key-store --import-windows-agent --dry-run -E -O -P --log-file --stop; do
     grep -qF -- "$opt" <<<"$help" || fail "--help does not mention $opt"
 done
+
+# --stop (the installer's uninstall and upgrade): nothing on the pipe is
+# fine; an agent run from another program file is left alone; the agent
+# run from this same file is ended. --log-file takes what stderr would get,
+# creating its folder.
+stop_pipe=$(pipe_for stop)
+out=$(wine_run "$AGENT" --stop -a "$stop_pipe" 2>&1) || fail "--stop with no agent: $out"
+grep -q "no agent serves" <<<"$out" || fail "--stop with no agent said: $out"
+start_agent -a "$stop_pipe"
+cp "$AGENT" "$work/other-agent.exe"
+rc=0
+out=$(wine_run "$work/other-agent.exe" --stop -a "$stop_pipe" 2>&1) || rc=$?
+[ "$rc" -eq 1 ] || fail "--stop from another program file exited $rc: $out"
+grep -q "not by this program: left running" <<<"$out" || fail "--stop from another file said: $out"
+kill -0 "$agent_pid" || fail "--stop from another program file ended the agent"
+rc=0
+wine_run "$AGENT" --stop -a "$stop_pipe" --log-file "$(winpath "$work/logs/stop.log")" \
+    >"$work/stop.out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || fail "--stop exited $rc: $(cat "$work/stop.out" "$work/logs/stop.log")"
+[ -s "$work/stop.out" ] && fail "--log-file left output on stderr: $(cat "$work/stop.out")"
+grep -q "started .*, version " "$work/logs/stop.log" || fail "no start line in the --log-file"
+grep -q -- "--stop: stopped the agent serving" "$work/logs/stop.log" ||
+    fail "--stop did not log to --log-file: $(cat "$work/logs/stop.log")"
+for _ in $(seq 1 50); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$agent_pid" 2>/dev/null && fail "--stop left the agent running"
+wait "$agent_pid" 2>/dev/null || true
+agent_pid=
 echo "PASS"
