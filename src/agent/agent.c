@@ -1480,7 +1480,8 @@ static bool provider_signature_ok(const struct agent_sign_job *sj, char *why, si
     char alg[64];
 
     if (key_verify(sj->key, sig, sj->sig.len, sj->data, sj->data_len) != 0) {
-        snprintf(why, whysize, "the module's signature does not verify");
+        snprintf(why, whysize, "the %s's signature does not verify",
+                 sj->sk_provider != NULL ? "FIDO provider" : "PKCS#11 module");
         return false;
     }
     if (want != NULL && (key_signature_algorithm(sig, sj->sig.len, alg, sizeof(alg)) != 0 ||

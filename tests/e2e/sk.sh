@@ -198,7 +198,7 @@ agent_log=$(cat "$E2E_AGENT_LOG")
 expect_contains "the crash is logged" "FIDO helper for $SK_DIR/soft_sk_crash.so: its helper" \
     "$agent_log"
 expect_contains "the garbage is logged" "sk_sign answered a malformed signature" "$agent_log"
-expect_contains "the bad signature is logged" "signature does not verify" "$agent_log"
+expect_contains "the bad signature is logged" "the FIDO provider's signature does not verify" "$agent_log"
 
 # The audit log names FIDO keys like the others.
 audit_sign=$(grep -F '"event":"sign"' "$T/audit.jsonl" | grep -F '"outcome":"ok"')
