@@ -389,6 +389,17 @@ static void softhsm_tests(const char *dir)
               "a LOAD whose string overruns the body: FAIL");
         check(request_raw(&h, "", 0) == HELPER_FAIL, "an empty message: FAIL");
     }
+    /* A well-formed request for the other helper (keyward-sk-helper's SK_SIGN): FAIL. */
+    {
+        struct wire_writer w;
+
+        wire_writer_init(&w);
+        helper_put_sk_sign(&w, "internal", HELPER_SK_ALG_ED25519, "ssh:", (const uint8_t *)"kh", 2,
+                           1, (const uint8_t *)"data", 4);
+        check(w.error == 0 && request_raw(&h, w.buf, w.len) == HELPER_FAIL,
+              "an SK_SIGN (keyward-sk-helper's request): FAIL");
+        wire_writer_free(&w);
+    }
     t = sign(&h, keys[nkeys - 1].blob, keys[nkeys - 1].len, 0, REPLY_TIMEOUT_MS, NULL, &v);
     check(t == HELPER_SIGNATURE && v, "after all that, SIGN still works");
 
