@@ -446,7 +446,7 @@ static void init_secure_heap(void)
     if (GetProcessWorkingSetSize(GetCurrentProcess(), &min_ws, &max_ws))
         (void)SetProcessWorkingSetSize(GetCurrentProcess(), min_ws + SECURE_HEAP_SIZE,
                                        max_ws + SECURE_HEAP_SIZE);
-    r = CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, SECURE_HEAP_MIN);
+    r = key_secure_heap_init(SECURE_HEAP_SIZE, SECURE_HEAP_MIN);
     if (r == 0)
         log_error("secure heap unavailable; keys will be held in ordinary memory");
     else if (r == 2)

@@ -494,7 +494,7 @@ static int run_agent(const struct options *o, int listen_fd)
     if (harden_err != 0)
         log_error("cannot fully protect process memory: %s", strerror(harden_err));
     /* Private keys go to OpenSSL's secure heap: locked, excluded from dumps. */
-    r = CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, SECURE_HEAP_MIN);
+    r = key_secure_heap_init(SECURE_HEAP_SIZE, SECURE_HEAP_MIN);
     if (r == 0)
         log_error("secure heap unavailable; keys will be held in ordinary memory");
     else if (r == 2)

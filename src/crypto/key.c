@@ -2100,29 +2100,20 @@ bool key_cert_valid_for_host(const struct key *k, const char *hostname, uint64_t
 /* ---- the secure heap's room ---- */
 
 /*
- * The secure heap's size, which OpenSSL does not tell: the largest block
- * it can allocate, measured once. The first call comes before the first
- * key is added, when the heap is empty and its buddy allocator can hand
- * out the whole arena; measured later it would come out smaller, which
- * errs on the safe side.
+ * The secure heap's size as key_secure_heap_init() set it up: OpenSSL does
+ * not tell it. (It was once measured as the largest block the empty heap
+ * would hand out; freeing that block clears it, which touched every page of
+ * the heap: 8 MiB more resident memory from the first ADD on.)
  */
-static size_t secure_heap_size(void)
-{
-    static size_t size;
-    size_t s;
-    void *p;
+static size_t secure_heap_bytes;
 
-    if (size != 0 || !CRYPTO_secure_malloc_initialized())
-        return size;
-    for (s = (size_t)1 << 30; s >= 4096; s >>= 1) {
-        if ((p = CRYPTO_secure_malloc(s, NULL, 0)) != NULL) {
-            CRYPTO_secure_free(p, NULL, 0);
-            size = s;
-            break;
-        }
-    }
-    ERR_clear_error();
-    return size;
+int key_secure_heap_init(size_t size, size_t minsize)
+{
+    int r = CRYPTO_secure_malloc_init(size, minsize);
+
+    if (r != 0)
+        secure_heap_bytes = size;
+    return r;
 }
 
 bool key_secure_heap_has_room(size_t *used, size_t *size)
@@ -2130,7 +2121,7 @@ bool key_secure_heap_has_room(size_t *used, size_t *size)
     size_t reserve;
 
     *used = 0;
-    *size = secure_heap_size();
+    *size = CRYPTO_secure_malloc_initialized() ? secure_heap_bytes : 0;
     if (*size == 0)
         return true; /* no secure heap: keys are in ordinary memory, no reserve to keep */
     *used = CRYPTO_secure_used();

@@ -218,6 +218,13 @@ bool key_ca_sig_alg_allowed(const char *alg);
 #define KEY_SECURE_HEAP_RESERVE_DIV 8
 bool key_secure_heap_has_room(size_t *used, size_t *size);
 
+/*
+ * Sets up OpenSSL's secure heap (CRYPTO_secure_malloc_init(), whose result
+ * it returns: 0 failed, 1 locked, 2 not locked) and remembers its size for
+ * key_secure_heap_has_room(). The one way to set it up where keys are held.
+ */
+int key_secure_heap_init(size_t size, size_t minsize);
+
 /* True if this build can use keys of kind (false: ML-DSA without OpenSSL 3.5). */
 bool key_kind_supported(enum key_kind kind);
 

@@ -287,7 +287,7 @@ int main(void)
 
     log_init("freed_secrets", LOG_LEVEL_ERROR, LOG_SINK_STDERR);
     /* As keyward-agent does: private keys in OpenSSL's secure heap. */
-    if (CRYPTO_secure_malloc_init(8u * 1024 * 1024, 64) == 0)
+    if (key_secure_heap_init(8u * 1024 * 1024, 64) == 0)
         fprintf(stderr, "# secure heap unavailable\n");
     watch_frees();
     printf("# watching free() %s\n",

@@ -1701,7 +1701,7 @@ out:
 int main(void)
 {
     log_init("test_agent", LOG_LEVEL_ERROR, LOG_SINK_STDERR);
-    CHECK(CRYPTO_secure_malloc_init(1 << 20, 64) != 0);
+    CHECK(key_secure_heap_init(1 << 20, 64) != 0);
     agent_init(&ag, 0);
     test_basic_key_lifecycle();
     test_constraints();

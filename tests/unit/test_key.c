@@ -344,7 +344,7 @@ static void test_secure_heap(void)
     size_t i, before, loaded;
 
     CHECK(key_openssl_frees_cleared());
-    CHECK(CRYPTO_secure_malloc_init(1 << 20, 16) != 0);
+    CHECK(key_secure_heap_init(1 << 20, 16) != 0);
     for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         struct key *gen = NULL, *imported = NULL;
         struct wire_writer ser, sig;

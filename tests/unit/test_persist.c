@@ -458,7 +458,7 @@ out:
 int main(void)
 {
     log_init("test_persist", LOG_LEVEL_ERROR, LOG_SINK_STDERR);
-    CHECK(CRYPTO_secure_malloc_init(1 << 20, 64) != 0);
+    CHECK(key_secure_heap_init(1 << 20, 64) != 0);
     test_what_is_stored();
     test_what_removes();
     test_store_fails();

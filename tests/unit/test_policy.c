@@ -399,7 +399,7 @@ int main(void)
     test_restriction_limits();
     test_identity_limit();
     /* Last, and alone: a small secure heap, as the agent has a bigger one. */
-    CHECK(CRYPTO_secure_malloc_init(64 * 1024, 64) != 0);
+    CHECK(key_secure_heap_init(64 * 1024, 64) != 0);
     test_secure_heap_reserve();
     CRYPTO_secure_malloc_done();
     return check_finish("test_policy");
