@@ -159,7 +159,7 @@ BENCH_ARGS ?=
 bench: setup
 	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
 		-DKEYWARD_WERROR=ON >/dev/null
-	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target keyward-agent agent_bench
+	@cmake --build $(BENCH_BUILD) -j$(JOBS) --target keyward-agent keyward-relay agent_bench
 	@mkdir -p $(BENCH_OUT)
 	$(BENCH_BUILD)/agent_bench --keyward $(BENCH_BUILD)/keyward-agent --openssh /usr/bin/ssh-agent \
 		--out $(BENCH_OUT) $(BENCH_ARGS)

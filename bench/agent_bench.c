@@ -742,7 +742,7 @@ static void raw_worker_start(struct raw_worker *w, bool secure_heap, const struc
         for (i = 3; i < 1024; i++)
             if (i != down[0] && i != up[1])
                 close(i);
-        hello[0] = secure_heap ? CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, SECURE_HEAP_MIN) : -1;
+        hello[0] = secure_heap ? key_secure_heap_init(SECURE_HEAP_SIZE, SECURE_HEAP_MIN) : -1;
         if (n > 8)
             _exit(3);
         for (i = 0; i < n; i++) {
@@ -1582,10 +1582,14 @@ static void evaluate_targets(void)
     add_target("ecdsa-p256, 4 connections / OpenSSH", v >= 8, ">= 8", 2, "x",
                R.measured_sign ? v : NAN);
     v = R.sign[KEYWARD][3][1] / R.sign[OPENSSH][3][1];
-    add_target("rsa-4096, 4 connections / OpenSSH", v >= 1.7, ">= 1.7", 2, "x",
+    /* Issue 8 asked for 1.7x; issue 20 for 2.0x while lists stay fast. */
+    add_target("rsa-4096, 4 connections / OpenSSH", v >= 2.0, ">= 2.0", 2, "x",
                R.measured_sign ? v : NAN);
     v = R.lat_p99[KEYWARD][2];
-    add_target("list p99 while rsa-4096 signs", v < 1000, "< 1000 us", 0, " us",
+    add_target("list p99 while 1 client signs rsa-4096", v < 1000, "< 1000 us", 0, " us",
+               R.measured_lat ? v : NAN);
+    v = R.lat_p99[KEYWARD][3];
+    add_target("list p99 while 4 clients sign rsa-4096", v <= 1000, "<= 1000 us", 0, " us",
                R.measured_lat ? v : NAN);
     v = R.scale[KEYWARD].errors;
     add_target("connection scale: errors",
