@@ -35,9 +35,9 @@
 
 #include "agent/agent.h"
 #include "agent/audit.h"
+#include "agent_options.h"
 #include "server/key_store_win.h"
 #include "server/server.h"
-#include "base/convtime.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "cli.h"
@@ -61,19 +61,13 @@ const char *const cli_progname = "keyward-agent";
 struct options {
     bool debug; /* -d */
     const char *pipe_name;
-    const char *audit_path; /* -l */
-    uint32_t lifetime;
-    bool no_key_store;             /* --no-key-store */
-    const char *key_store_dir;     /* --key-store; NULL: %LOCALAPPDATA%\keyward\keys */
-    bool import;                   /* --import-windows-agent */
-    bool dry_run;                  /* --dry-run */
-    enum key_fp_hash fp_hash;      /* -E */
-    const char *allowed_providers; /* -P; NULL: any module a local client names */
-    bool allow_remote_providers;   /* -O allow-remote-pkcs11 */
-    bool no_restrict_websafe;      /* -O no-restrict-websafe (FIDO keys) */
-    const char *websafe_allow;     /* -O websafe-allow=LIST; NULL: "ssh:*" */
-    const char *log_file;          /* --log-file; NULL: stderr only */
-    bool stop;                     /* --stop */
+    bool no_key_store;          /* --no-key-store */
+    const char *key_store_dir;  /* --key-store; NULL: %LOCALAPPDATA%\keyward\keys */
+    bool import;                /* --import-windows-agent */
+    bool dry_run;               /* --dry-run */
+    struct agent_options agent; /* -E, -l, -O, -P, -t: as on Unix; no -P: any module */
+    const char *log_file;       /* --log-file; NULL: stderr only */
+    bool stop;                  /* --stop */
 };
 
 static void usage(FILE *out)
@@ -186,8 +180,11 @@ static void parse_args(int argc, char **argv, struct options *o)
     int ch;
 
     memset(o, 0, sizeof(*o));
+    agent_options_init(&o->agent);
     o->pipe_name = PLATFORM_DEFAULT_PIPE;
-    while ((ch = getopt_long(argc, argv, "+cDdksa:l:t:E:O:P:", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+cDdksa:" AGENT_OPTIONS_GETOPT, longopts, NULL)) != -1) {
+        if (agent_options_parse(&o->agent, ch, optarg))
+            continue;
         switch (ch) {
         case 'c':
         case 's':
@@ -203,37 +200,6 @@ static void parse_args(int argc, char **argv, struct options *o)
             if (!valid_pipe_name(optarg))
                 cli_die("invalid pipe name \"%s\": use \\\\.\\pipe\\NAME", optarg);
             o->pipe_name = optarg;
-            break;
-        case 'l':
-            o->audit_path = optarg;
-            break;
-        case 't':
-            if (convtime(optarg, &o->lifetime) != 0)
-                cli_die("invalid lifetime \"%s\": use seconds or a time like 10m or 1h30m", optarg);
-            break;
-        case 'E':
-            if (key_fp_hash_from_name(optarg, &o->fp_hash) != 0)
-                cli_die("invalid fingerprint hash \"%s\": use sha256 or md5", optarg);
-            break;
-        case 'O':
-            /* As ssh-agent checks them (keyward-agent(1)). */
-            if (strcmp(optarg, "allow-remote-pkcs11") == 0)
-                o->allow_remote_providers = true;
-            else if (strcmp(optarg, "no-restrict-websafe") == 0)
-                o->no_restrict_websafe = true;
-            else if (strncmp(optarg, "websafe-allow=", 14) == 0) {
-                if (o->websafe_allow != NULL)
-                    cli_die("-O websafe-allow= given twice");
-                o->websafe_allow = optarg + 14;
-            } else
-                cli_die("unknown -O option \"%s\": use allow-remote-pkcs11, "
-                        "no-restrict-websafe or websafe-allow=LIST",
-                        optarg);
-            break;
-        case 'P':
-            if (o->allowed_providers != NULL)
-                cli_die("-P given twice");
-            o->allowed_providers = optarg;
             break;
         case 'S':
             o->key_store_dir = optarg;
@@ -508,7 +474,7 @@ static int run_agent(const struct options *o)
     init_secure_heap();
 
     uv_loop_init(&rt.loop);
-    agent_init(&rt.agent, o->lifetime);
+    agent_init(&rt.agent, o->agent.lifetime);
     rt.agent.offload_slow_work = true;
     if (audit_handle != INVALID_HANDLE_VALUE) {
         rt.agent.audit = audit_write;
@@ -531,12 +497,9 @@ static int run_agent(const struct options *o)
      * (Windows has no /usr/lib; the pipe admits only this user and SYSTEM,
      * and forwarded clients still need -O allow-remote-pkcs11).
      */
-    rt.agent.providers.allowed = o->allowed_providers != NULL ? o->allowed_providers : "*";
-    rt.agent.providers.allow_remote = o->allow_remote_providers;
+    agent_options_apply(&o->agent, &rt.agent, "*");
     rt.server.providers.helper_path = find_pkcs11_helper();
     rt.server.providers.sk_helper_path = find_sk_helper();
-    rt.agent.websafe_unrestricted = o->no_restrict_websafe;
-    rt.agent.websafe_allow = o->websafe_allow;
     if ((r = server_listen_name(&rt.server, o->pipe_name)) != 0) {
         /*
          * Lost a race with another server since the check in main()?
@@ -577,7 +540,7 @@ static int import_windows_agent(const struct options *o)
     int status;
 
     init_secure_heap();
-    open_audit_log(o->audit_path);
+    open_audit_log(o->agent.audit_path);
     status = key_store_win_import(o->key_store_dir, o->dry_run,
                                   audit_handle != INVALID_HANDLE_VALUE ? audit_write : NULL, NULL,
                                   stdout);
@@ -604,7 +567,7 @@ int main(int argc, char **argv)
     log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
     if (o.log_file != NULL)
         open_log_file(o.log_file);
-    key_fingerprint_set_hash(o.fp_hash);
+    key_fingerprint_set_hash(o.agent.fp_hash);
     if (platform_init_user(err, sizeof(err)) != 0)
         cli_die("%s", err);
     if (o.import)
@@ -613,6 +576,6 @@ int main(int argc, char **argv)
         return stop_running_agent(o.pipe_name);
     if (platform_pipe_in_use(o.pipe_name))
         die_pipe_in_use(o.pipe_name);
-    open_audit_log(o.audit_path);
+    open_audit_log(o.agent.audit_path);
     return run_agent(&o);
 }

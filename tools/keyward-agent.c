@@ -43,10 +43,10 @@
 #include <uv.h>
 
 #include "agent/agent.h"
+#include "agent_options.h"
 #include "agent_socket.h"
 #include "server/audit_sink.h"
 #include "server/server.h"
-#include "base/convtime.h"
 #include "base/log.h"
 #include "cli.h"
 #include "crypto/key.h"
@@ -72,14 +72,7 @@ struct options {
     bool no_cleanup;   /* -U: leave stale sockets in ~/.ssh/agent alone */
     int cleanup_only;  /* -u: clean them up and exit; -uu: any host's */
     const char *bind_address;
-    const char *audit_path; /* -l */
-    uint32_t lifetime;
-    enum key_fp_hash fp_hash; /* -E */
-    /* -P and -O, checked as ssh-agent checks them (the websafe ones: FIDO keys). */
-    const char *allowed_providers;
-    const char *websafe_allow;
-    bool allow_remote_providers;
-    bool no_restrict_websafe;
+    struct agent_options agent; /* -E, -l, -O, -P, -t: as keyward-agent.exe takes them */
     char **command;
 };
 
@@ -130,9 +123,12 @@ static void parse_args(int argc, char **argv, struct options *o)
     int ch;
 
     memset(o, 0, sizeof(*o));
+    agent_options_init(&o->agent);
     /* "+": stop at the first non-option, which starts the command. */
-    o->fp_hash = KEY_FP_SHA256;
-    while ((ch = getopt_long(argc, argv, "+cDdksTUuVa:l:t:E:O:P:", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+cDdksTUuVa:" AGENT_OPTIONS_GETOPT, longopts, NULL)) !=
+           -1) {
+        if (agent_options_parse(&o->agent, ch, optarg))
+            continue;
         switch (ch) {
         case 'c':
             if (o->shell_chosen && !o->csh)
@@ -155,36 +151,6 @@ static void parse_args(int argc, char **argv, struct options *o)
             break;
         case 'a':
             o->bind_address = optarg;
-            break;
-        case 'l':
-            o->audit_path = optarg;
-            break;
-        case 't':
-            if (convtime(optarg, &o->lifetime) != 0)
-                cli_die("invalid lifetime \"%s\": use seconds or a time like 10m or 1h30m", optarg);
-            break;
-        case 'E':
-            if (key_fp_hash_from_name(optarg, &o->fp_hash) != 0)
-                cli_die("invalid fingerprint hash \"%s\": use sha256 or md5", optarg);
-            break;
-        case 'O':
-            if (strcmp(optarg, "allow-remote-pkcs11") == 0)
-                o->allow_remote_providers = true;
-            else if (strcmp(optarg, "no-restrict-websafe") == 0)
-                o->no_restrict_websafe = true;
-            else if (strncmp(optarg, "websafe-allow=", 14) == 0) {
-                if (o->websafe_allow != NULL)
-                    cli_die("-O websafe-allow= given twice");
-                o->websafe_allow = optarg + 14;
-            } else
-                cli_die("unknown -O option \"%s\": use allow-remote-pkcs11, "
-                        "no-restrict-websafe or websafe-allow=LIST",
-                        optarg);
-            break;
-        case 'P':
-            if (o->allowed_providers != NULL)
-                cli_die("-P given twice");
-            o->allowed_providers = optarg;
             break;
         case 'T':
             o->tmp_socket = true;
@@ -503,7 +469,7 @@ static int run_agent(const struct options *o, int listen_fd)
         log_error("libcrypto's memory is not cleared when freed; key copies may linger");
 
     uv_loop_init(&rt.loop);
-    agent_init(&rt.agent, o->lifetime);
+    agent_init(&rt.agent, o->agent.lifetime);
     rt.agent.offload_slow_work = true;
     if (audit_sink != NULL) {
         if (audit_sink_start(audit_sink, err, sizeof(err)) != 0) {
@@ -515,13 +481,10 @@ static int run_agent(const struct options *o, int listen_fd)
         rt.agent.audit_ctx = audit_sink;
     }
     server_init(&rt.server, &rt.loop, &rt.agent);
-    if (o->allowed_providers != NULL)
-        rt.agent.providers.allowed = o->allowed_providers;
-    rt.agent.providers.allow_remote = o->allow_remote_providers;
+    /* Without -P, the agent's own default allow-list (src/agent/provider.h). */
+    agent_options_apply(&o->agent, &rt.agent, NULL);
     rt.server.providers.helper_path = find_pkcs11_helper();
     rt.server.providers.sk_helper_path = find_sk_helper();
-    rt.agent.websafe_unrestricted = o->no_restrict_websafe;
-    rt.agent.websafe_allow = o->websafe_allow;
     if ((r = server_listen_fd(&rt.server, listen_fd)) != 0) {
         agent_cleanup(&rt.agent);
         return 1;
@@ -584,7 +547,7 @@ int main(int argc, char **argv)
         return kill_agent(&o);
     if (o.cleanup_only)
         return clean_stale_sockets(&o);
-    key_fingerprint_set_hash(o.fp_hash);
+    key_fingerprint_set_hash(o.agent.fp_hash);
 
     /*
      * Socket activation: serve the passed socket in the foreground, as -D.
@@ -596,7 +559,7 @@ int main(int argc, char **argv)
                     "-a and a command cannot be used with it");
         signal(SIGPIPE, SIG_IGN);
         signal(SIGXFSZ, SIG_IGN); /* a file over RLIMIT_FSIZE: EFBIG, not death */
-        open_audit_log(o.audit_path);
+        open_audit_log(o.agent.audit_path);
         log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
         log_info("listening on %s (socket passed by the service manager)", err);
         return run_agent(&o, fd);
@@ -633,7 +596,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file over RLIMIT_FSIZE: EFBIG, not death */
-    open_audit_log(o.audit_path);
+    open_audit_log(o.agent.audit_path);
 
     if (o.foreground) {
         log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);

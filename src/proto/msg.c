@@ -3,8 +3,39 @@
  */
 #include "proto/msg.h"
 
+#include <stddef.h>
+
+/* The replies' names, NULL for any other type: the one list of reply types. */
+static const char *reply_type_name(uint8_t type)
+{
+    switch (type) {
+    case SSH_AGENT_FAILURE:
+        return "FAILURE";
+    case SSH_AGENT_SUCCESS:
+        return "SUCCESS";
+    case SSH_AGENT_IDENTITIES_ANSWER:
+        return "IDENTITIES_ANSWER";
+    case SSH_AGENT_SIGN_RESPONSE:
+        return "SIGN_RESPONSE";
+    case SSH_AGENT_EXTENSION_FAILURE:
+        return "EXTENSION_FAILURE";
+    case SSH_AGENT_EXTENSION_RESPONSE:
+        return "EXTENSION_RESPONSE";
+    }
+    return NULL;
+}
+
+bool proto_is_reply(uint8_t type)
+{
+    return reply_type_name(type) != NULL;
+}
+
 const char *proto_type_name(uint8_t type)
 {
+    const char *reply = reply_type_name(type);
+
+    if (reply != NULL)
+        return reply;
     switch (type) {
     case SSH_AGENTC_REQUEST_IDENTITIES:
         return "REQUEST_IDENTITIES";
@@ -30,18 +61,6 @@ const char *proto_type_name(uint8_t type)
         return "ADD_SMARTCARD_KEY_CONSTRAINED";
     case SSH_AGENTC_EXTENSION:
         return "EXTENSION";
-    case SSH_AGENT_FAILURE:
-        return "FAILURE";
-    case SSH_AGENT_SUCCESS:
-        return "SUCCESS";
-    case SSH_AGENT_IDENTITIES_ANSWER:
-        return "IDENTITIES_ANSWER";
-    case SSH_AGENT_SIGN_RESPONSE:
-        return "SIGN_RESPONSE";
-    case SSH_AGENT_EXTENSION_FAILURE:
-        return "EXTENSION_FAILURE";
-    case SSH_AGENT_EXTENSION_RESPONSE:
-        return "EXTENSION_RESPONSE";
     }
     return "UNKNOWN";
 }

@@ -6,6 +6,7 @@
 #ifndef KEYWARD_PROTO_MSG_H
 #define KEYWARD_PROTO_MSG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/wire.h"
@@ -42,6 +43,9 @@
 
 /* "SIGN_REQUEST" etc., for logs. */
 const char *proto_type_name(uint8_t type);
+
+/* Whether type is one an agent sends (the replies above), not a request or unknown. */
+bool proto_is_reply(uint8_t type);
 
 /* A reply that is only its type (SSH_AGENT_SUCCESS, SSH_AGENT_FAILURE). */
 void proto_put_status(struct wire_writer *w, uint8_t code);

@@ -832,3 +832,24 @@ e2e_authorize() {
 e2e_ssh() {
     e2e_run ssh -F "$E2E_SSH_CONFIG" -o IdentityAgent="$E2E_AGENT_SOCK" "$@"
 }
+
+# e2e_sk_logins: the FIDO tests' logins (e2e/sk.sh, sk/openssh_agent.sh).
+# ssh logs in to the test sshd through the agent once with each of
+# $E2E_TMP/id_ed25519-sk and id_ecdsa-sk (IdentitiesOnly with the .pub:
+# only the agent can sign, and the agent must hold both keys); each session
+# must run, and sshd's log must name each key as an sk key by its
+# fingerprint, so that a login with some other key does not pass.
+e2e_sk_logins() {
+    local type sshd_log
+    for type in ed25519-sk ecdsa-sk; do
+        e2e_ssh -o IdentityFile="$E2E_TMP/id_$type.pub" -o IdentitiesOnly=yes e2e-sshd \
+            "echo login-ok-$type"
+        expect_rc "ssh login with the $type key through the agent" 0
+        expect_contains "the session ran ($type)" "login-ok-$type" "$E2E_OUT"
+    done
+    sshd_log=$(tr -d '\r' <"$E2E_SSHD_LOG")
+    expect_contains "sshd accepted the Ed25519 sk key" \
+        "ED25519-SK $(e2e_fp "$E2E_TMP/id_ed25519-sk.pub")" "$sshd_log"
+    expect_contains "sshd accepted the ECDSA sk key" \
+        "ECDSA-SK $(e2e_fp "$E2E_TMP/id_ecdsa-sk.pub")" "$sshd_log"
+}

@@ -70,16 +70,7 @@ expect_contains "ssh-add -L gives the Ed25519 public key as ssh-keygen wrote it"
 expect_contains "and the ECDSA one" "$(e2e_keypart "$T/id_ecdsa-sk.pub")" "$E2E_OUT"
 
 # --- signing: logins, forwarded, ssh-keygen -Y --------------------------------------
-for type in ed25519-sk ecdsa-sk; do
-    e2e_ssh -o IdentityFile="$T/id_$type.pub" -o IdentitiesOnly=yes e2e-sshd "echo login-ok-$type"
-    expect_rc "ssh login with the $type key through keyward" 0
-    expect_contains "the session ran ($type)" "login-ok-$type" "$E2E_OUT"
-done
-sshd_log=$(tr -d '\r' <"$E2E_SSHD_LOG")
-expect_contains "sshd accepted the Ed25519 sk key" \
-    "ED25519-SK $(e2e_fp "$T/id_ed25519-sk.pub")" "$sshd_log"
-expect_contains "sshd accepted the ECDSA sk key" \
-    "ECDSA-SK $(e2e_fp "$T/id_ecdsa-sk.pub")" "$sshd_log"
+e2e_sk_logins
 
 cat >"$T/node.sh" <<EOF
 #!/bin/bash
