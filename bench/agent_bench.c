@@ -1289,9 +1289,9 @@ static void idle_rss(const char *label, const char *exe, bool openssh, int nkeys
 static const char *agent_names[NAGENTS] = {"keyward", "openssh"};
 
 static struct {
-    double bare_rt_us;         /* median over every measurement */
-    double bare_rt_key[NKEYS]; /* median of those taken beside each key's cells */
-    double work_rt_key[NKEYS]; /* round trip with the raw sign time spun in the echo */
+    double bare_rt_us;          /* median over every measurement */
+    double bare_rt_key[NKEYS];  /* median of those taken beside each key's cells */
+    double work_rt_key[NKEYS];  /* round trip with the raw sign time spun in the echo */
     double echo_cpu_key[NKEYS]; /* the bare echo server's CPU per round trip, us */
     struct raw_result raw, raw_nosec;
     double sign[NAGENTS][NKEYS][2]; /* [agent][key][0: 1 conn, 1: 4 conns] median ops/s */
