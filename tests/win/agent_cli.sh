@@ -65,7 +65,8 @@ expect_error -O frobnicate "unknown -O option"
 expect_error -P 'C:\\a\\*' -P 'C:\\b\\*' "-P given twice"
 expect_error --stop --import-windows-agent "contradict each other"
 help=$(wine_run "$AGENT" --help)
-for opt in --key-store --no-key-store --import-windows-agent --dry-run -E -O -P --log-file --stop; do
+for opt in --key-store --no-key-store --import-windows-agent --dry-run -E -O -P --log-file --stop \
+    allow-remote-pkcs11 no-restrict-websafe websafe-allow=; do
     grep -qF -- "$opt" <<<"$help" || fail "--help does not mention $opt"
 done
 
