@@ -43,6 +43,7 @@
 #include "cli.h"
 #include "crypto/key.h"
 #include "platform/platform.h"
+#include "platform/win32_wide.h"
 
 #ifndef KEYWARD_VERSION
 #define KEYWARD_VERSION "unknown"
@@ -274,32 +275,39 @@ static void die_pipe_in_use(const char *name)
  */
 static void open_log_file(const char *path)
 {
-    char dir[MAX_PATH];
-    const char *slash = strrchr(path, '\\');
-    FILE *f = fopen(path, "a");
+    wchar_t *wpath = win32_utf8_to_wide(path), *wdir = NULL;
+    const wchar_t *slash = wpath != NULL ? wcsrchr(wpath, L'\\') : NULL;
+    FILE *f = wpath != NULL ? _wfopen(wpath, L"a") : NULL;
     time_t now = time(NULL);
     char when[32] = "?";
     struct tm tm;
 
-    if (f == NULL && errno == ENOENT && slash != NULL && (size_t)(slash - path) < sizeof(dir)) {
-        memcpy(dir, path, (size_t)(slash - path));
-        dir[slash - path] = '\0';
-        if (CreateDirectoryA(dir, NULL) || GetLastError() == ERROR_ALREADY_EXISTS)
-            f = fopen(path, "a");
+    if (wpath == NULL) {
+        log_error("cannot open log file %s: not a valid name; logging to stderr", path);
+        return;
+    }
+    if (f == NULL && errno == ENOENT && slash != NULL &&
+        (wdir = calloc((size_t)(slash - wpath) + 1, sizeof(*wdir))) != NULL) {
+        memcpy(wdir, wpath, (size_t)(slash - wpath) * sizeof(*wdir));
+        if (CreateDirectoryW(wdir, NULL) || GetLastError() == ERROR_ALREADY_EXISTS)
+            f = _wfopen(wpath, L"a");
+        free(wdir);
     }
     if (f == NULL) {
         log_error("cannot open log file %s: %s; logging to stderr", path, strerror(errno));
+        free(wpath);
         return;
     }
     /* dup2 keeps stderr's FILE; a process started without one gets freopen instead. */
     fflush(stderr);
     if (_fileno(stderr) < 0 || _dup2(_fileno(f), _fileno(stderr)) != 0) {
         fclose(f);
-        if (freopen(path, "a", stderr) == NULL)
+        if (_wfreopen(wpath, L"a", stderr) == NULL)
             exit(1); /* stderr is gone: nowhere left to say why */
     } else {
         fclose(f);
     }
+    free(wpath);
     if (localtime_s(&tm, &now) == 0)
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
     log_info("started %s, version %s, pid %lu", when, KEYWARD_VERSION, GetCurrentProcessId());
@@ -321,15 +329,21 @@ static int stop_running_agent(const char *pipe_name)
     wchar_t self[MAX_PATH], other[MAX_PATH];
     DWORD len = MAX_PATH, pid = 0, e;
     HANDLE pipe, proc;
+    wchar_t *wname = win32_utf8_to_wide(pipe_name);
     int status = 1;
 
+    if (wname == NULL) {
+        log_error("--stop: %s is not a valid pipe name", pipe_name);
+        return 1;
+    }
     /* Identification level only, as platform_pipe_in_use(): whoever serves it may be hostile. */
-    pipe = CreateFileA(pipe_name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+    pipe = CreateFileW(wname, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
                        SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
     if (pipe == INVALID_HANDLE_VALUE && GetLastError() == ERROR_PIPE_BUSY &&
-        WaitNamedPipeA(pipe_name, 5000))
-        pipe = CreateFileA(pipe_name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+        WaitNamedPipeW(wname, 5000))
+        pipe = CreateFileW(wname, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
                            SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
+    free(wname);
     if (pipe == INVALID_HANDLE_VALUE) {
         e = GetLastError();
         if (e == ERROR_FILE_NOT_FOUND) {
@@ -435,14 +449,19 @@ static HANDLE audit_handle = INVALID_HANDLE_VALUE;
  */
 static void open_audit_log(const char *path)
 {
+    wchar_t *wpath;
+
     if (path == NULL)
         return;
     if (strcmp(path, "-") == 0) {
         audit_handle = GetStdHandle(STD_ERROR_HANDLE);
         return;
     }
-    audit_handle = CreateFileA(path, FILE_APPEND_DATA, FILE_SHARE_READ, NULL, OPEN_ALWAYS,
+    if ((wpath = win32_utf8_to_wide(path)) == NULL)
+        cli_die("cannot open audit log %s: not a valid name", path);
+    audit_handle = CreateFileW(wpath, FILE_APPEND_DATA, FILE_SHARE_READ, NULL, OPEN_ALWAYS,
                                FILE_ATTRIBUTE_NORMAL, NULL);
+    free(wpath);
     if (audit_handle == INVALID_HANDLE_VALUE)
         cli_die("cannot open audit log %s: error %lu", path, GetLastError());
 }
@@ -562,9 +581,14 @@ int main(int argc, char **argv)
      * from $OPENSSL_CONF). Whichever init runs first decides, so this must
      * come before any other OpenSSL call.
      */
+    char **utf8_argv;
+
     if (!OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL))
         cli_die("cannot initialise OpenSSL");
 
+    /* Names (the key store, the logs, the pipe) as UTF-8, whatever the user's name holds. */
+    if ((utf8_argv = win32_utf8_argv(&argc)) != NULL)
+        argv = utf8_argv;
     parse_args(argc, argv, &o);
     log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
     if (o.log_file != NULL)

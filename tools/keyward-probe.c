@@ -22,6 +22,8 @@
 
 #ifdef _WIN32
 #include <openssl/crypto.h>
+
+#include "platform/win32_wide.h"
 #endif
 
 #include "base/err.h"
@@ -178,6 +180,13 @@ int main(int argc, char **argv)
     if (!OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL)) {
         fprintf(stderr, "%s: cannot initialise OpenSSL\n", progname);
         return EXIT_USAGE;
+    }
+    {
+        /* -a's pipe name as UTF-8, as the pipe transport reads it. */
+        char **utf8_argv = win32_utf8_argv(&argc);
+
+        if (utf8_argv != NULL)
+            argv = utf8_argv;
     }
 #endif
     memset(&opt, 0, sizeof(opt));

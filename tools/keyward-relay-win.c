@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "cli.h"
 #include "platform/platform.h"
+#include "platform/win32_wide.h"
 #include "relay/relay.h"
 
 #ifndef KEYWARD_VERSION
@@ -143,9 +144,12 @@ int main(int argc, char **argv)
 {
     struct options o;
     struct runtime rt;
-    char err[512];
+    char err[512], **utf8_argv;
     int serve_err, r;
 
+    /* Pipe names as UTF-8, as the platform layer reads them. */
+    if ((utf8_argv = win32_utf8_argv(&argc)) != NULL)
+        argv = utf8_argv;
     parse_args(argc, argv, &o);
     log_init(cli_progname, o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, LOG_SINK_STDERR);
     if ((o.listen == NULL || o.upstream == NULL) && relay_check_stdio(err, sizeof(err)) != 0)

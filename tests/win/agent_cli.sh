@@ -11,7 +11,8 @@
 #     a bad pipe name, a bad lifetime, and key store options that contradict
 #     each other; --help names the key store's options;
 #   - --stop: no agent on the pipe is fine, one from another program file is
-#     left running, one from this file is ended; --log-file gets the log.
+#     left running, one from this file is ended; --log-file gets the log,
+#     also in a folder whose name the ANSI code page cannot hold.
 . "$(dirname "$0")/lib.sh" "$1"
 
 # Runs the agent expecting exit status 1 and a message with every given string.
@@ -96,4 +97,14 @@ for _ in $(seq 1 50); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; d
 kill -0 "$agent_pid" 2>/dev/null && fail "--stop left the agent running"
 wait "$agent_pid" 2>/dev/null || true
 agent_pid=
+
+# A user's folder may be named in any script (C:\Users\<name>\AppData\...):
+# main()'s argv would carry it in the ANSI code page as '?'s. Wine reads
+# the Linux arguments as UTF-8 only under a UTF-8 locale.
+intl_dir="$work/ログ-Журнал-ü"
+LC_ALL=C.UTF-8 wine_run "$AGENT" --stop -a "$stop_pipe" \
+    --log-file "$(winpath "$intl_dir/stop.log")" >"$work/intl.out" 2>&1 ||
+    fail "--stop with a non-ASCII --log-file: $(cat "$work/intl.out")"
+grep -q "started .*, version " "$intl_dir/stop.log" 2>/dev/null ||
+    fail "--log-file in a non-ASCII folder was not written: $(ls "$work") $(cat "$work/intl.out")"
 echo "PASS"

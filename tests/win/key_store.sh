@@ -15,7 +15,8 @@
 #     the others load, and a .tmp file a killed writer left is removed;
 #   - a read-only store: its keys load, adds work in memory with a warning
 #     in the log and in the add's audit event;
-#   - --no-key-store writes nothing.
+#   - --no-key-store writes nothing;
+#   - a store and an audit log whose names the ANSI code page cannot hold.
 # What Wine cannot show (the folder's DACL enforced, DPAPI across logons)
 # is in docs/security.md.
 . "$(dirname "$0")/lib.sh" "$1"
@@ -197,3 +198,18 @@ ssh-add "$work/k1" 2>/dev/null || fail "ssh-add with --no-key-store"
 grep -q "key store off" "$agent_log" || fail "--no-key-store not logged"
 stop_agent
 echo "--no-key-store keeps nothing"
+
+# ---- names in any script ----
+# A user's profile folder may be named in any script; main()'s argv would
+# carry it in the ANSI code page as '?'s. Wine reads the Linux arguments as
+# UTF-8 only under a UTF-8 locale.
+store_dir="$work/鍵-Ключи-ü"
+intl_audit="$work/監査-ü.log"
+LC_ALL=C.UTF-8 start_agent -a "$pipe" -l "$(winpath "$intl_audit")"
+ssh-add "$work/k1" 2>/dev/null || fail "ssh-add to an agent with a non-ASCII store"
+[ "$(ls "$store_dir" 2>/dev/null | wc -l)" -eq 1 ] ||
+    fail "no entry in the non-ASCII store: $(ls "$work")"
+grep -q '"event":"add"' "$intl_audit" 2>/dev/null ||
+    fail "no add event in the non-ASCII audit log: $(ls "$work")"
+stop_agent
+echo "a store and an audit log named in any script"
