@@ -24,8 +24,12 @@
  * a peer that does not read its replies is not read from either.
  *
  * Sending: frame_conn_send() frames a body, frame_conn_send_raw() sends
- * bytes that are whole frames already (the relay's pass-through). Each
- * costs one allocation and one copy; the copy is cleared once written.
+ * bytes that are whole frames already (the relay's pass-through). When
+ * nothing is queued, what the peer takes at once is written during the
+ * call, from the caller's memory; only what it does not take is copied
+ * (one allocation) and queued, the copy cleared once written. So a send
+ * may be over when the call returns: writes pending then stay 0 and
+ * on_sent is not called for it.
  * frame_conn_shutdown() ends our sending side after what is queued
  * (half-close); the peer's end of stream and a failure (reset, a failed
  * write) are reported by separate callbacks.
@@ -88,7 +92,7 @@ struct frame_conn_callbacks {
     void (*on_eof)(struct frame_conn *fc);
     /* Reading or writing failed: the peer is gone (reset, closed with replies unread). */
     void (*on_error)(struct frame_conn *fc, const struct frame_conn_error *e);
-    /* A send was written out (optional): writes pending went down by one. */
+    /* A queued send was written out (optional): writes pending went down by one. */
     void (*on_sent)(struct frame_conn *fc);
 };
 
@@ -109,9 +113,9 @@ struct frame_conn {
     uint8_t *buf;                      /* received, not yet consumed; NULL when nothing is */
     size_t len;                        /* bytes in buf */
     size_t cap;
-    size_t dirty; /* bytes of buf that ever held data: what freeing it must clear */
-    unsigned writes;
-    int handles; /* open libuv handles */
+    size_t dirty;    /* bytes of buf that ever held data: what freeing it must clear */
+    unsigned writes; /* queued sends not yet written out */
+    int handles;     /* open libuv handles */
     enum frame_read_mode mode;
     const char *why; /* libuv's phrase for the last failure, for logs */
     bool reading;
