@@ -327,6 +327,27 @@ static void test_half_close(void)
 }
 
 /*
+ * The peer reads until it has want bytes (got already), running the loop
+ * between reads so that queued writes go on; keep: into buf at got, else
+ * over buf (size bytes) again and again. Returns the bytes read in all.
+ */
+static size_t peer_read_until(int peer, uint8_t *buf, size_t size, bool keep, size_t got,
+                              size_t want)
+{
+    ssize_t n;
+
+    while (got < want) {
+        n = keep ? read(peer, buf + got, want - got) : read(peer, buf, size);
+        if (n > 0)
+            got += (size_t)n;
+        else if (n < 0 && errno != EAGAIN)
+            break;
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    return got;
+}
+
+/*
  * A peer that does not read: once more than FRAME_WRITE_BACKLOG is queued,
  * reading stops; once the peer has read it all, reading starts again.
  */
@@ -334,11 +355,10 @@ static void test_slow_reader(void)
 {
     enum { CHUNK = 64 * 1024, COUNT = 40 };
     uint8_t *body = calloc(1, CHUNK), *sink = malloc(CHUNK);
-    size_t want = (size_t)COUNT * (FRAME_HEADER + CHUNK), got = 0;
+    size_t want = (size_t)COUNT * (FRAME_HEADER + CHUNK), got;
     struct owner o;
     int peer = owner_open(&o), i, queued = 0;
     unsigned before;
-    ssize_t n;
 
     for (i = 0; i < COUNT; i++) {
         before = frame_conn_writes_pending(&o.fc);
@@ -353,14 +373,7 @@ static void test_slow_reader(void)
     CHECK(!o.fc.reading);
     CHECK(o.sent < COUNT);
     /* The peer reads everything; the loop writes the rest meanwhile. */
-    while (got < want) {
-        n = read(peer, sink, CHUNK);
-        if (n > 0)
-            got += (size_t)n;
-        else if (n < 0 && errno != EAGAIN)
-            break;
-        uv_run(&loop, UV_RUN_NOWAIT);
-    }
+    got = peer_read_until(peer, sink, CHUNK, false, 0, want);
     spin();
     CHECK_EQ(got, want);
     CHECK_EQ(o.sent, queued);
@@ -589,14 +602,7 @@ static void test_queued_rest(void)
     CHECK_EQ(frame_conn_writes_pending(&o.fc), 2); /* behind the first, not before it */
     nclears = 0;                                   /* record the clears from here on */
     first = 0;
-    while (got < want) {
-        n = read(peer, sink + got, want - got);
-        if (n > 0)
-            got += (size_t)n;
-        else if (n < 0 && errno != EAGAIN)
-            break;
-        uv_run(&loop, UV_RUN_NOWAIT);
-    }
+    got = peer_read_until(peer, sink, want, true, got, want);
     spin();
     CHECK_EQ(got, want);
     CHECK_EQ(wire_peek_u32(sink), BIG);
