@@ -24,7 +24,10 @@
 #include "transport/frame_conn.h"
 #include "transport/listener.h"
 
-/* libuv's worker threads when UV_THREADPOOL_SIZE does not say, and at most. */
+/*
+ * Threads for slow jobs when UV_THREADPOOL_SIZE does not say, and at most
+ * (the variable that sized libuv's pool, which these jobs used to run on).
+ */
 #define THREADPOOL_DEFAULT 4
 #define THREADPOOL_MAX     1024
 /* How much nicer than the loop thread the worker threads run (Linux). */
@@ -69,16 +72,15 @@ struct conn {
     uv_timer_t delay_timer;
     struct server *srv;
     struct agent_conn state;
-    unsigned long last_request;      /* srv->requests when this connection's last one came */
-    struct agent_reply held;         /* a reply being held back (failed unlock) */
-    struct agent_job *job;           /* a confirmation or signature under way */
-    struct prompt *prompt;           /* the askpass asking about job, while it runs */
-    struct conn_link ready;          /* in srv->ready: requests buffered, waiting for a turn */
-    struct conn_link prompt_wait;    /* in srv->prompt_wait: job waits for a prompt slot */
-    uv_work_t work;                  /* queued while job is a slow signature or a hash */
-    struct sign_lane_item lane_item; /* queued while job is a fast signature */
-    bool busy;                       /* a held reply or a job: read no further request yet */
-    bool processing;                 /* inside conn_process(): do not re-enter it */
+    unsigned long last_request;     /* srv->requests when this connection's last one came */
+    struct agent_reply held;        /* a reply being held back (failed unlock) */
+    struct agent_job *job;          /* a confirmation or signature under way */
+    struct prompt *prompt;          /* the askpass asking about job, while it runs */
+    struct conn_link ready;         /* in srv->ready: requests buffered, waiting for a turn */
+    struct conn_link prompt_wait;   /* in srv->prompt_wait: job waits for a prompt slot */
+    struct job_pool_item pool_item; /* queued while job runs on a worker thread */
+    bool busy;                      /* a held reply or a job: read no further request yet */
+    bool processing;                /* inside conn_process(): do not re-enter it */
     /*
      * The client ended its side while a worker job (a signature, an
      * unlock) was out: finish, send the replies, then close. A client that
@@ -357,8 +359,8 @@ static void conn_deliver(struct conn *c, struct agent_reply *reply);
 #ifdef __linux__
 /*
  * Runs the calling worker thread WORKER_NICE nicer than it was (than the
- * loop thread that started the pool), once per thread. On Linux the nice
- * value is per thread, and nice() changes the caller's only. When other
+ * loop thread that started it); each pool calls it once per thread. On
+ * Linux the nice value is per thread, and nice() changes the caller's only. When other
  * processes hold the cores, a loop thread woken by a client's request then
  * preempts an RSA signature sooner instead of waiting out a scheduler tick,
  * so lists and fast signatures stay quick beside slow ones. Not SCHED_IDLE:
@@ -367,26 +369,11 @@ static void conn_deliver(struct conn *c, struct agent_reply *reply);
  */
 static void worker_lower_priority(void)
 {
-    static _Thread_local bool lowered;
-
-    if (lowered)
-        return;
-    lowered = true;
     errno = 0;
     if (nice(WORKER_NICE) == -1 && errno != 0)
         log_debug("worker thread: cannot lower its priority: %s", strerror(errno));
 }
 #endif
-
-static void on_job_work(uv_work_t *w)
-{
-    struct conn *c = w->data;
-
-#ifdef __linux__
-    worker_lower_priority();
-#endif
-    agent_job_run(c->job); /* worker thread: touches only the job */
-}
 
 /*
  * Loop thread: a worker job is over; reply, unless the client left. A
@@ -439,19 +426,13 @@ static void finish_job(struct conn *c)
     conn_release(c); /* the job's reference */
 }
 
-static void on_job_done(uv_work_t *w, int status)
+static void on_pool_done(struct job_pool *pool, struct job_pool_item *item)
 {
-    struct conn *c = w->data;
+    struct conn *c = (struct conn *)((char *)item - offsetof(struct conn, pool_item));
 
-    (void)status;
-    c->srv->pool_jobs--;
+    if (pool == &c->srv->slow_pool)
+        c->srv->slow_jobs--;
     finish_job(c);
-}
-
-static void on_lane_done(struct sign_lane *lane, struct sign_lane_item *item)
-{
-    (void)lane;
-    finish_job((struct conn *)((char *)item - offsetof(struct conn, lane_item)));
 }
 
 /*
@@ -459,9 +440,9 @@ static void on_lane_done(struct sign_lane *lane, struct sign_lane_item *item)
  * now, should go to a worker even though the key is fast to sign. Only
  * when another client was served since this connection's previous request
  * or has a job out, so that the loop has other work meanwhile; only while
- * no slow job is in libuv's pool, whose threads would otherwise take turns
- * on the cores with the lane's; and only while no fast signature is still
- * waiting in the lane: one waiting is enough for its runner never to
+ * no slow job is out, whose threads would otherwise take turns on the
+ * cores with the fast pool's; and only while no fast signature is still
+ * waiting in the fast pool: one waiting is enough for its worker never to
  * sleep between signatures, and the loop thread signs the rest inline, so
  * both cores sign. A hand-off costs CPU (wake-ups of the threads), so a
  * single client, or a single core, is served inline.
@@ -473,8 +454,8 @@ static bool offload_fast_signature(void *ctx, const struct agent_conn *state)
         (const struct conn *)((const char *)state - offsetof(struct conn, state));
     bool others_active = srv->requests != c->last_request || srv->jobs > 0;
 
-    return srv->lane_ready && srv->cores > 1 && others_active && srv->pool_jobs == 0 &&
-           sign_lane_waiting(&srv->lane) == 0;
+    return srv->fast_pool_ready && srv->cores > 1 && others_active && srv->slow_jobs == 0 &&
+           job_pool_waiting(&srv->fast_pool) == 0;
 }
 
 static void finish_confirm(struct conn *c, bool approved)
@@ -767,21 +748,19 @@ static void start_job(struct conn *c, struct agent_job *job)
     }
     if (kw_timing_on && job->kind == AGENT_JOB_SIGN)
         agent_sign_job(job)->timing_start = kw_timing_wall();
-    if (job->kind == AGENT_JOB_SIGN && agent_sign_job(job)->fast) {
-        c->lane_item.job = job;
-        sign_lane_push(&c->srv->lane, &c->lane_item);
+    c->pool_item.job = job;
+    if (job->kind == AGENT_JOB_SIGN && agent_sign_job(job)->fast && c->srv->fast_pool_ready) {
+        job_pool_push(&c->srv->fast_pool, &c->pool_item);
         return;
     }
-    c->work.data = c;
-    c->srv->pool_jobs++;
-    if (uv_queue_work(c->srv->loop, &c->work, on_job_work, on_job_done) != 0) {
-        /*
-         * Cannot happen with a valid loop; sign here rather than fail.
-         * on_job_done() drops the work's reference, as it would have.
-         */
+    if (!c->srv->slow_pool_ready) {
+        /* No worker threads at all (server_init() said so): run it here rather than fail. */
         agent_job_run(job);
-        on_job_done(&c->work, 0);
+        finish_job(c);
+        return;
     }
+    c->srv->slow_jobs++;
+    job_pool_push(&c->srv->slow_pool, &c->pool_item);
 }
 
 /* Sends a reply, holds it back, or starts the job it asks for. */
@@ -1044,15 +1023,21 @@ void server_init(struct server *srv, uv_loop_t *loop, struct agent *agent)
         srv->cores = 1;
     agent->offload_fast = offload_fast_signature;
     agent->offload_ctx = srv;
-    /* On one core the lane is never asked to sign (offload_fast_signature). */
-    r = sign_lane_init(&srv->lane, loop,
-                       srv->cores - 1 < srv->workers ? srv->cores - 1 : srv->workers, on_lane_done);
+    /* On one core the fast pool is never asked to sign (offload_fast_signature). */
+    r = job_pool_init(&srv->fast_pool, loop,
+                      srv->cores - 1 < srv->workers ? srv->cores - 1 : srv->workers, on_pool_done);
     if (r != 0)
         log_error("cannot set up worker threads for fast signatures, signing them inline: %s",
                   kw_strerror(r));
-    srv->lane_ready = r == 0;
+    srv->fast_pool_ready = r == 0;
+    r = job_pool_init(&srv->slow_pool, loop, srv->workers, on_pool_done);
+    if (r != 0)
+        log_error("cannot set up worker threads for slow jobs, running them inline: %s",
+                  kw_strerror(r));
+    srv->slow_pool_ready = r == 0;
 #ifdef __linux__
-    srv->lane.on_worker_thread = worker_lower_priority;
+    srv->fast_pool.on_worker_thread = worker_lower_priority;
+    srv->slow_pool.on_worker_thread = worker_lower_priority;
 #endif
     uv_idle_init(loop, &srv->resume);
     srv->resume.data = srv;
@@ -1104,8 +1089,10 @@ void server_close(struct server *srv)
         uv_close((uv_handle_t *)&srv->expiry_timer, NULL);
     if (!uv_is_closing((uv_handle_t *)&srv->resume))
         uv_close((uv_handle_t *)&srv->resume, NULL);
-    if (srv->lane_ready)
-        sign_lane_close(&srv->lane);
+    if (srv->fast_pool_ready)
+        job_pool_close(&srv->fast_pool);
+    if (srv->slow_pool_ready)
+        job_pool_close(&srv->slow_pool);
     provider_hosts_close(&srv->providers);
 }
 

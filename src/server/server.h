@@ -18,7 +18,7 @@
 
 #include "agent/agent.h"
 #include "server/provider_host.h"
-#include "server/sign_lane.h"
+#include "server/job_pool.h"
 #include "transport/listener.h"
 
 struct conn; /* one client connection; private to server.c */
@@ -49,21 +49,27 @@ struct server {
     unsigned long next_conn_id;
     /*
      * For handing fast signatures to the workers only when that gains
-     * something (agent.offload_fast): requests handled so far, signatures
-     * and passphrase hashes out on worker threads (pool_jobs: those in
-     * libuv's pool, the slow ones), libuv's worker threads, and the cores
-     * this process may run on.
+     * something (agent.offload_fast): requests handled so far, jobs out
+     * (slow_jobs: those in slow_pool), the slow pool's threads at most,
+     * and the cores this process may run on.
      */
     unsigned long requests;
     unsigned jobs;
-    unsigned pool_jobs;
+    unsigned slow_jobs;
     unsigned workers;
     unsigned cores;
-    struct sign_lane lane; /* fast signatures handed to workers */
+    /*
+     * Worker threads: fast signatures (Ed25519, ECDSA) that the loop hands
+     * out while it signs others inline, at most one thread per spare core;
+     * and slow jobs (RSA signatures, passphrase hashes), which always go out.
+     */
+    struct job_pool fast_pool;
+    struct job_pool slow_pool;
     /* PKCS#11 helpers (provider_host.h); set providers.helper_path to enable loading. */
     struct provider_hosts providers;
-    bool lane_ready;    /* lane set up; if not, fast signatures stay inline */
-    struct conn *conns; /* every open connection, for shutdown */
+    bool fast_pool_ready; /* set up; if not, fast signatures stay inline */
+    bool slow_pool_ready; /* set up; if not, slow jobs run inline */
+    struct conn *conns;   /* every open connection, for shutdown */
     /*
      * Connections with requests buffered that wait for their next turn: a
      * connection handles a bounded batch of requests per turn, then the
