@@ -21,11 +21,20 @@
 
 static const uint8_t store_magic[8] = {'K', 'W', 'K', 'E', 'Y', 'S', 'T', '\n'};
 
-/* A wide string as UTF-8 into buf ("?" if it does not convert). */
-static void wide_to_utf8(const wchar_t *w, char *buf, size_t size)
+/*
+ * win32_wide_to_utf8(w), and if it returns NULL, why in *r: KW_ERR_BAD_FORMAT
+ * if w is not valid UTF-16 (Windows allows a lone surrogate in a file or
+ * registry name), KW_ERR_ALLOC if out of memory. A name that cannot be
+ * written as UTF-8 is skipped; running out of memory stops the operation.
+ */
+static char *name_to_utf8(const wchar_t *w, int *r)
 {
-    if (WideCharToMultiByte(CP_UTF8, 0, w, -1, buf, (int)size, NULL, NULL) <= 0)
-        snprintf(buf, size, "?");
+    char *s;
+
+    SetLastError(ERROR_SUCCESS);
+    if ((s = win32_wide_to_utf8(w)) == NULL)
+        *r = GetLastError() == ERROR_NO_UNICODE_TRANSLATION ? KW_ERR_BAD_FORMAT : KW_ERR_ALLOC;
+    return s;
 }
 
 /* dir\name.ext as a fresh wide string; NULL if out of memory or name is not UTF-8. */
@@ -104,7 +113,7 @@ out:
 int win_key_store_open(struct win_key_store *s, const char *dir, char *err, size_t errsize)
 {
     wchar_t base[MAX_PATH];
-    DWORD n;
+    DWORD n, e;
     size_t len;
     int r;
 
@@ -130,15 +139,24 @@ int win_key_store_open(struct win_key_store *s, const char *dir, char *err, size
         }
         /* %LOCALAPPDATA%\keyward as any folder of the profile, then keys\ with our DACL. */
         swprintf(s->dir, len, L"%ls\\keyward", base);
-        if (!CreateDirectoryW(s->dir, NULL) && GetLastError() != ERROR_ALREADY_EXISTS) {
-            wide_to_utf8(s->dir, s->path, sizeof(s->path));
-            snprintf(err, errsize, "cannot create %s (error %lu)", s->path, GetLastError());
+        if (!CreateDirectoryW(s->dir, NULL) && (e = GetLastError()) != ERROR_ALREADY_EXISTS) {
+            char *p = win32_wide_to_utf8(s->dir);
+
+            snprintf(err, errsize, "cannot create %s (error %lu)",
+                     p != NULL ? p : "%LOCALAPPDATA%\\keyward", e);
+            free(p);
             win_key_store_close(s);
             return KW_ERR_SYSTEM;
         }
         swprintf(s->dir, len, L"%ls\\keyward\\keys", base);
     }
-    wide_to_utf8(s->dir, s->path, sizeof(s->path));
+    if ((s->path = name_to_utf8(s->dir, &r)) == NULL) {
+        snprintf(err, errsize, "%s",
+                 r == KW_ERR_ALLOC ? "out of memory"
+                                   : "the store's path is not valid UTF-16 and cannot be shown");
+        win_key_store_close(s);
+        return r;
+    }
     if ((r = make_store_dir(s->dir, err, errsize)) != 0) {
         char what[256];
 
@@ -153,6 +171,8 @@ void win_key_store_close(struct win_key_store *s)
 {
     free(s->dir);
     s->dir = NULL;
+    free(s->path);
+    s->path = NULL;
 }
 
 /* Writes all of buf to a new file at path; flushed to disk before it returns 0. */
@@ -273,7 +293,7 @@ static int each_file(struct win_key_store *s, const wchar_t *ext,
     size_t n = wcslen(s->dir) + 3 + wcslen(ext), count = 0, cap = 0, i, len, extlen = wcslen(ext);
     struct found *all = NULL, *grown;
     HANDLE h;
-    char name[MAX_PATH * 3];
+    char *name;
     int r = 0;
 
     if ((pattern = calloc(n, sizeof(*pattern))) == NULL)
@@ -289,20 +309,26 @@ static int each_file(struct win_key_store *s, const wchar_t *ext,
         if ((fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) || len <= extlen ||
             _wcsicmp(fd.cFileName + len - extlen, ext) != 0)
             continue;
-        wide_to_utf8(fd.cFileName, name, sizeof(name));
-        name[strlen(name) - extlen] = '\0'; /* the extension is ASCII */
+        if ((name = name_to_utf8(fd.cFileName, &r)) == NULL) {
+            if (r == KW_ERR_ALLOC)
+                break;
+            /* No UTF-8 name could open it again (entry_path()): leave it be. */
+            log_error("key store: skipped a file in %s whose name is not valid UTF-16", s->path);
+            r = 0;
+            continue;
+        }
+        /* The extension is ASCII, and name has a byte or more for each of its characters. */
+        name[strlen(name) - extlen] = '\0';
         if (count == cap) {
             cap = cap ? cap * 2 : 16;
             if ((grown = realloc(all, cap * sizeof(*all))) == NULL) {
+                free(name);
                 r = KW_ERR_ALLOC;
                 break;
             }
             all = grown;
         }
-        if ((all[count].name = strdup(name)) == NULL) {
-            r = KW_ERR_ALLOC;
-            break;
-        }
+        all[count].name = name;
         all[count++].created =
             ((ULONGLONG)fd.ftCreationTime.dwHighDateTime << 32) | fd.ftCreationTime.dwLowDateTime;
     } while (FindNextFileW(h, &fd));
@@ -588,7 +614,7 @@ int win_openssh_keys_each(win_openssh_key_fn fn, void *ctx, char *err, size_t er
 {
     HKEY keys = NULL;
     wchar_t wname[256];
-    char name[768];
+    char *name;
     DWORD i, n;
     LSTATUS e;
     int r = 0;
@@ -620,8 +646,20 @@ int win_openssh_keys_each(win_openssh_key_fn fn, void *ctx, char *err, size_t er
             r = KW_ERR_SYSTEM;
             break;
         }
-        wide_to_utf8(wname, name, sizeof(name));
-        if (read_service_key(keys, wname, name, fn, ctx) == ERROR_ACCESS_DENIED)
+        if ((name = name_to_utf8(wname, &r)) == NULL) {
+            if (r == KW_ERR_ALLOC) {
+                snprintf(err, errsize, "out of memory");
+                break;
+            }
+            log_error("import: skipped a key in HKEY_CURRENT_USER\\%s whose name is not "
+                      "valid UTF-16",
+                      WIN_OPENSSH_KEYS_PATH);
+            r = 0;
+            continue;
+        }
+        e = read_service_key(keys, wname, name, fn, ctx);
+        free(name);
+        if (e == ERROR_ACCESS_DENIED)
             goto denied;
     }
     RegCloseKey(keys);

@@ -30,8 +30,8 @@
 #define WIN_KEY_STORE_ENTRY_MAX (1024u * 1024)
 
 struct win_key_store {
-    wchar_t *dir;   /* the folder, without a trailing backslash */
-    char path[512]; /* the same, as UTF-8, for messages */
+    wchar_t *dir; /* the folder, without a trailing backslash */
+    char *path;   /* the same, as UTF-8, for messages */
 };
 
 /*

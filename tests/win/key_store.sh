@@ -212,4 +212,10 @@ ssh-add "$work/k1" 2>/dev/null || fail "ssh-add to an agent with a non-ASCII sto
 grep -q '"event":"add"' "$intl_audit" 2>/dev/null ||
     fail "no add event in the non-ASCII audit log: $(ls "$work")"
 stop_agent
+# Loaded again from that folder, whose name the log line gives back as the
+# same UTF-8.
+LC_ALL=C.UTF-8 start_agent -a "$pipe"
+grep -q "key store .*\\鍵-Ключи-ü: 1 keys loaded, 0 skipped" "$agent_log" ||
+    fail "the non-ASCII store's key did not load, or its name is not in the log"
+stop_agent
 echo "a store and an audit log named in any script"
