@@ -25,8 +25,8 @@
  * The loop thread reads the wake-up before it takes the finished stack, so
  * an item finished after the take has a wake-up of its own still pending.
  *
- * Threads are started as items need them, up to max_threads, and stay; a
- * worker that runs out of items polls for the next one for
+ * All max_threads threads start at the first push and stay; a worker that
+ * runs out of items polls for the next one for
  * JOB_POOL_LINGER_NS before it sleeps, because while clients keep signing
  * the next item comes within microseconds and waking a sleeping thread
  * costs more. Items are pushed and delivered on the loop thread; a worker
@@ -82,14 +82,16 @@ struct job_pool {
     uv_thread_t threads[JOB_POOL_MAX_THREADS];
     unsigned max_threads;
     unsigned threads_started;
+    bool start_failed;  /* a thread could not start: do not try at every push */
     unsigned items_out; /* pushed, not yet delivered */
     bool closing;
     bool closed; /* the wake-up handle is closed; the lock and semaphore destroyed */
 };
 
 /*
- * max_threads: at most this many worker threads (at least 1, at most
- * JOB_POOL_MAX_THREADS). Starts none yet. Returns 0 or a KW_ERR_* code.
+ * max_threads: this many worker threads (at least 1, at most
+ * JOB_POOL_MAX_THREADS), started at the first push. Returns 0 or a
+ * KW_ERR_* code.
  */
 int job_pool_init(struct job_pool *pool, uv_loop_t *loop, unsigned max_threads,
                   job_pool_done_cb done_cb);
