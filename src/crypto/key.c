@@ -122,10 +122,10 @@ static const struct kind_info kinds[] = {
  * digest; ECDSA and Ed25519 keys have one, RSA keys sign without them), a
  * few slots that a thread empties with an atomic exchange to take a
  * context and fills with a compare-and-swap to give it back. Lock-free, so
- * that the sign lanes' threads never wait for each other here.
+ * that the job pools' worker threads never wait for each other here.
  */
 #define SIGN_VARIANTS 1
-#define SIGN_SLOTS    4 /* the sign lanes' threads and the loop's, with room to spare */
+#define SIGN_SLOTS    4 /* the workers' threads and the loop's, with room to spare */
 
 struct sign_ctx;
 

@@ -29,7 +29,7 @@
  * (the variable that sized libuv's pool, which these jobs used to run on).
  */
 #define THREADPOOL_DEFAULT 4
-#define THREADPOOL_MAX     1024
+#define THREADPOOL_MAX     JOB_POOL_MAX_THREADS
 /* How much nicer than the loop thread the worker threads run (Linux). */
 #define WORKER_NICE 10
 /*
@@ -983,7 +983,7 @@ void server_schedule_expiry(struct server *srv)
     uv_timer_start(&srv->expiry_timer, on_expiry, next > now ? next - now : 0, 0);
 }
 
-/* How many worker threads libuv starts: UV_THREADPOOL_SIZE, read as libuv reads it. */
+/* Threads for slow jobs: UV_THREADPOOL_SIZE, read as libuv reads it. */
 static unsigned threadpool_size(void)
 {
     char val[32];

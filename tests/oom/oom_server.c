@@ -7,7 +7,7 @@
  * An in-process server (server_init() and server_listen_fd() on a Unix
  * socket, server_run() on a thread of its own) serves an agent holding the
  * corpus keys, as keyward-agent runs it: RSA signatures and the lock KDF on
- * libuv's workers. libuv allocates through the countdown too
+ * the job pool's worker threads. libuv allocates through the countdown too
  * (oom_use_for_libuv()). For each sample request and N = 1, 2, 3, ... until
  * a run fails no allocation:
  *

@@ -671,7 +671,7 @@ static void test_jobs(void)
     CHECK_EQ(add_key(&c, rsa, "rsa", NULL, 0), SSH_AGENT_SUCCESS);
     job = sign_job(&c, rsa, KEY_SIGN_RSA_SHA2_512);
     CHECK(job != NULL && job->kind == AGENT_JOB_SIGN && agent_sign_job(job)->key != NULL);
-    /* For libuv's pool, not the fast-signature lane. */
+    /* For the slow job pool, not the fast one. */
     CHECK(job != NULL && !agent_sign_job(job)->fast);
     wire_writer_init(&req);
     wire_put_u8(&req, SSH_AGENTC_REMOVE_ALL_IDENTITIES);
@@ -1114,7 +1114,7 @@ static void test_offload_fast_signatures(void)
     job2 = sign_job(&c, ec, 0);
     CHECK(job != NULL && job->kind == AGENT_JOB_SIGN && agent_sign_job(job)->key != NULL);
     CHECK(job2 != NULL && job2->kind == AGENT_JOB_SIGN && agent_sign_job(job2)->key != NULL);
-    /* For the server's fast-signature lane, not libuv's pool. */
+    /* For the server's fast job pool, not the slow one. */
     CHECK(job != NULL && agent_sign_job(job)->fast);
     CHECK(job2 != NULL && agent_sign_job(job2)->fast);
     /*
