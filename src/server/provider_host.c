@@ -237,6 +237,23 @@ static void fail_reason(const struct provider_host *h, struct wire_view reason, 
                  log_sanitize(reason.ptr, reason.len, safe, sizeof(safe)));
 }
 
+/*
+ * A load request (taken off the queue) ends without keys: its caller
+ * learns run_err, and the helper, which has nothing more to do, stops
+ * (killed if kill) and goes once its process and pipes are done.
+ */
+static void load_failed(struct provider_host *h, struct host_request *rq, int run_err,
+                        const char *why, bool kill)
+{
+    rq->load->run_err = run_err;
+    rq->load->host = NULL;
+    rq->done(rq->arg);
+    free(rq);
+    host_stop(h, why, kill, false);
+    h->released = true;
+    host_maybe_free(h);
+}
+
 /* Takes the oldest request off the queue. */
 static struct host_request *pop_request(struct provider_host *h)
 {
@@ -274,14 +291,8 @@ static bool handle_answer(struct provider_host *h, const uint8_t *msg, size_t le
     if (rep.type == HELPER_FAIL && rq->load != NULL) {
         pop_request(h);
         fail_reason(h, rep.reason, rq->load->why, sizeof(rq->load->why));
-        rq->load->run_err = KW_ERR_DENIED;
-        rq->load->host = NULL;
-        rq->done(rq->arg);
-        free(rq);
         /* A helper whose module would not load has nothing more to do. */
-        host_stop(h, "the module did not load", false, false);
-        h->released = true;
-        host_maybe_free(h);
+        load_failed(h, rq, KW_ERR_DENIED, "the module did not load", false);
         return false;
     }
     if (rep.type == HELPER_FAIL) {
@@ -303,13 +314,7 @@ static bool handle_answer(struct provider_host *h, const uint8_t *msg, size_t le
         wire_put_u32(&rq->load->keys, rep.nkeys);
         wire_put_bytes(&rq->load->keys, rep.keys.ptr, rep.keys.len);
         if (rq->load->keys.error != 0) {
-            rq->load->run_err = KW_ERR_ALLOC;
-            rq->load->host = NULL;
-            rq->done(rq->arg);
-            free(rq);
-            host_stop(h, "out of memory", true, false);
-            h->released = true;
-            host_maybe_free(h);
+            load_failed(h, rq, KW_ERR_ALLOC, "out of memory", true);
             return false;
         }
         rq->load->host = h; /* the agent's from now on */
