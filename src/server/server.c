@@ -360,10 +360,11 @@ static void conn_deliver(struct conn *c, struct agent_reply *reply);
 /*
  * Runs the calling worker thread WORKER_NICE nicer than it was (than the
  * loop thread that started it); each pool calls it once per thread. On
- * Linux the nice value is per thread, and nice() changes the caller's only. When other
- * processes hold the cores, a loop thread woken by a client's request then
- * preempts an RSA signature sooner instead of waiting out a scheduler tick,
- * so lists and fast signatures stay quick beside slow ones. Not SCHED_IDLE:
+ * Linux the nice value is per thread, and nice() changes the caller's
+ * only. When other processes hold the cores, a loop thread woken by a
+ * client's request then preempts an RSA signature sooner instead of
+ * waiting out a scheduler tick, so lists and fast signatures stay quick
+ * beside slow ones. Not SCHED_IDLE:
  * that would starve signatures whenever anything else wants the CPU
  * (docs/performance.md).
  */
